@@ -1,0 +1,1 @@
+//! oras-agent: pulls a step's inputs, wraps the step, pushes its outputs
