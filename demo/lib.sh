@@ -1,0 +1,180 @@
+# Functions shared by `make demo` (demo/run.sh) and its test (demo/demo.bats).
+# Source it from bash; it needs the repo's root in ORAS_ROOT (set below when unset).
+# shellcheck shell=bash
+
+ORAS_ROOT=${ORAS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$ORAS_ROOT/demo/containers.conf}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ORAS_ROOT/target}
+KWRUN=${KWRUN:-$CARGO_TARGET_DIR/release/kwrun}
+AGENT_BIN=${AGENT_BIN:-$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/oras-agent}
+POLICY=${POLICY:-$ORAS_ROOT/annotated-policy.wasm}
+ADMISSION="python3 $ORAS_ROOT/demo/admission.py"
+# Images the demo builds; a run's own tag keeps parallel runs apart and lets cleanup remove exactly them.
+DEMO_TAG=${DEMO_TAG:-demo}
+AGENT_IMAGE=localhost/oras-agent:$DEMO_TAG
+BUSYBOX_IMAGE=localhost/oras-demo-busybox:$DEMO_TAG
+NOSHELL_IMAGE=localhost/oras-demo-noshell:$DEMO_TAG
+CACHE_NAME=orascache-sample
+NAMESPACE=default
+
+say() { printf '\n==> %s\n' "$*"; }
+fail() { printf 'FAILED: %s\n' "$*" >&2; return 1; }
+
+# demo_workdir: a scratch directory for this run, removed by demo_cleanup.
+demo_workdir() {
+  DEMO_WORK=$(mktemp -d "${TMPDIR:-/tmp}/oras-demo.XXXXXX")
+  DEMO_PODS=()
+  DEMO_IMAGES=()
+  DEMO_REGISTRY_PID=
+}
+
+demo_build() {
+  say "building the policy (annotated), kwrun and the static agent"
+  make -C "$ORAS_ROOT" --no-print-directory annotated-policy.wasm kwrun agent
+  say "building images with buildah: $AGENT_IMAGE (agent/Dockerfile), $BUSYBOX_IMAGE, $NOSHELL_IMAGE"
+  local ctx=$DEMO_WORK/agent-ctx
+  mkdir -p "$ctx"
+  cp "$AGENT_BIN" "$ctx/oras-agent"
+  buildah bud -q --layers=false -f "$ORAS_ROOT/agent/Dockerfile" -t "$AGENT_IMAGE" "$ctx" >/dev/null
+  DEMO_IMAGES+=("$AGENT_IMAGE")
+  local bb=$DEMO_WORK/busybox-ctx
+  mkdir -p "$bb"
+  cp "$(command -v busybox)" "$bb/busybox"
+  buildah bud -q --layers=false -f "$ORAS_ROOT/demo/busybox.Dockerfile" -t "$BUSYBOX_IMAGE" "$bb" >/dev/null
+  DEMO_IMAGES+=("$BUSYBOX_IMAGE")
+}
+
+# demo_build_noshell: an image whose only file is a static program and that declares its
+# ENTRYPOINT/CMD, so the policy must read them from the image config and the agent must wrap it
+# without a shell.
+demo_build_noshell() {
+  local ctx=$DEMO_WORK/noshell-ctx
+  mkdir -p "$ctx"
+  cp "$(command -v busybox)" "$ctx/busybox"
+  buildah bud -q --layers=false -f "$ORAS_ROOT/demo/noshell.Dockerfile" -t "$NOSHELL_IMAGE" "$ctx" >/dev/null
+  DEMO_IMAGES+=("$NOSHELL_IMAGE")
+}
+
+# demo_image_config IMAGE OUT: what Kubewarden's v1/oci_manifest_config capability answers for IMAGE.
+demo_image_config() {
+  local image=$1 out=$2
+  local manifest config
+  manifest=$(skopeo inspect --raw "containers-storage:$image")
+  config=$(skopeo inspect --config --raw "containers-storage:$image")
+  jq -n --argjson manifest "$manifest" --argjson config "$config" \
+    --arg digest "sha256:$(printf '%s' "$manifest" | sha256sum | cut -d' ' -f1)" \
+    '{manifest: $manifest, digest: $digest, config: $config}' > "$out"
+}
+
+demo_start_registry() {
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  REGISTRY=127.0.0.1:$port
+  mkdir -p "$DEMO_WORK/registry"
+  cat > "$DEMO_WORK/registry/config.yml" <<CONF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $DEMO_WORK/registry/storage
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+  secret: oras-cache-demo
+CONF
+  say "starting the loopback OCI registry (the namespace's OrasCache '$CACHE_NAME') on $REGISTRY"
+  docker-registry serve "$DEMO_WORK/registry/config.yml" >"$DEMO_WORK/registry/log" 2>&1 &
+  DEMO_REGISTRY_PID=$!
+  local i
+  for i in $(seq 1 100); do
+    if curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  cat "$DEMO_WORK/registry/log" >&2
+  fail "registry did not start on $REGISTRY"
+}
+
+demo_settings() {
+  cat > "$DEMO_WORK/settings.json" <<JSON
+{"agentImage": "$AGENT_IMAGE", "agentImagePullPolicy": "Never"}
+JSON
+}
+
+# demo_admit MANIFEST NAME [IMAGE-CONFIG...]: evaluate MANIFEST through the annotated policy with
+# kwrun (the OrasCache lookup answered by a replayed session), and write the podman Pod for it to
+# $DEMO_WORK/NAME.pod.yaml.
+demo_admit() {
+  local manifest=$1 name=$2
+  shift 2
+  local images=()
+  local spec
+  for spec in "$@"; do images+=(--image "$spec"); done
+  $ADMISSION request "$manifest" --namespace "$NAMESPACE" > "$DEMO_WORK/$name.request.json"
+  $ADMISSION session "$DEMO_WORK/$name.session.yml" --cache "$CACHE_NAME" --namespace "$NAMESPACE" \
+    --address "$REGISTRY" "${images[@]}"
+  say "kwrun: evaluating $(basename "$manifest") through the policy"
+  "$KWRUN" run --request-path "$DEMO_WORK/$name.request.json" \
+    --settings-path "$DEMO_WORK/settings.json" --allow-context-aware \
+    --replay-host-capabilities-interactions "$DEMO_WORK/$name.session.yml" \
+    "$POLICY" > "$DEMO_WORK/$name.response.json"
+  jq -c '{allowed, patchType, warnings, status}' "$DEMO_WORK/$name.response.json"
+  $ADMISSION apply "$manifest" "$DEMO_WORK/$name.response.json" > "$DEMO_WORK/$name.mutated.yaml"
+  $ADMISSION pod "$DEMO_WORK/$name.mutated.yaml" "$name" > "$DEMO_WORK/$name.pod.yaml"
+}
+
+# demo_run_pod NAME: run the Pod with podman kube play, wait for it, print each container's log and
+# exit status. Sets POD_EXIT to the application container's exit code; returns non-zero when any
+# container failed.
+demo_run_pod() {
+  local name=$1
+  say "podman kube play: running pod $name"
+  podman kube play "$DEMO_WORK/$name.pod.yaml" >/dev/null
+  DEMO_PODS+=("$name")
+  local i states
+  for i in $(seq 1 600); do
+    states=$(podman ps -a --filter "pod=$name" --format '{{.Names}} {{.State}}' | grep -v -- '-infra ' || true)
+    if [ -n "$states" ] && ! grep -qvE ' (exited|stopped)$' <<<"$states"; then break; fi
+    sleep 0.5
+  done
+  local failed=0 container code
+  while read -r container _; do
+    code=$(podman inspect "$container" --format '{{.State.ExitCode}}')
+    printf -- '--- %s (exit %s)\n' "$container" "$code"
+    podman logs "$container" 2>&1 | sed 's/^/    /'
+    [ "$code" = 0 ] || failed=1
+    case $container in *-oras | *-oras-init) ;; *) POD_EXIT=$code ;; esac
+  done < <(podman ps -a --filter "pod=$name" --format '{{.Names}} {{.State}}' | grep -v -- '-infra ')
+  return $failed
+}
+
+# demo_pull REF DIR: pull an artifact with oras-py, the outside client.
+demo_pull() {
+  local ref=$1 dir=$2
+  mkdir -p "$dir"
+  python3 - "$ref" "$dir" <<'PY'
+import sys
+import oras.client
+ref, outdir = sys.argv[1], sys.argv[2]
+client = oras.client.OrasClient(insecure=True)
+for path in client.pull(target=ref, outdir=outdir):
+    print(path)
+PY
+}
+
+demo_tag_exists() {
+  local repo=$1 tag=$2
+  curl -fsS "http://$REGISTRY/v2/$repo/tags/list" 2>/dev/null | jq -e --arg t "$tag" '.tags // [] | index($t)' >/dev/null
+}
+
+demo_cleanup() {
+  local pod image
+  for pod in "${DEMO_PODS[@]}"; do podman pod rm -f "$pod" >/dev/null 2>&1 || true; done
+  if [ -n "${DEMO_REGISTRY_PID:-}" ]; then kill "$DEMO_REGISTRY_PID" 2>/dev/null || true; wait "$DEMO_REGISTRY_PID" 2>/dev/null || true; fi
+  for image in "${DEMO_IMAGES[@]}"; do podman rmi -f "$image" >/dev/null 2>&1 || true; done
+  [ -n "${DEMO_WORK:-}" ] && rm -rf "$DEMO_WORK"
+  return 0
+}
