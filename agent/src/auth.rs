@@ -1,0 +1,329 @@
+//! Registry credentials and authentication challenges.
+//!
+//! Credentials come, in this order, from the original project's environment variables
+//! (`ORAS_USER` with `ORAS_PUSH_PASS`/`ORAS_PULL_PASS`, falling back to `ORAS_PASS`), then from a
+//! docker `config.json` (`DOCKER_CONFIG`, a directory or the file itself, else
+//! `~/.docker/config.json`), else the client is anonymous. The registry decides the scheme: a
+//! `Basic` challenge gets the credentials directly, a `Bearer` challenge sends them to the token
+//! realm (or asks anonymously) and uses the token it returns.
+
+use base64::Engine as _;
+use oras_cache_api::agent::{ENV_DOCKER_CONFIG, ENV_PASS, ENV_PULL_PASS, ENV_PUSH_PASS, ENV_USER};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What a request is for; decides which password variable applies and the token scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Reading manifests and blobs.
+    Pull,
+    /// Writing blobs and manifests (and reading, which uploads need too).
+    Push,
+}
+
+/// A user name and password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    /// User name.
+    pub user: String,
+    /// Password or token.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicCredentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl BasicCredentials {
+    /// The value of an `Authorization: Basic ...` header.
+    pub fn header_value(&self) -> String {
+        let raw = format!("{}:{}", self.user, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+/// Where a client's credentials come from.
+#[derive(Debug, Clone, Default)]
+pub enum Credentials {
+    /// No credentials: only anonymous access (and anonymous bearer tokens).
+    #[default]
+    Anonymous,
+    /// Fixed credentials for every registry the client talks to.
+    Basic(BasicCredentials),
+    /// Looked up per registry host and operation from the environment and docker config.
+    FromEnvironment,
+}
+
+/// A docker config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The file exists but is not readable JSON of the expected shape.
+    #[error("docker config {path}: {reason}; fix or remove it, or set ORAS_USER and ORAS_PASS")]
+    DockerConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Credentials {
+    /// The credentials for `host` and `operation`, or `None` for anonymous access.
+    pub fn resolve(
+        &self,
+        host: &str,
+        operation: Operation,
+    ) -> Result<Option<BasicCredentials>, AuthError> {
+        match self {
+            Credentials::Anonymous => Ok(None),
+            Credentials::Basic(basic) => Ok(Some(basic.clone())),
+            Credentials::FromEnvironment => {
+                if let Some(basic) = from_env_vars(operation, |k| std::env::var(k).ok()) {
+                    return Ok(Some(basic));
+                }
+                match docker_config_path() {
+                    Some(path) if path.is_file() => from_docker_config(&path, host),
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// `ORAS_USER` with the operation's password variable, else `ORAS_PASS`.
+pub fn from_env_vars(
+    operation: Operation,
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<BasicCredentials> {
+    let user = var(ENV_USER).filter(|u| !u.is_empty())?;
+    let specific = match operation {
+        Operation::Push => ENV_PUSH_PASS,
+        Operation::Pull => ENV_PULL_PASS,
+    };
+    let password = var(specific)
+        .filter(|p| !p.is_empty())
+        .or_else(|| var(ENV_PASS))?;
+    Some(BasicCredentials { user, password })
+}
+
+/// `$DOCKER_CONFIG/config.json` (or `$DOCKER_CONFIG` when it names a file), else
+/// `~/.docker/config.json`.
+pub fn docker_config_path() -> Option<PathBuf> {
+    if let Some(configured) = std::env::var_os(ENV_DOCKER_CONFIG) {
+        let configured = PathBuf::from(configured);
+        if configured.is_dir() {
+            return Some(configured.join("config.json"));
+        }
+        return Some(configured);
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker/config.json"))
+}
+
+#[derive(serde::Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: HashMap<String, DockerAuthEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct DockerAuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// The `auths` entry of a docker config for `host`, matching `host`, `https://host`,
+/// `http://host` and their `/v1/`-style suffixes.
+pub fn from_docker_config(path: &Path, host: &str) -> Result<Option<BasicCredentials>, AuthError> {
+    let bad = |reason: String| AuthError::DockerConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let config: DockerConfig = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let entry = config.auths.iter().find(|(key, _)| {
+        let key = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        key.split('/').next() == Some(host)
+    });
+    let Some((key, entry)) = entry else {
+        return Ok(None);
+    };
+    if let (Some(user), Some(password)) = (&entry.username, &entry.password) {
+        return Ok(Some(BasicCredentials {
+            user: user.clone(),
+            password: password.clone(),
+        }));
+    }
+    let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .map_err(|e| bad(format!("auths.{key}.auth is not base64: {e}")))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| bad(format!("auths.{key}.auth is not UTF-8 user:password")))?;
+    let (user, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| bad(format!("auths.{key}.auth is not user:password")))?;
+    Ok(Some(BasicCredentials {
+        user: user.into(),
+        password: password.into(),
+    }))
+}
+
+/// A parsed `WWW-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// `basic` or `bearer` (lowercased).
+    pub scheme: String,
+    /// Parameters such as `realm`, `service`, `scope`.
+    pub params: HashMap<String, String>,
+}
+
+impl Challenge {
+    /// Parses `Scheme key="value", key2=value2`. Returns `None` for an empty header.
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim();
+        let (scheme, rest) = match header.split_once(char::is_whitespace) {
+            Some((scheme, rest)) => (scheme, rest),
+            None => (header, ""),
+        };
+        if scheme.is_empty() {
+            return None;
+        }
+        let mut params = HashMap::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            while matches!(chars.peek(), Some(c) if *c == ',' || c.is_whitespace()) {
+                chars.next();
+            }
+            let key: String = chars
+                .by_ref()
+                .take_while(|c| *c != '=')
+                .collect::<String>()
+                .trim()
+                .to_ascii_lowercase();
+            if key.is_empty() {
+                break;
+            }
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some(escaped) = chars.next() {
+                                value.push(escaped);
+                            }
+                        }
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.peek() {
+                    if *c == ',' {
+                        break;
+                    }
+                    value.push(*c);
+                    chars.next();
+                }
+                value = value.trim().to_string();
+            }
+            params.insert(key, value);
+        }
+        Some(Challenge {
+            scheme: scheme.to_ascii_lowercase(),
+            params,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_bearer_challenge_with_a_comma_inside_the_scope() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.params["realm"], "https://auth.example/token");
+        assert_eq!(c.params["service"], "registry.example");
+        assert_eq!(c.params["scope"], "repository:a/b:pull,push");
+        let c = Challenge::parse(r#"Basic realm="oras-cache-tests""#).unwrap();
+        assert_eq!(c.scheme, "basic");
+        assert_eq!(c.params["realm"], "oras-cache-tests");
+    }
+
+    #[test]
+    fn the_operation_picks_its_password_before_the_shared_one() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let vars = env(&[
+            ("ORAS_USER", "u"),
+            ("ORAS_PASS", "shared"),
+            ("ORAS_PUSH_PASS", "push"),
+        ]);
+        assert_eq!(
+            from_env_vars(Operation::Push, vars).unwrap().password,
+            "push"
+        );
+        assert_eq!(
+            from_env_vars(Operation::Pull, vars).unwrap().password,
+            "shared"
+        );
+        assert!(from_env_vars(Operation::Pull, env(&[("ORAS_PASS", "p")])).is_none());
+    }
+
+    #[test]
+    fn docker_config_entries_match_with_or_without_scheme() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"https://reg.example:5000/v1/":{{"auth":"{auth}"}},"other.example":{{"username":"bob","password":"pw"}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let found = from_docker_config(&path, "reg.example:5000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.user.as_str(), found.password.as_str()),
+            ("alice", "s3cret")
+        );
+        let found = from_docker_config(&path, "other.example").unwrap().unwrap();
+        assert_eq!(found.user, "bob");
+        assert!(
+            from_docker_config(&path, "nowhere.example")
+                .unwrap()
+                .is_none()
+        );
+        std::fs::write(&path, "not json").unwrap();
+        let error = from_docker_config(&path, "x").unwrap_err().to_string();
+        assert!(error.contains("config.json"), "{error}");
+    }
+}

@@ -1,0 +1,263 @@
+//! Content digests (`sha256:<hex>`) and the hashing readers and writers that compute them while
+//! data streams through.
+
+use sha2::{Digest as _, Sha256};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+
+/// A validated content digest. Only `sha256` is produced; `sha256` and `sha512` are accepted,
+/// and the hex part is checked so that a digest is always safe to use as a file name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(String);
+
+/// A string that is not a digest.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid digest {0:?}: expected sha256:<64 lowercase hex> (or sha512:<128 lowercase hex>)")]
+pub struct InvalidDigest(pub String);
+
+impl Digest {
+    /// Parses and validates `algorithm:hex`.
+    pub fn parse(value: &str) -> Result<Digest, InvalidDigest> {
+        let (algorithm, hex) = value
+            .split_once(':')
+            .ok_or_else(|| InvalidDigest(value.into()))?;
+        let expected_len = match algorithm {
+            "sha256" => 64,
+            "sha512" => 128,
+            _ => return Err(InvalidDigest(value.into())),
+        };
+        let hex_ok = hex.len() == expected_len
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex_ok {
+            return Err(InvalidDigest(value.into()));
+        }
+        Ok(Digest(value.into()))
+    }
+
+    /// The sha256 digest of `data`.
+    pub fn of_bytes(data: &[u8]) -> Digest {
+        Digest::from_sha256(Sha256::digest(data).into())
+    }
+
+    /// Builds the digest from a finished sha256 state.
+    pub fn from_sha256(hash: [u8; 32]) -> Digest {
+        Digest(format!("sha256:{}", to_hex(&hash)))
+    }
+
+    /// `sha256`.
+    pub fn algorithm(&self) -> &str {
+        self.0.split_once(':').map(|(a, _)| a).unwrap_or_default()
+    }
+
+    /// The hex part, used as the blob's file name in an OCI layout.
+    pub fn hex(&self) -> &str {
+        self.0.split_once(':').map(|(_, h)| h).unwrap_or_default()
+    }
+
+    /// The whole `algorithm:hex` string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Digest {
+    type Err = InvalidDigest;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Digest::parse(s)
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = InvalidDigest;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Digest::parse(&value)
+    }
+}
+
+impl From<Digest> for String {
+    fn from(value: Digest) -> Self {
+        value.0
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        Digest::parse(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+/// Running sha256 and byte count of a stream.
+#[derive(Default, Clone)]
+pub struct Hasher {
+    state: Sha256,
+    len: u64,
+}
+
+impl Hasher {
+    /// A fresh hasher.
+    pub fn new() -> Hasher {
+        Hasher::default()
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.state.update(data);
+        self.len += data.len() as u64;
+    }
+
+    /// Bytes seen so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no byte was seen.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The digest of everything fed.
+    pub fn finish(self) -> Digest {
+        Digest::from_sha256(self.state.finalize().into())
+    }
+}
+
+/// A writer that hashes what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
+    }
+
+    /// The inner writer and the hash of what was written.
+    pub fn into_parts(self) -> (W, Hasher) {
+        (self.inner, self.hasher)
+    }
+
+    /// The inner writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A reader that hashes what is read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
+    }
+
+    /// The hash of what was read.
+    pub fn into_hasher(self) -> Hasher {
+        self.hasher
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Digest and size of a file, read in fixed-size chunks.
+pub fn digest_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
+    let mut reader = HashingReader::new(std::fs::File::open(path)?);
+    io::copy(&mut reader, &mut io::sink())?;
+    let hasher = reader.into_hasher();
+    let len = hasher.len();
+    Ok((hasher.finish(), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_of_empty_json_matches_the_spec_constant() {
+        assert_eq!(
+            Digest::of_bytes(b"{}").as_str(),
+            oras_cache_api::media_types::EMPTY_CONFIG_DIGEST
+        );
+    }
+
+    #[test]
+    fn digests_that_could_be_paths_are_refused() {
+        for bad in [
+            "sha256:../../etc/passwd",
+            "sha256:ABC",
+            "md5:00",
+            "sha256",
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
+            assert!(Digest::parse(bad).is_err(), "{bad} should be refused");
+        }
+        let ok = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(Digest::parse(&ok).unwrap().hex(), "a".repeat(64));
+    }
+
+    #[test]
+    fn hashing_writer_and_reader_agree_with_one_shot_digest() {
+        let data = b"hello oras";
+        let mut writer = HashingWriter::new(Vec::new());
+        writer.write_all(data).unwrap();
+        let (_, hasher) = writer.into_parts();
+        assert_eq!(hasher.finish(), Digest::of_bytes(data));
+        let mut reader = HashingReader::new(&data[..]);
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        assert_eq!(reader.into_hasher().finish(), Digest::of_bytes(data));
+    }
+}

@@ -1,0 +1,969 @@
+//! A small streaming client for OCI distribution registries.
+//!
+//! It speaks just what artifacts need: blobs up (monolithic, streamed from a reader with a known
+//! length) and down (streamed into a temporary file that is renamed only after its digest and size
+//! are checked), manifests up and down. Memory stays flat whatever the blob size. Connection
+//! errors, `5xx` and `429` are retried with exponential backoff; `401` triggers the `Basic` or
+//! `Bearer` token flow of the registry's challenge (see [`crate::auth`]).
+//!
+//! ```no_run
+//! use oras_agent::registry::{ClientOptions, RegistryClient};
+//! use oras_agent::Reference;
+//!
+//! let client = RegistryClient::new(ClientOptions::new(true))?;
+//! let target = Reference::parse("127.0.0.1:5000/policies/demo:v1")?;
+//! let layer = client.push_blob_bytes(&target, b"hello")?;
+//! let manifest = client.pull_manifest(&target)?;
+//! # let _ = (layer, manifest);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::auth::{AuthError, Challenge, Credentials, Operation};
+use crate::digest::{Digest, Hasher};
+use crate::log::Progress;
+use crate::reference::Reference;
+use crate::{debug, info};
+use oras_cache_api::media_types as mt;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use ureq::http::Response;
+
+/// Largest manifest the client accepts (the distribution default limit is 4 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Media types sent in `Accept` when pulling a manifest.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json";
+
+/// Buffer size of streamed copies: large enough for throughput, small enough to keep RSS flat.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// How failed requests are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included.
+    pub attempts: u32,
+    /// Wait after the first failure; doubled after each further one.
+    pub initial_backoff: Duration,
+    /// Longest wait between two attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 8 attempts waiting 0.5, 1, 2, 4, 8, 8, 8 s: a registry that comes up within about 30 s
+    /// is reached.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 8,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, failures: u32) -> Duration {
+        let factor = 1u32 << failures.saturating_sub(1).min(16);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// How a [`RegistryClient`] connects.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Speak plain HTTP instead of TLS (only for registries on trusted networks, or tests).
+    pub plain_http: bool,
+    /// Where credentials come from.
+    pub credentials: Credentials,
+    /// How failures are retried.
+    pub retry: RetryPolicy,
+    /// Timeout for establishing a connection.
+    pub connect_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Credentials from the environment and docker config, default retries, TLS unless
+    /// `plain_http`.
+    pub fn new(plain_http: bool) -> ClientOptions {
+        ClientOptions {
+            plain_http,
+            credentials: Credentials::FromEnvironment,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A manifest as the registry served it.
+#[derive(Debug, Clone)]
+pub struct PulledManifest {
+    /// The exact bytes (their digest is [`PulledManifest::digest`]).
+    pub bytes: Vec<u8>,
+    /// The `Content-Type` the registry reported (or the manifest's own `mediaType`).
+    pub media_type: String,
+    /// Digest of the bytes.
+    pub digest: Digest,
+}
+
+/// Digest and size of a pushed blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Digest of the content.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Everything that can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry could not be reached, even after retries.
+    #[error(
+        "cannot reach the registry for {what} ({url}) after {attempts} attempt(s): {source}; check the address, that the registry runs, and --plain-http for registries without TLS"
+    )]
+    Unreachable {
+        /// The operation.
+        what: String,
+        /// The URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        source: Box<ureq::Error>,
+    },
+    /// The registry answered with an unexpected status.
+    #[error("registry answered HTTP {status} to {what} ({url}): {body}")]
+    Status {
+        /// The operation.
+        what: String,
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The start of the response body (the registry's error JSON).
+        body: String,
+    },
+    /// The registry still refused after authenticating.
+    #[error("registry refused {what} ({url}) with HTTP {status}: {hint}")]
+    Unauthorized {
+        /// The operation.
+        what: String,
+        /// The URL.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A bearer token could not be obtained.
+    #[error("cannot get a token from {realm}: {reason}")]
+    Token {
+        /// The token endpoint.
+        realm: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Downloaded content does not match its digest.
+    #[error("{what}: content digest is {actual}, expected {expected}; the download was discarded")]
+    DigestMismatch {
+        /// What was downloaded.
+        what: String,
+        /// The digest asked for.
+        expected: Digest,
+        /// The digest received.
+        actual: Digest,
+    },
+    /// Downloaded content does not have the announced size.
+    #[error("{what}: received {actual} bytes, expected {expected}; the download was discarded")]
+    SizeMismatch {
+        /// What was downloaded.
+        what: String,
+        /// The size announced.
+        expected: u64,
+        /// The size received.
+        actual: u64,
+    },
+    /// Content larger than the caller allows in memory.
+    #[error("{what} is larger than {limit} bytes; pull it to a file instead")]
+    TooLarge {
+        /// What was downloaded.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The registry sent something that breaks the protocol.
+    #[error("registry protocol error during {what}: {reason}")]
+    Protocol {
+        /// The operation.
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Credentials could not be read.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl RegistryError {
+    fn io(path: &Path, source: io::Error) -> RegistryError {
+        RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Outcome of one HTTP exchange: a response to judge, or a transport error.
+type Attempt = Result<Response<ureq::Body>, ureq::Error>;
+
+/// A registry client; cheap to share by reference between threads.
+pub struct RegistryClient {
+    agent: ureq::Agent,
+    options: ClientOptions,
+    /// `Authorization` header values by `host repository operation`, learnt from challenges.
+    authorizations: Mutex<HashMap<String, String>>,
+}
+
+impl RegistryClient {
+    /// Creates a client.
+    pub fn new(options: ClientOptions) -> Result<RegistryClient, RegistryError> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(options.connect_timeout))
+            .user_agent(concat!("oras-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(RegistryClient {
+            agent,
+            options,
+            authorizations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The options the client was built with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    fn repository_url(&self, reference: &Reference) -> String {
+        let scheme = if self.options.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        format!(
+            "{scheme}://{}/v2/{}",
+            reference.registry, reference.repository
+        )
+    }
+
+    fn absolute_url(&self, reference: &Reference, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            let scheme = if self.options.plain_http {
+                "http"
+            } else {
+                "https"
+            };
+            format!("{scheme}://{}{location}", reference.registry)
+        }
+    }
+
+    /// Whether the repository already has the blob.
+    pub fn blob_exists(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let url = format!("{}/blobs/{digest}", self.repository_url(reference));
+        let what = format!("check blob {digest}");
+        let response = self.execute(
+            reference,
+            Operation::Pull,
+            &what,
+            &url,
+            true,
+            |agent, auth| with_auth(agent.head(&url), auth).call(),
+        )?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(status_error(&what, &url, response)),
+        }
+    }
+
+    /// Pushes a small blob held in memory.
+    pub fn push_blob_bytes(
+        &self,
+        reference: &Reference,
+        data: &[u8],
+    ) -> Result<BlobInfo, RegistryError> {
+        let info = BlobInfo {
+            digest: Digest::of_bytes(data),
+            size: data.len() as u64,
+        };
+        self.push_blob_from(reference, &info, "bytes", &mut || Ok(Box::new(data)))?;
+        Ok(info)
+    }
+
+    /// Pushes a file, streamed: its digest is computed in a first pass, then it is uploaded.
+    pub fn push_blob_file(
+        &self,
+        reference: &Reference,
+        path: &Path,
+    ) -> Result<BlobInfo, RegistryError> {
+        let (digest, size) =
+            crate::digest::digest_file(path).map_err(|e| RegistryError::io(path, e))?;
+        let info = BlobInfo { digest, size };
+        self.push_blob_file_with_digest(reference, path, &info)?;
+        Ok(info)
+    }
+
+    /// Pushes a file whose digest and size are already known (e.g. a blob of an OCI layout).
+    pub fn push_blob_file_with_digest(
+        &self,
+        reference: &Reference,
+        path: &Path,
+        info: &BlobInfo,
+    ) -> Result<(), RegistryError> {
+        let label = path.display().to_string();
+        self.push_blob_from(reference, info, &label, &mut || {
+            let file = std::fs::File::open(path).map_err(|e| RegistryError::io(path, e))?;
+            Ok(Box::new(file))
+        })
+    }
+
+    /// Uploads a blob, reopening its content for each attempt. Skips blobs the registry has.
+    fn push_blob_from<'a>(
+        &self,
+        reference: &Reference,
+        info: &BlobInfo,
+        label: &str,
+        open: &mut dyn FnMut() -> Result<Box<dyn Read + 'a>, RegistryError>,
+    ) -> Result<(), RegistryError> {
+        if self.blob_exists(reference, &info.digest)? {
+            debug!(
+                "blob {} ({label}) already in {}",
+                info.digest, reference.repository
+            );
+            return Ok(());
+        }
+        let what = format!("upload blob {} ({label})", info.digest);
+        let mut failures = 0;
+        loop {
+            let start_url = format!("{}/blobs/uploads/", self.repository_url(reference));
+            let started = self.execute(
+                reference,
+                Operation::Push,
+                &what,
+                &start_url,
+                true,
+                |agent, auth| with_auth(agent.post(&start_url), auth).send_empty(),
+            )?;
+            if started.status().as_u16() != 202 {
+                return Err(status_error(&what, &start_url, started));
+            }
+            let location = header(&started, "location").ok_or_else(|| RegistryError::Protocol {
+                what: what.clone(),
+                reason: "upload start answered 202 without a Location header".into(),
+            })?;
+            let mut put_url = self.absolute_url(reference, &location);
+            put_url.push(if put_url.contains('?') { '&' } else { '?' });
+            put_url.push_str(&format!("digest={}", percent_encode(info.digest.as_str())));
+            let reader = open()?;
+            let mut progress = ProgressReader {
+                inner: reader,
+                progress: Progress::new(format!("push {} ({label})", info.digest), Some(info.size)),
+            };
+            let attempt = with_auth(
+                self.agent.put(&put_url),
+                self.cached_authorization(reference, Operation::Push)
+                    .as_deref(),
+            )
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", info.size.to_string())
+            .send(ureq::SendBody::from_reader(&mut progress));
+            match attempt {
+                Ok(response) if response.status().as_u16() == 201 => {
+                    progress.progress.finish();
+                    return Ok(());
+                }
+                Ok(response) if !is_retryable_status(response.status().as_u16()) => {
+                    return Err(status_error(&what, &put_url, response));
+                }
+                outcome => {
+                    failures += 1;
+                    if failures >= self.options.retry.attempts {
+                        return Err(match outcome {
+                            Ok(response) => status_error(&what, &put_url, response),
+                            Err(source) => RegistryError::Unreachable {
+                                what,
+                                url: put_url,
+                                attempts: failures,
+                                source: Box::new(source),
+                            },
+                        });
+                    }
+                    let wait = self.options.retry.backoff(failures);
+                    info!("{what}: attempt {failures} failed, retrying in {wait:?}");
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
+    /// Pushes manifest bytes under `reference`'s tag (or digest); returns the manifest digest.
+    pub fn push_manifest(
+        &self,
+        reference: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
+        let digest = Digest::of_bytes(bytes);
+        let target = match &reference.tag {
+            Some(tag) => tag.clone(),
+            None => digest.to_string(),
+        };
+        let url = format!("{}/manifests/{target}", self.repository_url(reference));
+        let what = format!("push manifest {reference}");
+        let response = self.execute(
+            reference,
+            Operation::Push,
+            &what,
+            &url,
+            true,
+            |agent, auth| {
+                with_auth(agent.put(&url), auth)
+                    .header("Content-Type", media_type)
+                    .send(bytes)
+            },
+        )?;
+        if response.status().as_u16() != 201 {
+            return Err(status_error(&what, &url, response));
+        }
+        Ok(digest)
+    }
+
+    /// Pulls the manifest `reference` names; verifies it against the digest when pinned.
+    pub fn pull_manifest(&self, reference: &Reference) -> Result<PulledManifest, RegistryError> {
+        let url = format!(
+            "{}/manifests/{}",
+            self.repository_url(reference),
+            reference.manifest_reference()
+        );
+        let what = format!("pull manifest {reference}");
+        let mut response = self.execute(
+            reference,
+            Operation::Pull,
+            &what,
+            &url,
+            true,
+            |agent, auth| {
+                with_auth(agent.get(&url), auth)
+                    .header("Accept", MANIFEST_ACCEPT)
+                    .call()
+            },
+        )?;
+        if response.status().as_u16() != 200 {
+            return Err(status_error(&what, &url, response));
+        }
+        let content_type = header(&response, "content-type").unwrap_or_default();
+        let bytes = read_limited(&mut response, MAX_MANIFEST_BYTES, &what)?;
+        let digest = Digest::of_bytes(&bytes);
+        if let Some(expected) = &reference.digest
+            && *expected != digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        let media_type = if content_type.is_empty() || content_type == "application/json" {
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("mediaType")?.as_str().map(String::from))
+                .unwrap_or_else(|| mt::OCI_MANIFEST.to_string())
+        } else {
+            content_type
+        };
+        Ok(PulledManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Pulls a small blob into memory, refusing more than `max_size` bytes; verifies its digest.
+    pub fn pull_blob_bytes(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        max_size: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let what = format!("pull blob {digest}");
+        let url = format!("{}/blobs/{digest}", self.repository_url(reference));
+        let mut response = self.execute(
+            reference,
+            Operation::Pull,
+            &what,
+            &url,
+            true,
+            |agent, auth| with_auth(agent.get(&url), auth).call(),
+        )?;
+        if response.status().as_u16() != 200 {
+            return Err(status_error(&what, &url, response));
+        }
+        let bytes = read_limited(&mut response, max_size, &what)?;
+        let actual = Digest::of_bytes(&bytes);
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Streams a blob into `destination`: written to a temporary file beside it, checked against
+    /// `digest` (and `expected_size` when given), then renamed into place. Nothing appears at
+    /// `destination` unless the content is verified. Returns the size.
+    pub fn pull_blob_to_file(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        expected_size: Option<u64>,
+        destination: &Path,
+    ) -> Result<u64, RegistryError> {
+        let parent = destination
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let what = format!("pull blob {digest}");
+        let url = format!("{}/blobs/{digest}", self.repository_url(reference));
+        let mut failures = 0;
+        loop {
+            let mut temp = tempfile::Builder::new()
+                .prefix(".oras-agent-")
+                .tempfile_in(parent)
+                .map_err(|e| RegistryError::io(parent, e))?;
+            let mut response = self.execute(
+                reference,
+                Operation::Pull,
+                &what,
+                &url,
+                true,
+                |agent, auth| with_auth(agent.get(&url), auth).call(),
+            )?;
+            if response.status().as_u16() != 200 {
+                return Err(status_error(&what, &url, response));
+            }
+            let mut progress = Progress::new(
+                format!("pull {digest} → {}", destination.display()),
+                expected_size,
+            );
+            let copied = copy_hashing(
+                &mut response.body_mut().as_reader(),
+                temp.as_file_mut(),
+                &mut progress,
+                expected_size,
+            );
+            match copied {
+                Ok(hasher) => {
+                    let size = hasher.len();
+                    let actual = hasher.finish();
+                    if let Some(expected) = expected_size
+                        && expected != size
+                    {
+                        return Err(RegistryError::SizeMismatch {
+                            what,
+                            expected,
+                            actual: size,
+                        });
+                    }
+                    if actual != *digest {
+                        return Err(RegistryError::DigestMismatch {
+                            what,
+                            expected: digest.clone(),
+                            actual,
+                        });
+                    }
+                    temp.as_file()
+                        .sync_all()
+                        .map_err(|e| RegistryError::io(temp.path(), e))?;
+                    temp.persist(destination)
+                        .map_err(|e| RegistryError::io(destination, e.error))?;
+                    progress.finish();
+                    return Ok(size);
+                }
+                Err(CopyError::Write(e)) => return Err(RegistryError::io(temp.path(), e)),
+                Err(CopyError::TooLong(expected)) => {
+                    return Err(RegistryError::SizeMismatch {
+                        what,
+                        expected,
+                        actual: expected + 1,
+                    });
+                }
+                Err(CopyError::Read(e)) => {
+                    failures += 1;
+                    if failures >= self.options.retry.attempts {
+                        return Err(RegistryError::Unreachable {
+                            what,
+                            url,
+                            attempts: failures,
+                            source: Box::new(ureq::Error::Io(e)),
+                        });
+                    }
+                    let wait = self.options.retry.backoff(failures);
+                    info!("{what}: download interrupted ({e}), retrying in {wait:?}");
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
+    fn authorization_key(reference: &Reference, operation: Operation) -> String {
+        format!(
+            "{} {} {operation:?}",
+            reference.registry, reference.repository
+        )
+    }
+
+    fn cached_authorization(&self, reference: &Reference, operation: Operation) -> Option<String> {
+        let cache = self
+            .authorizations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(&Self::authorization_key(reference, operation))
+            .cloned()
+    }
+
+    /// Runs one request with authentication and retries. `make` sends the request with the
+    /// `Authorization` header value it is given.
+    fn execute(
+        &self,
+        reference: &Reference,
+        operation: Operation,
+        what: &str,
+        url: &str,
+        retry: bool,
+        mut make: impl FnMut(&ureq::Agent, Option<&str>) -> Attempt,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let mut failures = 0;
+        let mut authenticated = false;
+        loop {
+            let authorization = self.cached_authorization(reference, operation);
+            debug!("{what}: {url}");
+            let attempt = make(&self.agent, authorization.as_deref());
+            let retry_reason = match attempt {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if status == 401 && !authenticated {
+                        authenticated = true;
+                        let challenge = header(&response, "www-authenticate").unwrap_or_default();
+                        self.authenticate(reference, operation, &challenge, what, url)?;
+                        continue;
+                    }
+                    if status == 401 || status == 403 {
+                        return Err(RegistryError::Unauthorized {
+                            what: what.into(),
+                            url: url.into(),
+                            status,
+                            hint: "set ORAS_USER with ORAS_PASS (or ORAS_PUSH_PASS/ORAS_PULL_PASS), or a docker config.json with credentials for this registry".into(),
+                        });
+                    }
+                    if !(retry && is_retryable_status(status)) {
+                        return Ok(response);
+                    }
+                    if failures + 1 >= self.options.retry.attempts {
+                        return Ok(response);
+                    }
+                    format!("HTTP {status}")
+                }
+                Err(error) => {
+                    if !(retry && is_retryable_error(&error))
+                        || failures + 1 >= self.options.retry.attempts
+                    {
+                        return Err(RegistryError::Unreachable {
+                            what: what.into(),
+                            url: url.into(),
+                            attempts: failures + 1,
+                            source: Box::new(error),
+                        });
+                    }
+                    error.to_string()
+                }
+            };
+            failures += 1;
+            let wait = self.options.retry.backoff(failures);
+            info!("{what}: {retry_reason}, retrying in {wait:?} (attempt {failures})");
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Answers a `401` challenge by caching the `Authorization` value to send from now on.
+    fn authenticate(
+        &self,
+        reference: &Reference,
+        operation: Operation,
+        challenge: &str,
+        what: &str,
+        url: &str,
+    ) -> Result<(), RegistryError> {
+        let credentials = self
+            .options
+            .credentials
+            .resolve(&reference.registry, operation)?;
+        let challenge = Challenge::parse(challenge);
+        let value = match challenge {
+            Some(c) if c.scheme == "bearer" => {
+                let token = self.fetch_token(reference, operation, &c, credentials.as_ref())?;
+                format!("Bearer {token}")
+            }
+            _ => match credentials {
+                Some(credentials) => credentials.header_value(),
+                None => {
+                    return Err(RegistryError::Unauthorized {
+                        what: what.into(),
+                        url: url.into(),
+                        status: 401,
+                        hint: "the registry requires credentials and none were found: set ORAS_USER with ORAS_PASS (or ORAS_PUSH_PASS/ORAS_PULL_PASS), or DOCKER_CONFIG".into(),
+                    });
+                }
+            },
+        };
+        let mut cache = self
+            .authorizations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache.insert(Self::authorization_key(reference, operation), value);
+        Ok(())
+    }
+
+    fn fetch_token(
+        &self,
+        reference: &Reference,
+        operation: Operation,
+        challenge: &Challenge,
+        credentials: Option<&crate::auth::BasicCredentials>,
+    ) -> Result<String, RegistryError> {
+        let realm = challenge
+            .params
+            .get("realm")
+            .cloned()
+            .ok_or_else(|| RegistryError::Token {
+                realm: "<none>".into(),
+                reason: "the Bearer challenge has no realm".into(),
+            })?;
+        let actions = match operation {
+            Operation::Pull => "pull",
+            Operation::Push => "pull,push",
+        };
+        let scope = format!("repository:{}:{actions}", reference.repository);
+        let mut url = realm.clone();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        if let Some(service) = challenge.params.get("service") {
+            url.push_str(&format!("service={}&", percent_encode(service)));
+        }
+        url.push_str(&format!("scope={}", percent_encode(&scope)));
+        let mut request = self.agent.get(&url);
+        if let Some(credentials) = credentials {
+            request = request.header("Authorization", credentials.header_value());
+        }
+        let token_error = |reason: String| RegistryError::Token {
+            realm: realm.clone(),
+            reason,
+        };
+        let mut response = request.call().map_err(|e| token_error(e.to_string()))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(token_error(format!(
+                "HTTP {status}{}",
+                if credentials.is_none() {
+                    " (no credentials were sent: set ORAS_USER and ORAS_PASS)"
+                } else {
+                    " (check the credentials)"
+                }
+            )));
+        }
+        let body = read_limited(&mut response, 1024 * 1024, "token")?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| token_error(e.to_string()))?;
+        json.get("token")
+            .or_else(|| json.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(String::from)
+            .ok_or_else(|| token_error("the answer has neither token nor access_token".into()))
+    }
+}
+
+fn with_auth<B>(
+    request: ureq::RequestBuilder<B>,
+    authorization: Option<&str>,
+) -> ureq::RequestBuilder<B> {
+    match authorization {
+        Some(value) => request.header("Authorization", value),
+        None => request,
+    }
+}
+
+fn header(response: &Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+fn is_retryable_status(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+fn is_retryable_error(error: &ureq::Error) -> bool {
+    matches!(
+        error,
+        ureq::Error::Io(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::Protocol(_)
+    )
+}
+
+fn status_error(what: &str, url: &str, mut response: Response<ureq::Body>) -> RegistryError {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    let _ = response
+        .body_mut()
+        .as_reader()
+        .take(2048)
+        .read_to_end(&mut body);
+    RegistryError::Status {
+        what: what.into(),
+        url: url.into(),
+        status,
+        body: String::from_utf8_lossy(&body).trim().to_string(),
+    }
+}
+
+fn read_limited(
+    response: &mut Response<ureq::Body>,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>, RegistryError> {
+    let mut bytes = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RegistryError::Protocol {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(RegistryError::TooLarge {
+            what: what.into(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+    TooLong(u64),
+}
+
+/// Copies with a fixed buffer, hashing, stopping early when more than `limit` bytes arrive.
+fn copy_hashing(
+    reader: &mut dyn Read,
+    writer: &mut dyn Write,
+    progress: &mut Progress,
+    limit: Option<u64>,
+) -> Result<Hasher, CopyError> {
+    let mut hasher = Hasher::new();
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        hasher.update(&buffer[..n]);
+        if let Some(limit) = limit
+            && hasher.len() > limit
+        {
+            return Err(CopyError::TooLong(limit));
+        }
+        writer.write_all(&buffer[..n]).map_err(CopyError::Write)?;
+        progress.advance(n as u64);
+    }
+    writer.flush().map_err(CopyError::Write)?;
+    Ok(hasher)
+}
+
+struct ProgressReader<R> {
+    inner: R,
+    progress: Progress,
+}
+
+impl<R: Read> Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.backoff(1), Duration::from_millis(500));
+        assert_eq!(policy.backoff(2), Duration::from_secs(1));
+        assert_eq!(policy.backoff(5), Duration::from_secs(8));
+        assert_eq!(policy.backoff(30), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn percent_encoding_keeps_unreserved_characters() {
+        assert_eq!(
+            percent_encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
+    }
+}
