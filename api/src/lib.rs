@@ -7,5 +7,7 @@
 //! of `OrasCache.status` the policy reads.
 
 pub mod agent;
+pub mod annotations;
 pub mod cache;
 pub mod media_types;
+pub mod settings;

@@ -1,0 +1,99 @@
+//! Why the policy refuses an object. Every message names the annotation or field at fault and the
+//! fix, because it is what `kubectl apply` prints to the user.
+
+use oras_cache_api::annotations::{AnnotationError, CONTAINER, ORAS_CACHE, REGISTRY, key};
+use thiserror::Error;
+
+/// A reason to reject the admission request.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PolicyError {
+    /// The annotations themselves are wrong.
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
+    /// The `registry` annotation names a registry the settings do not allow.
+    #[error(
+        "annotation {key}: registry {host:?} is not allowed by the policy (allowedRegistries: {allowed}): use one of those, or ask the cluster operator to allow it",
+        key = key(REGISTRY)
+    )]
+    RegistryNotAllowed {
+        /// The registry asked for.
+        host: String,
+        /// The allowed registries, comma separated.
+        allowed: String,
+    },
+    /// The named `OrasCache` could not be read.
+    #[error(
+        "annotation {key}: OrasCache {cache:?} in namespace {namespace:?} could not be read ({reason}): create it in that namespace, fix the name, or set {registry} to a remote registry",
+        key = key(ORAS_CACHE),
+        registry = key(REGISTRY)
+    )]
+    CacheUnavailable {
+        /// Name of the cache.
+        cache: String,
+        /// Namespace of the object.
+        namespace: String,
+        /// What the host said.
+        reason: String,
+    },
+    /// The pod has no container to wrap.
+    #[error("the pod template has no containers: add the container oras-cache should wrap")]
+    NoContainers,
+    /// Several containers, and no annotation says which one to wrap.
+    #[error(
+        "the pod has several containers ({names}): set annotation {key} to the one whose inputs and outputs oras-cache handles",
+        key = key(CONTAINER)
+    )]
+    SeveralContainers {
+        /// The container names, comma separated.
+        names: String,
+    },
+    /// The `container` annotation names no container of the pod.
+    #[error(
+        "annotation {key} names container {name:?}, but the pod's containers are ({names}): name one of them",
+        key = key(CONTAINER)
+    )]
+    UnknownContainer {
+        /// The name asked for.
+        name: String,
+        /// The container names, comma separated.
+        names: String,
+    },
+    /// The container has no `command` and its image's ENTRYPOINT/CMD could not be read.
+    #[error(
+        "container {container:?} has no command and the ENTRYPOINT/CMD of its image {image:?} could not be read ({reason}): set command (and args) on the container"
+    )]
+    ImageCommandUnavailable {
+        /// Container name.
+        container: String,
+        /// Its image.
+        image: String,
+        /// What the host said.
+        reason: String,
+    },
+    /// Neither the container nor its image says what to run.
+    #[error(
+        "container {container:?} has no command and its image has no ENTRYPOINT or CMD: set command on the container"
+    )]
+    EmptyCommand {
+        /// Container name.
+        container: String,
+    },
+    /// The pod already uses a name the injection needs.
+    #[error(
+        "the pod already has a {what} named {name:?}: rename it, oras-cache injects one with that name"
+    )]
+    NameTaken {
+        /// `volume`, `init container` or `container`.
+        what: &'static str,
+        /// The name.
+        name: &'static str,
+    },
+    /// A field of the object does not have the shape Kubernetes gives it.
+    #[error("{path} is malformed ({reason}): fix the object")]
+    Malformed {
+        /// JSON pointer of the field.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}

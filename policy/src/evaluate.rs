@@ -1,0 +1,229 @@
+//! The decision for one admission request: leave the object alone, mutate it, or reject it.
+
+use kubewarden_policy_sdk::request::KubernetesAdmissionRequest;
+use kubewarden_policy_sdk::response::ValidationResponse;
+use oras_cache_api::agent::{InitArgs, LaunchArgs, SHARE_MOUNT, SidecarArgs, shared_agent_path};
+use oras_cache_api::annotations::{
+    INJECTED, INPUT_URI, InjectionRequest, OUTPUT_URI, OrasAnnotations, key,
+};
+use oras_cache_api::settings::Settings;
+use serde_json::Value;
+
+use crate::command::resolve_argv;
+use crate::containers::{INIT_CONTAINER, SIDECAR_CONTAINER, agent_container};
+use crate::error::PolicyError;
+use crate::host::Host;
+use crate::mutate::{PodPatch, apply};
+use crate::pod_spec::PodSpecView;
+use crate::registry::resolve;
+use crate::workload::{Workload, annotations};
+
+/// The outcome of an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Accept the object as it is.
+    Accept {
+        /// Messages for the user.
+        warnings: Vec<String>,
+    },
+    /// Accept the object with the injection.
+    Mutate {
+        /// The whole mutated object.
+        object: Value,
+        /// Messages for the user.
+        warnings: Vec<String>,
+    },
+    /// Refuse the object.
+    Reject {
+        /// Why, and how to fix it.
+        message: String,
+        /// Messages for the user.
+        warnings: Vec<String>,
+    },
+}
+
+impl Verdict {
+    /// The Kubewarden response for this verdict. Warnings travel with every kind of answer, which
+    /// the SDK's `mutate_request` cannot do, so the response is built here.
+    pub fn into_response(self) -> ValidationResponse {
+        let (accepted, message, mutated_object, warnings) = match self {
+            Self::Accept { warnings } => (true, None, None, warnings),
+            Self::Mutate { object, warnings } => (true, None, Some(object), warnings),
+            Self::Reject { message, warnings } => (false, Some(message), None, warnings),
+        };
+        ValidationResponse {
+            accepted,
+            message,
+            code: None,
+            mutated_object,
+            audit_annotations: None,
+            warnings: (!warnings.is_empty()).then_some(warnings),
+        }
+    }
+}
+
+/// Evaluates one admission request.
+pub fn evaluate(
+    request: &KubernetesAdmissionRequest,
+    settings: &Settings,
+    host: &dyn Host,
+) -> Verdict {
+    // Pod specs are immutable after creation: mutating anything but CREATE would only make
+    // updates fail.
+    if request.operation != "CREATE" {
+        return Verdict::Accept {
+            warnings: Vec::new(),
+        };
+    }
+    let Some(workload) = Workload::from_kind(&request.kind.group, &request.kind.kind) else {
+        return Verdict::Accept {
+            warnings: Vec::new(),
+        };
+    };
+    let object = &request.object;
+    if !object.is_object() {
+        return Verdict::Accept {
+            warnings: Vec::new(),
+        };
+    }
+    let already_injected = workload.marked_metadata_pointers().iter().any(|pointer| {
+        annotations(object, pointer)
+            .iter()
+            .any(|(k, _)| k == INJECTED)
+    });
+    if already_injected {
+        return Verdict::Accept {
+            warnings: Vec::new(),
+        };
+    }
+
+    let pairs = annotations(object, "/metadata");
+    let collected = OrasAnnotations::collect(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if !collected.is_marked() {
+        return Verdict::Accept {
+            warnings: collected.key_warnings(),
+        };
+    }
+    let injection = match collected.validate() {
+        Ok(injection) => injection,
+        Err(error) => {
+            return Verdict::Reject {
+                message: error.to_string(),
+                warnings: collected.key_warnings(),
+            };
+        }
+    };
+    let mut warnings = injection.warnings.clone();
+    if !injection.has_work() {
+        warnings.push(format!(
+            "nothing to pull or push: add {} or {} for oras-cache to inject its agent",
+            key(INPUT_URI),
+            key(OUTPUT_URI)
+        ));
+        return Verdict::Accept { warnings };
+    }
+
+    let namespace = namespace_of(request);
+    let mut mutated = object.clone();
+    match inject(
+        &mut mutated,
+        workload,
+        &injection,
+        &namespace,
+        settings,
+        host,
+        &mut warnings,
+    ) {
+        Ok(()) => Verdict::Mutate {
+            object: mutated,
+            warnings,
+        },
+        Err(error) => Verdict::Reject {
+            message: error.to_string(),
+            warnings,
+        },
+    }
+}
+
+/// The namespace of the object: the request's, else the object's, else `default` (what the API
+/// server would use).
+fn namespace_of(request: &KubernetesAdmissionRequest) -> String {
+    if !request.namespace.is_empty() {
+        return request.namespace.clone();
+    }
+    request
+        .object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or("default")
+        .to_string()
+}
+
+fn inject(
+    object: &mut Value,
+    workload: Workload,
+    injection: &InjectionRequest,
+    namespace: &str,
+    settings: &Settings,
+    host: &dyn Host,
+    warnings: &mut Vec<String>,
+) -> Result<(), PolicyError> {
+    // Checks that need no host call come first, so a wrong object is refused without a lookup.
+    let spec = PodSpecView::read(object, workload.pod_spec_pointer())?;
+    let target = spec.target(injection.container.as_deref())?;
+    let with_sidecar = injection.output_uri.is_some();
+    spec.check_free_names(with_sidecar)?;
+    let registry = resolve(&injection.source, namespace, settings, host, warnings)?;
+    let container = spec
+        .containers
+        .get(target)
+        .ok_or(PolicyError::NoContainers)?;
+    let argv = resolve_argv(container, host)?;
+
+    let image = injection
+        .agent_image
+        .as_deref()
+        .unwrap_or(&settings.agent_image);
+    let oras_env = injection.oras_env.as_deref();
+    let init = InitArgs {
+        share: SHARE_MOUNT.into(),
+        inputs: injection
+            .inputs
+            .iter()
+            .map(|uri| registry.reference(uri))
+            .collect(),
+        plain_http: registry.plain_http,
+        debug: injection.debug,
+    };
+    let launch = LaunchArgs {
+        share: SHARE_MOUNT.into(),
+        input_path: injection.input_path.clone(),
+        output_path: injection.packed_path().map(str::to_string),
+        output_pipe: injection.output_pipe.clone(),
+        unpack: injection.unpack,
+        push_on_failure: injection.push_on_failure,
+        pack_outputs: with_sidecar,
+        debug: injection.debug,
+        command: argv,
+    };
+    let sidecar = injection.output_uri.as_ref().map(|uri| {
+        let args = SidecarArgs {
+            share: SHARE_MOUNT.into(),
+            output: registry.reference(uri),
+            plain_http: registry.plain_http,
+            start_timeout_secs: settings.sidecar_start_timeout_seconds,
+            heartbeat_timeout_secs: settings.sidecar_heartbeat_timeout_seconds,
+            debug: injection.debug,
+        };
+        agent_container(SIDECAR_CONTAINER, image, settings, args.to_args(), oras_env)
+    });
+    let patch = PodPatch {
+        target,
+        command: vec![shared_agent_path()],
+        args: launch.to_args(),
+        init_container: agent_container(INIT_CONTAINER, image, settings, init.to_args(), oras_env),
+        sidecar,
+    };
+    apply(object, workload, patch)
+}
