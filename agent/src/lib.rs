@@ -7,11 +7,19 @@
 //! (the `kwrun` policy runner pushes and pulls policies with it).
 
 pub mod auth;
+pub mod cli;
 pub mod digest;
+pub mod init;
+pub mod launch;
+pub mod layout;
 pub mod log;
 pub mod manifest;
+pub mod pack;
 pub mod reference;
 pub mod registry;
+pub mod sidecar;
+pub mod transfer;
+pub mod unpack;
 
 pub use digest::Digest;
 pub use reference::Reference;

@@ -1,1 +1,62 @@
-fn main() {}
+//! `oras-agent`: parses the command line and runs one role (see the library's documentation).
+
+use clap::Parser;
+use oras_agent::cli::{Cli, Command};
+use oras_agent::log::{Level, set_level};
+use oras_agent::registry::{ClientOptions, RegistryClient};
+use oras_agent::{Reference, init, launch, sidecar, transfer};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    set_level(level(cli.command.debug()));
+    match cli.command {
+        Command::Launch(command) => {
+            let code = launch::run(&command.into());
+            ExitCode::from(code.clamp(0, 255) as u8)
+        }
+        command => match run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("oras-agent: error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// `--debug` or `ORAS_AGENT_DEBUG=1` is verbose; `ORAS_AGENT_QUIET=1` prints errors only.
+fn level(debug: bool) -> Level {
+    let env_set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
+    if debug || env_set("ORAS_AGENT_DEBUG") {
+        Level::Debug
+    } else if env_set("ORAS_AGENT_QUIET") {
+        Level::Quiet
+    } else {
+        Level::Info
+    }
+}
+
+fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Init(command) => init::run(&command.into())?,
+        Command::Sidecar(command) => sidecar::run(&command.into())?,
+        Command::Pull(command) => {
+            let reference = Reference::parse(&command.reference)?;
+            let client = RegistryClient::new(ClientOptions::new(command.plain_http))?;
+            let written =
+                transfer::pull_to_dir(&client, &reference, &command.output, !command.no_unpack)?;
+            for path in written {
+                println!("{}", path.display());
+            }
+        }
+        Command::Push(command) => {
+            let reference = Reference::parse(&command.reference)?;
+            let client = RegistryClient::new(ClientOptions::new(command.plain_http))?;
+            let digest = transfer::push_paths(&client, &reference, &command.paths)?;
+            println!("{reference}@{digest}");
+        }
+        Command::Launch(_) => unreachable!("handled in main"),
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! The launcher: wraps the application in its own container.
+//!
+//! It places the inputs, runs the command in its own process group with every catchable signal
+//! forwarded to that group, copies stdout to `--output-pipe`, keeps a heartbeat on the share while
+//! alive, packs the outputs for the sidecar, writes `state/status.json` last (temp file + rename),
+//! and exits with the application's code (128 + signal when a signal killed it).
+
+use crate::init::input_layout_dir;
+use crate::layout::Layout;
+use crate::transfer::{pack_into_layout, place_layout};
+use crate::unpack::{PlaceMode, Placer};
+use crate::{debug, info};
+use oras_cache_api::agent::{
+    HEARTBEAT_FILE, HEARTBEAT_INTERVAL_SECS, INPUTS_DIR, LaunchArgs, LaunchStatus, OUTPUTS_DIR,
+    STARTED_FILE, STATE_DIR, STATUS_FILE,
+};
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+/// Exit code when the launcher itself fails before the application runs (inputs unusable).
+pub const EXIT_LAUNCHER_FAILED: i32 = 64;
+/// Exit code when the command exists but cannot be executed (shell convention).
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+/// Exit code when the command is not found (shell convention).
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// Signals forwarded to the application's process group.
+const FORWARDED_SIGNALS: &[i32] = &[
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// Runs the launcher and returns the exit code the container must end with.
+pub fn run(args: &LaunchArgs) -> i32 {
+    let share = PathBuf::from(&args.share);
+    let state = share.join(STATE_DIR);
+    if let Err(e) = std::fs::create_dir_all(&state) {
+        eprintln!("oras-agent: error: cannot create {}: {e}", state.display());
+        return EXIT_LAUNCHER_FAILED;
+    }
+    let heartbeat = Heartbeat::start(share.join(HEARTBEAT_FILE));
+    let status = run_with_share(args, &share);
+    let code = status.exit_code;
+    if let Some(error) = &status.error {
+        eprintln!("oras-agent: error: {error}");
+    }
+    if let Err(e) = write_status(&share, &status) {
+        eprintln!("oras-agent: error: cannot write {STATUS_FILE}: {e}");
+    }
+    heartbeat.stop();
+    code
+}
+
+fn run_with_share(args: &LaunchArgs, share: &Path) -> LaunchStatus {
+    let failed = |exit_code: i32, error: String| LaunchStatus {
+        exit_code,
+        signal: None,
+        push: false,
+        error: Some(error),
+    };
+    if let Err(error) = place_inputs(args, share) {
+        return failed(EXIT_LAUNCHER_FAILED, error);
+    }
+    let (exit_code, signal) = match run_child(args, share) {
+        Ok(outcome) => outcome,
+        Err((code, error)) => return failed(code, error),
+    };
+    info!("command exited with code {exit_code}");
+    let succeeded = exit_code == 0;
+    let mut status = LaunchStatus {
+        exit_code,
+        signal,
+        push: false,
+        error: None,
+    };
+    if !args.pack_outputs {
+        return status;
+    }
+    if !succeeded && !args.push_on_failure {
+        info!("not packing outputs: the command failed (set push-on-failure to push anyway)");
+        return status;
+    }
+    let Some(output) = args.output_path.as_ref().or(args.output_pipe.as_ref()) else {
+        status.error = Some(
+            "outputs are to be pushed but neither --output-path nor --output-pipe names them"
+                .into(),
+        );
+        return status;
+    };
+    let output = PathBuf::from(output);
+    if !output.exists() {
+        status.error = Some(format!(
+            "output path {} does not exist after the command ran; nothing was pushed",
+            output.display()
+        ));
+        return status;
+    }
+    let outputs = share.join(OUTPUTS_DIR);
+    let _ = std::fs::remove_dir_all(&outputs);
+    match pack_into_layout(std::slice::from_ref(&output), &outputs) {
+        Ok(_) => {
+            status.push = true;
+            info!("packed {} for the sidecar", output.display());
+        }
+        Err(e) => status.error = Some(format!("cannot pack {}: {e}", output.display())),
+    }
+    status
+}
+
+/// Places every input layout of the share (in input order) into the input path.
+fn place_inputs(args: &LaunchArgs, share: &Path) -> Result<(), String> {
+    let inputs_dir = share.join(INPUTS_DIR);
+    if !inputs_dir.is_dir() {
+        return Ok(());
+    }
+    let mut indexes: Vec<usize> = std::fs::read_dir(&inputs_dir)
+        .map_err(|e| format!("{}: {e}", inputs_dir.display()))?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    indexes.sort_unstable();
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    let target = match &args.input_path {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_dir().map_err(|e| format!("working directory: {e}"))?,
+    };
+    let mut placer = Placer::new(&target, args.unpack).map_err(|e| e.to_string())?;
+    for index in indexes {
+        let layout = Layout::open(&input_layout_dir(share, index)).map_err(|e| e.to_string())?;
+        let owner = format!("input #{index}");
+        let written = place_layout(&layout, &mut placer, &owner, PlaceMode::Copy)
+            .map_err(|e| format!("{owner}: {e}"))?;
+        for path in written {
+            debug!("{owner}: placed {}", path.display());
+        }
+    }
+    info!("inputs placed in {}", placer.root().display());
+    Ok(())
+}
+
+/// Runs the command; returns (exit code, signal) or (launcher exit code, error).
+fn run_child(args: &LaunchArgs, share: &Path) -> Result<(i32, Option<i32>), (i32, String)> {
+    let (program, rest) = args.command.split_first().ok_or((
+        EXIT_LAUNCHER_FAILED,
+        "no command to run after --".to_string(),
+    ))?;
+    let pipe_file = match &args.output_pipe {
+        Some(path) => Some(std::fs::File::create(path).map_err(|e| {
+            (
+                EXIT_LAUNCHER_FAILED,
+                format!("--output-pipe {path}: cannot create it: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    // Registered before the spawn so that a signal arriving in between is not lost: it is
+    // forwarded as soon as the group exists.
+    let group = Arc::new(AtomicI32::new(0));
+    let mut signals = signal_hook::iterator::Signals::new(FORWARDED_SIGNALS).map_err(|e| {
+        (
+            EXIT_LAUNCHER_FAILED,
+            format!("cannot install signal handlers: {e}"),
+        )
+    })?;
+    let signals_handle = signals.handle();
+    let forward_group = group.clone();
+    let pending: Arc<std::sync::Mutex<Vec<i32>>> = Arc::default();
+    let pending_in_thread = pending.clone();
+    let forwarder = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let pgid = forward_group.load(Ordering::SeqCst);
+            if pgid > 0 {
+                debug!("forwarding signal {signal} to process group {pgid}");
+                // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
+                unsafe { libc::kill(-pgid, signal) };
+            } else {
+                pending_in_thread
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(signal);
+            }
+        }
+    });
+
+    let mut command = Command::new(program);
+    command.args(rest).process_group(0);
+    if pipe_file.is_some() {
+        command.stdout(Stdio::piped());
+    }
+    let spawned = command.spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            signals_handle.close();
+            let _ = forwarder.join();
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+                _ => EXIT_NOT_EXECUTABLE,
+            };
+            return Err((code, format!("cannot run {program}: {e}")));
+        }
+    };
+    let pgid = child.id() as i32;
+    group.store(pgid, Ordering::SeqCst);
+    for signal in pending.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, signal) };
+    }
+    if let Err(e) = std::fs::write(share.join(STARTED_FILE), format!("{pgid}\n")) {
+        eprintln!("oras-agent: warning: cannot write {STARTED_FILE}: {e}");
+    }
+    let tee = match (child.stdout.take(), pipe_file) {
+        (Some(stdout), Some(file)) => Some(std::thread::spawn(move || tee_stdout(stdout, file))),
+        _ => None,
+    };
+    let waited = child.wait();
+    if let Some(tee) = tee
+        && let Ok(Err(e)) = tee.join()
+    {
+        eprintln!("oras-agent: warning: copying stdout to the output pipe failed: {e}");
+    }
+    signals_handle.close();
+    let _ = forwarder.join();
+    let status =
+        waited.map_err(|e| (EXIT_LAUNCHER_FAILED, format!("waiting for {program}: {e}")))?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => (code, None),
+        (None, Some(signal)) => (128 + signal, Some(signal)),
+        (None, None) => (EXIT_LAUNCHER_FAILED, None),
+    })
+}
+
+/// Copies the child's stdout to ours and to the pipe file.
+fn tee_stdout(
+    mut stdout: std::process::ChildStdout,
+    mut file: std::fs::File,
+) -> std::io::Result<()> {
+    let mut buffer = [0u8; 64 * 1024];
+    let mut ours = std::io::stdout();
+    loop {
+        let n = match stdout.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        // The container log must not stop the pipe file (and the reverse), so both are tried.
+        let to_log = ours.write_all(&buffer[..n]).and_then(|_| ours.flush());
+        file.write_all(&buffer[..n])?;
+        to_log?;
+    }
+    file.sync_all()
+}
+
+/// Writes the status file atomically: the sidecar reads it only once complete.
+pub fn write_status(share: &Path, status: &LaunchStatus) -> std::io::Result<()> {
+    let state = share.join(STATE_DIR);
+    std::fs::create_dir_all(&state)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".status-")
+        .tempfile_in(&state)?;
+    serde_json::to_writer(&mut temp, status)?;
+    temp.as_file().sync_all()?;
+    temp.persist(share.join(STATUS_FILE)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Refreshes the heartbeat file until stopped.
+struct Heartbeat {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(path: PathBuf) -> Heartbeat {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let now = std::time::SystemTime::now();
+                let secs = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                if let Err(e) = std::fs::write(&path, format!("{secs}\n")) {
+                    eprintln!("oras-agent: warning: heartbeat {}: {e}", path.display());
+                }
+                // Sleep in short steps so that stopping is prompt.
+                for _ in 0..(HEARTBEAT_INTERVAL_SECS * 10) {
+                    if flag.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        Heartbeat {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

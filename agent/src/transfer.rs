@@ -1,0 +1,291 @@
+//! Whole artifacts: push files and layouts, pull to layouts and directories.
+//!
+//! Order matters for consistency: blobs (config and layers) go up first and the manifest with its
+//! tag last, so an interrupted push never leaves a tag pointing at missing blobs. Pulls download
+//! every blob (each verified before it is renamed into place) before anything is placed.
+
+use crate::layout::{Layout, LayoutError};
+use crate::manifest::{Descriptor, ImageManifest, ManifestError};
+use crate::pack::{PackError, PackedLayer};
+use crate::reference::Reference;
+use crate::registry::{BlobInfo, RegistryClient, RegistryError};
+use crate::unpack::{PlaceError, PlaceMode, Placer};
+use crate::{Digest, info};
+use oras_cache_api::media_types as mt;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Largest config blob pulled into a layout (configs of artifacts are tiny).
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Errors of whole-artifact transfers.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// Talking to the registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Packing the paths failed.
+    #[error(transparent)]
+    Pack(#[from] PackError),
+    /// The layout on disk is unusable.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// Placing the layers failed.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+    /// The pulled manifest is unusable.
+    #[error("{reference}: {source}")]
+    Manifest {
+        /// The reference.
+        reference: String,
+        /// What is wrong.
+        source: ManifestError,
+    },
+    /// A scratch directory could not be made.
+    #[error("cannot create a temporary directory in {path}: {source}")]
+    Scratch {
+        /// Where.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Builds the manifest of packed layers with the empty config, as `oras push` does.
+pub fn artifact_manifest(layers: &[PackedLayer]) -> ImageManifest {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(mt::ANNOTATION_CREATED.to_string(), rfc3339_now());
+    ImageManifest::artifact(
+        mt::DEFAULT_ARTIFACT_TYPE,
+        layers.iter().map(|l| l.descriptor.clone()).collect(),
+        annotations,
+    )
+}
+
+/// Packs `paths` and pushes them as one artifact to `reference`; returns the manifest digest.
+pub fn push_paths(
+    client: &RegistryClient,
+    reference: &Reference,
+    paths: &[PathBuf],
+) -> Result<Digest, TransferError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("oras-agent-push-")
+        .tempdir()
+        .map_err(|source| TransferError::Scratch {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let layers = crate::pack::pack_paths(paths, scratch.path())?;
+    let manifest = artifact_manifest(&layers);
+    client.push_blob_bytes(reference, b"{}")?;
+    for layer in &layers {
+        push_layer(client, reference, &layer.descriptor, &layer.content)?;
+    }
+    let digest = client.push_manifest(reference, &manifest.to_bytes(), mt::OCI_MANIFEST)?;
+    info!("pushed {reference}@{digest}");
+    Ok(digest)
+}
+
+fn push_layer(
+    client: &RegistryClient,
+    reference: &Reference,
+    descriptor: &Descriptor,
+    content: &Path,
+) -> Result<(), RegistryError> {
+    info!(
+        "pushing {} ({}, {})",
+        descriptor.title().unwrap_or("untitled layer"),
+        descriptor.digest,
+        crate::log::human_bytes(descriptor.size)
+    );
+    client.push_blob_file_with_digest(
+        reference,
+        content,
+        &BlobInfo {
+            digest: descriptor.digest.clone(),
+            size: descriptor.size,
+        },
+    )
+}
+
+/// Packs `paths` into a fresh OCI layout at `root` (files are copied in, directories tarred in).
+pub fn pack_into_layout(paths: &[PathBuf], root: &Path) -> Result<Layout, TransferError> {
+    let layout = Layout::create(root)?;
+    let layers = crate::pack::pack_paths(paths, root)?;
+    let mut stored = Vec::new();
+    for layer in layers {
+        if layer.descriptor.media_type == mt::TAR_GZIP_LAYER && layer.content.starts_with(root) {
+            layout.adopt_blob_file(&layer.content, &layer.descriptor.digest)?;
+        } else {
+            let (digest, size) = layout.copy_blob_file(&layer.content)?;
+            if digest != layer.descriptor.digest || size != layer.descriptor.size {
+                return Err(TransferError::Pack(PackError::Io {
+                    path: layer.content.clone(),
+                    source: std::io::Error::other("the file changed while it was packed"),
+                }));
+            }
+        }
+        stored.push(layer);
+    }
+    layout.write_blob_bytes(b"{}")?;
+    let manifest = artifact_manifest(&stored);
+    layout.set_manifest(&manifest.to_bytes(), mt::OCI_MANIFEST, None)?;
+    Ok(layout)
+}
+
+/// Pushes the artifact of a layout to `reference`: blobs first, the manifest and tag last.
+pub fn push_layout(
+    client: &RegistryClient,
+    layout: &Layout,
+    reference: &Reference,
+) -> Result<Digest, TransferError> {
+    let (manifest, descriptor, bytes) = layout.manifest()?;
+    let config_path = layout.blob_path(&manifest.config.digest);
+    if config_path.is_file() {
+        push_layer(client, reference, &manifest.config, &config_path)?;
+    } else if manifest.config.digest == crate::pack::empty_config_digest() {
+        client.push_blob_bytes(reference, b"{}")?;
+    }
+    for layer in &manifest.layers {
+        push_layer(client, reference, layer, &layout.blob_path(&layer.digest))?;
+    }
+    let digest = client.push_manifest(reference, &bytes, &descriptor.media_type)?;
+    info!("pushed {reference}@{digest}");
+    Ok(digest)
+}
+
+/// Pulls the artifact `reference` names into an OCI layout at `root`: every blob verified, then
+/// `index.json` written last. Returns the manifest.
+pub fn pull_to_layout(
+    client: &RegistryClient,
+    reference: &Reference,
+    root: &Path,
+) -> Result<ImageManifest, TransferError> {
+    let pulled = client.pull_manifest(reference)?;
+    let manifest = ImageManifest::parse(&pulled.bytes, &pulled.media_type).map_err(|source| {
+        TransferError::Manifest {
+            reference: reference.to_string(),
+            source,
+        }
+    })?;
+    let layout = Layout::create(root)?;
+    if manifest.config.size <= MAX_CONFIG_BYTES && !layout.has_blob(&manifest.config.digest) {
+        let config =
+            client.pull_blob_bytes(reference, &manifest.config.digest, MAX_CONFIG_BYTES)?;
+        layout.write_blob_bytes(&config)?;
+    }
+    for layer in &manifest.layers {
+        if layout.has_blob(&layer.digest) {
+            continue;
+        }
+        info!(
+            "pulling {} ({}, {})",
+            layer.title().unwrap_or("untitled layer"),
+            layer.digest,
+            crate::log::human_bytes(layer.size)
+        );
+        client.pull_blob_to_file(
+            reference,
+            &layer.digest,
+            Some(layer.size),
+            &layout.blob_path(&layer.digest),
+        )?;
+    }
+    layout.set_manifest(
+        &pulled.bytes,
+        &pulled.media_type,
+        Some(&reference.to_string()),
+    )?;
+    info!("pulled {reference}@{}", pulled.digest);
+    Ok(manifest)
+}
+
+/// Places every titled layer of a layout with `placer`; `owner` names the input in errors.
+pub fn place_layout(
+    layout: &Layout,
+    placer: &mut Placer,
+    owner: &str,
+    mode: PlaceMode,
+) -> Result<Vec<PathBuf>, TransferError> {
+    let (manifest, _, _) = layout.manifest()?;
+    let mut written = Vec::new();
+    for layer in &manifest.layers {
+        if layer.media_type == mt::EMPTY_CONFIG {
+            continue;
+        }
+        let blob = layout.blob_path(&layer.digest);
+        if let Some(path) = placer.place_layer(owner, layer, &blob, mode)? {
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+/// `oras pull`: pulls `reference` and places its layers into `out_dir`.
+pub fn pull_to_dir(
+    client: &RegistryClient,
+    reference: &Reference,
+    out_dir: &Path,
+    unpack: bool,
+) -> Result<Vec<PathBuf>, TransferError> {
+    let mut placer = Placer::new(out_dir, unpack)?;
+    // Blobs land in a scratch layout inside the target so that placing them is a rename.
+    let scratch = tempfile::Builder::new()
+        .prefix(".oras-agent-pull-")
+        .tempdir_in(placer.root())
+        .map_err(|source| TransferError::Scratch {
+            path: out_dir.to_path_buf(),
+            source,
+        })?;
+    pull_to_layout(client, reference, scratch.path())?;
+    let layout = Layout::open(scratch.path())?;
+    place_layout(
+        &layout,
+        &mut placer,
+        &reference.to_string(),
+        PlaceMode::Move,
+    )
+}
+
+/// Now as RFC 3339 UTC (`2026-11-23T10:00:00Z`), for `org.opencontainers.image.created`.
+pub fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's civil calendar algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_are_right_around_leap_years() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_780), (2026, 11, 23));
+    }
+}

@@ -1,0 +1,561 @@
+//! Placing pulled layers into a directory, with the path-safety rules of oras-go v2.6.2.
+//!
+//! Every layer title and every tar entry is cleaned lexically and must stay inside the target
+//! directory; no write goes through a symlink (neither one already on disk nor one the archive
+//! itself created); symlink targets and hardlink targets must stay inside too. Anything else is
+//! refused with an error that names the offending title or entry, and a refused archive is refused
+//! before its first entry is written: the whole tar stream is checked (names, links, and the
+//! uncompressed digest of `io.deis.oras.content.digest`) in a first pass, then extracted in a
+//! second one that re-checks the disk. Two layers (of one artifact or of several inputs) that
+//! would write the same path are an error.
+
+use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::manifest::Descriptor;
+use flate2::read::GzDecoder;
+use oras_cache_api::media_types as mt;
+use std::collections::HashSet;
+use std::io::{self, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Why a layer was not placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// A title would land outside the target directory.
+    #[error("refusing layer title {title:?}: {reason}; nothing was written")]
+    UnsafeTitle {
+        /// The title.
+        title: String,
+        /// Why.
+        reason: String,
+    },
+    /// A tar entry would land outside the target directory (or outside its layer's title).
+    #[error(
+        "refusing directory layer {title:?}: entry {entry:?} {reason}; nothing of it was written"
+    )]
+    UnsafeEntry {
+        /// The layer title.
+        title: String,
+        /// The entry name.
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two layers write the same path.
+    #[error(
+        "{second} would write {path:?}, which {first} already wrote; give the inputs distinct titles or pull them to different paths"
+    )]
+    Conflict {
+        /// The path (relative to the target directory).
+        path: String,
+        /// Who wrote it first.
+        first: String,
+        /// Who tried again.
+        second: String,
+    },
+    /// The uncompressed tar does not match `io.deis.oras.content.digest`.
+    #[error(
+        "directory layer {title:?}: uncompressed content digest is {actual}, the manifest says {expected}; nothing of it was written"
+    )]
+    ContentDigest {
+        /// The layer title.
+        title: String,
+        /// The annotation.
+        expected: String,
+        /// What the tar hashes to.
+        actual: Digest,
+    },
+    /// A blob changed since it was verified.
+    #[error("blob {expected} for {title:?} now hashes to {actual}; the shared volume was modified")]
+    BlobChanged {
+        /// The layer title.
+        title: String,
+        /// Its digest.
+        expected: Digest,
+        /// What the file hashes to now.
+        actual: Digest,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PlaceError + '_ {
+    move |source| PlaceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How a file layer's blob reaches its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceMode {
+    /// Rename the blob (it is consumed; same filesystem).
+    Move,
+    /// Copy it (the blob stays, e.g. on the shared volume), re-checking its digest.
+    Copy,
+}
+
+/// Cleans a `/`-separated relative path: drops `.` and empty parts, applies `..`. Refuses absolute
+/// paths and paths that climb above their start.
+pub fn clean_relative(path: &str) -> Result<PathBuf, String> {
+    if path.starts_with('/') {
+        return Err("is an absolute path".into());
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err("climbs out of the target directory with '..'".into());
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err("names no file".into());
+    }
+    Ok(parts.iter().collect())
+}
+
+/// Resolves a symlink target lexically from the link's directory; `None` when it leaves the root.
+fn resolve_link_target(link: &Path, target: &Path) -> Option<PathBuf> {
+    if target.is_absolute() {
+        return None;
+    }
+    let mut parts: Vec<_> = link
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => parts.push(component),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.iter().collect())
+}
+
+/// Places layers into one target directory and remembers what each wrote.
+pub struct Placer {
+    root: PathBuf,
+    unpack: bool,
+    claimed: Vec<(PathBuf, String)>,
+}
+
+impl Placer {
+    /// Targets `root` (created if missing). `unpack: false` keeps directory layers as
+    /// `<title>.tar.gz` files.
+    pub fn new(root: &Path, unpack: bool) -> Result<Placer, PlaceError> {
+        std::fs::create_dir_all(root).map_err(io_err(root))?;
+        let root = root.canonicalize().map_err(io_err(root))?;
+        Ok(Placer {
+            root,
+            unpack,
+            claimed: Vec::new(),
+        })
+    }
+
+    /// The (canonical) target directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Places one layer whose verified content is in `blob`; `owner` names the input in errors.
+    /// Returns the written path, or `None` for a layer without a title (skipped, as oras does).
+    pub fn place_layer(
+        &mut self,
+        owner: &str,
+        descriptor: &Descriptor,
+        blob: &Path,
+        mode: PlaceMode,
+    ) -> Result<Option<PathBuf>, PlaceError> {
+        let Some(title) = descriptor.title() else {
+            crate::debug!(
+                "{owner}: skipping layer {} without a title",
+                descriptor.digest
+            );
+            return Ok(None);
+        };
+        if self.unpack && descriptor.is_unpack_directory() {
+            let relative = self.claim(owner, title)?;
+            self.unpack_directory(title, &relative, descriptor, blob)?;
+            return Ok(Some(self.root.join(relative)));
+        }
+        let title = if descriptor.is_unpack_directory() {
+            format!("{title}.tar.gz")
+        } else {
+            title.to_string()
+        };
+        let relative = self.claim(owner, &title)?;
+        let destination = self.prepare_parents(&relative, |reason| PlaceError::UnsafeTitle {
+            title: title.clone(),
+            reason,
+        })?;
+        if std::fs::symlink_metadata(&destination).is_ok_and(|m| m.is_dir()) {
+            return Err(PlaceError::Io {
+                path: destination,
+                source: io::Error::other("a directory is in the way of this file"),
+            });
+        }
+        match mode {
+            PlaceMode::Move => {
+                // rename(2) replaces a symlink at the destination instead of following it.
+                std::fs::rename(blob, &destination).map_err(io_err(&destination))?;
+            }
+            PlaceMode::Copy => {
+                let parent = destination.parent().unwrap_or(&self.root);
+                let temp = tempfile::Builder::new()
+                    .prefix(".oras-agent-")
+                    .tempfile_in(parent)
+                    .map_err(io_err(parent))?;
+                let mut writer = HashingWriter::new(temp);
+                let mut input = std::fs::File::open(blob).map_err(io_err(blob))?;
+                io::copy(&mut input, &mut writer).map_err(io_err(&destination))?;
+                let (temp, hasher) = writer.into_parts();
+                let actual = hasher.finish();
+                if actual != descriptor.digest {
+                    return Err(PlaceError::BlobChanged {
+                        title,
+                        expected: descriptor.digest.clone(),
+                        actual,
+                    });
+                }
+                temp.persist(&destination).map_err(|e| PlaceError::Io {
+                    path: destination.clone(),
+                    source: e.error,
+                })?;
+            }
+        }
+        crate::debug!("{owner}: wrote {}", destination.display());
+        Ok(Some(destination))
+    }
+
+    /// Records that `owner` writes `title`, refusing unsafe titles and overlaps with what other
+    /// owners (or the same one) claimed before. Returns the cleaned relative path.
+    pub fn claim(&mut self, owner: &str, title: &str) -> Result<PathBuf, PlaceError> {
+        let relative = clean_relative(title).map_err(|reason| PlaceError::UnsafeTitle {
+            title: title.into(),
+            reason,
+        })?;
+        for (path, first) in &self.claimed {
+            if path.starts_with(&relative) || relative.starts_with(path) {
+                return Err(PlaceError::Conflict {
+                    path: relative.display().to_string(),
+                    first: first.clone(),
+                    second: owner.into(),
+                });
+            }
+        }
+        self.claimed.push((relative.clone(), owner.into()));
+        Ok(relative)
+    }
+
+    /// Checks that no existing parent of `relative` is a symlink or a file, creates the missing
+    /// ones, and returns the absolute destination.
+    fn prepare_parents(
+        &self,
+        relative: &Path,
+        refuse: impl Fn(String) -> PlaceError,
+    ) -> Result<PathBuf, PlaceError> {
+        let mut current = self.root.clone();
+        let parents: Vec<_> = relative
+            .parent()
+            .map(|p| p.components().collect())
+            .unwrap_or_default();
+        for component in parents {
+            current.push(component);
+            match std::fs::symlink_metadata(&current) {
+                Ok(metadata) if metadata.file_type().is_symlink() => {
+                    return Err(refuse(format!(
+                        "would be written through the symlink {}",
+                        current.display()
+                    )));
+                }
+                Ok(metadata) if metadata.is_dir() => {}
+                Ok(_) => {
+                    return Err(refuse(format!(
+                        "{} is a file, not a directory",
+                        current.display()
+                    )));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&current).map_err(io_err(&current))?;
+                }
+                Err(e) => return Err(io_err(&current)(e)),
+            }
+        }
+        Ok(self.root.join(relative))
+    }
+
+    fn unpack_directory(
+        &self,
+        title: &str,
+        relative_title: &Path,
+        descriptor: &Descriptor,
+        blob: &Path,
+    ) -> Result<(), PlaceError> {
+        // Pass 1: check every name and link, and the uncompressed digest, writing nothing.
+        let file = std::fs::File::open(blob).map_err(io_err(blob))?;
+        let mut hashing = HashingReader::new(GzDecoder::new(BufReader::new(file)));
+        {
+            let mut archive = tar::Archive::new(&mut hashing);
+            let mut symlinks: HashSet<PathBuf> = HashSet::new();
+            let mut files: HashSet<PathBuf> = HashSet::new();
+            for entry in archive.entries().map_err(io_err(blob))? {
+                let entry = entry.map_err(io_err(blob))?;
+                let checked = check_entry(relative_title, &entry, &symlinks, Some(&files))
+                    .map_err(|(entry, reason)| PlaceError::UnsafeEntry {
+                        title: title.into(),
+                        entry,
+                        reason,
+                    })?;
+                match checked.kind {
+                    EntryKind::Symlink => {
+                        symlinks.insert(checked.path);
+                    }
+                    EntryKind::File | EntryKind::Hardlink(_) => {
+                        files.insert(checked.path);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        io::copy(&mut hashing, &mut io::sink()).map_err(io_err(blob))?;
+        let actual = hashing.into_hasher().finish();
+        if let Some(expected) = descriptor.annotations.get(mt::ANNOTATION_CONTENT_DIGEST)
+            && *expected != actual.as_str()
+        {
+            return Err(PlaceError::ContentDigest {
+                title: title.into(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+
+        // Pass 2: extract, re-checking the disk for every parent.
+        let file = std::fs::File::open(blob).map_err(io_err(blob))?;
+        let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
+        let no_links = HashSet::new();
+        for entry in archive.entries().map_err(io_err(blob))? {
+            let mut entry = entry.map_err(io_err(blob))?;
+            let checked = check_entry(relative_title, &entry, &no_links, None).map_err(
+                |(entry, reason)| PlaceError::UnsafeEntry {
+                    title: title.into(),
+                    entry,
+                    reason,
+                },
+            )?;
+            let entry_name = checked.path.display().to_string();
+            let destination =
+                self.prepare_parents(&checked.path, |reason| PlaceError::UnsafeEntry {
+                    title: title.into(),
+                    entry: entry_name.clone(),
+                    reason,
+                })?;
+            let existing = std::fs::symlink_metadata(&destination).ok();
+            match checked.kind {
+                EntryKind::Directory => {
+                    match existing {
+                        Some(m) if m.is_dir() => {}
+                        Some(_) => {
+                            std::fs::remove_file(&destination).map_err(io_err(&destination))?;
+                            std::fs::create_dir(&destination).map_err(io_err(&destination))?;
+                        }
+                        None => std::fs::create_dir(&destination).map_err(io_err(&destination))?,
+                    }
+                    continue;
+                }
+                _ => {
+                    if let Some(m) = existing {
+                        if m.is_dir() {
+                            return Err(PlaceError::Io {
+                                path: destination,
+                                source: io::Error::other("a directory is in the way of this entry"),
+                            });
+                        }
+                        std::fs::remove_file(&destination).map_err(io_err(&destination))?;
+                    }
+                }
+            }
+            match checked.kind {
+                EntryKind::File => {
+                    let mode = entry.header().mode().unwrap_or(0o644) & 0o777 | 0o600;
+                    let mtime = entry.header().mtime().ok();
+                    let mut output = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&destination)
+                        .map_err(io_err(&destination))?;
+                    io::copy(&mut entry, &mut output).map_err(io_err(&destination))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    output
+                        .set_permissions(std::fs::Permissions::from_mode(mode))
+                        .map_err(io_err(&destination))?;
+                    if let Some(mtime) = mtime {
+                        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                        let _ = output.set_modified(time);
+                    }
+                }
+                EntryKind::Symlink => {
+                    let target = entry
+                        .link_name()
+                        .map_err(io_err(&destination))?
+                        .unwrap_or_default()
+                        .into_owned();
+                    std::os::unix::fs::symlink(&target, &destination)
+                        .map_err(io_err(&destination))?;
+                }
+                EntryKind::Hardlink(source) => {
+                    let source = self.root.join(source);
+                    let metadata = std::fs::symlink_metadata(&source).map_err(io_err(&source))?;
+                    let resolved = source.canonicalize().map_err(io_err(&source))?;
+                    if !metadata.is_file() || !resolved.starts_with(&self.root) {
+                        return Err(PlaceError::UnsafeEntry {
+                            title: title.into(),
+                            entry: entry_name,
+                            reason:
+                                "is a hardlink to something that is not a regular file of the layer"
+                                    .into(),
+                        });
+                    }
+                    std::fs::hard_link(&source, &destination).map_err(io_err(&destination))?;
+                }
+                EntryKind::Directory | EntryKind::Skipped => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+enum EntryKind {
+    Directory,
+    File,
+    Symlink,
+    /// Target, relative to the root.
+    Hardlink(PathBuf),
+    Skipped,
+}
+
+struct CheckedEntry {
+    path: PathBuf,
+    kind: EntryKind,
+}
+
+/// Lexical checks of one tar entry: inside the layer's title, not through a symlink of the
+/// archive, links confined. Errors are `(entry name, reason)`.
+fn check_entry<R: Read>(
+    title: &Path,
+    entry: &tar::Entry<R>,
+    symlinks: &HashSet<PathBuf>,
+    files: Option<&HashSet<PathBuf>>,
+) -> Result<CheckedEntry, (String, String)> {
+    let raw = entry.path_bytes();
+    let name = String::from_utf8_lossy(&raw).into_owned();
+    let fail = |reason: String| (name.clone(), reason);
+    let path = clean_relative(
+        std::ffi::OsStr::from_bytes(&raw)
+            .to_str()
+            .ok_or_else(|| fail("is not UTF-8".into()))?,
+    )
+    .map_err(&fail)?;
+    if !path.starts_with(title) {
+        return Err(fail(format!(
+            "lies outside the layer's title {}",
+            title.display()
+        )));
+    }
+    for ancestor in path.ancestors().skip(1) {
+        if symlinks.contains(ancestor) {
+            return Err(fail(format!(
+                "would be written through the symlink {} of the same archive",
+                ancestor.display()
+            )));
+        }
+    }
+    let entry_type = entry.header().entry_type();
+    let kind = if entry_type.is_dir() {
+        EntryKind::Directory
+    } else if entry_type.is_file() || entry_type == tar::EntryType::Continuous {
+        EntryKind::File
+    } else if entry_type.is_symlink() {
+        let target = entry
+            .link_name()
+            .ok()
+            .flatten()
+            .ok_or_else(|| fail("is a symlink without a target".into()))?;
+        if resolve_link_target(&path, &target).is_none() {
+            return Err(fail(format!(
+                "is a symlink to {} which points outside the target directory",
+                target.display()
+            )));
+        }
+        EntryKind::Symlink
+    } else if entry_type.is_hard_link() {
+        let target_raw = entry
+            .link_name_bytes()
+            .ok_or_else(|| fail("is a hardlink without a target".into()))?;
+        let target_name = String::from_utf8_lossy(&target_raw).into_owned();
+        let target = clean_relative(&target_name)
+            .map_err(|reason| fail(format!("is a hardlink to {target_name:?} which {reason}")))?;
+        if !target.starts_with(title) {
+            return Err(fail(format!(
+                "is a hardlink to {target_name:?} outside the layer's title"
+            )));
+        }
+        for ancestor in target.ancestors() {
+            if symlinks.contains(ancestor) {
+                return Err(fail(format!(
+                    "is a hardlink through the symlink {}",
+                    ancestor.display()
+                )));
+            }
+        }
+        if files.is_some_and(|files| !files.contains(&target)) {
+            return Err(fail(format!(
+                "is a hardlink to {target_name:?} which is not an earlier file of the archive"
+            )));
+        }
+        EntryKind::Hardlink(target)
+    } else {
+        EntryKind::Skipped
+    };
+    Ok(CheckedEntry { path, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_relative_refuses_escapes_and_keeps_inner_dots() {
+        assert_eq!(clean_relative("a/./b//c").unwrap(), PathBuf::from("a/b/c"));
+        assert_eq!(clean_relative("a/../b").unwrap(), PathBuf::from("b"));
+        assert!(clean_relative("../x").is_err());
+        assert!(clean_relative("a/../../x").is_err());
+        assert!(clean_relative("/etc/passwd").is_err());
+        assert!(clean_relative(".").is_err());
+    }
+
+    #[test]
+    fn link_targets_resolve_from_the_link_directory() {
+        let link = Path::new("d/sub/link");
+        assert_eq!(
+            resolve_link_target(link, Path::new("../f")),
+            Some(PathBuf::from("d/f"))
+        );
+        assert_eq!(resolve_link_target(link, Path::new("../../../x")), None);
+        assert_eq!(resolve_link_target(link, Path::new("/etc")), None);
+    }
+}
