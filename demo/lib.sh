@@ -23,10 +23,13 @@ fail() { printf 'FAILED: %s\n' "$*" >&2; return 1; }
 # demo_workdir: a scratch directory for this run, removed by demo_cleanup.
 demo_workdir() {
   DEMO_WORK=$(mktemp -d "${TMPDIR:-/tmp}/oras-demo.XXXXXX")
-  DEMO_PODS=()
-  DEMO_IMAGES=()
-  DEMO_REGISTRY_PID=
+  export DEMO_WORK
+  # What cleanup must remove is kept in files, so that it survives bats' separate processes.
+  : > "$DEMO_WORK/pods"
+  : > "$DEMO_WORK/images"
 }
+
+demo_track() { echo "$2" >> "$DEMO_WORK/$1"; }
 
 demo_build() {
   say "building the policy (annotated), kwrun and the static agent"
@@ -36,12 +39,12 @@ demo_build() {
   mkdir -p "$ctx"
   cp "$AGENT_BIN" "$ctx/oras-agent"
   buildah bud -q --layers=false -f "$ORAS_ROOT/agent/Dockerfile" -t "$AGENT_IMAGE" "$ctx" >/dev/null
-  DEMO_IMAGES+=("$AGENT_IMAGE")
+  demo_track images "$AGENT_IMAGE"
   local bb=$DEMO_WORK/busybox-ctx
   mkdir -p "$bb"
   cp "$(command -v busybox)" "$bb/busybox"
   buildah bud -q --layers=false -f "$ORAS_ROOT/demo/busybox.Dockerfile" -t "$BUSYBOX_IMAGE" "$bb" >/dev/null
-  DEMO_IMAGES+=("$BUSYBOX_IMAGE")
+  demo_track images "$BUSYBOX_IMAGE"
 }
 
 # demo_build_noshell: an image whose only file is a static program and that declares its
@@ -52,7 +55,7 @@ demo_build_noshell() {
   mkdir -p "$ctx"
   cp "$(command -v busybox)" "$ctx/busybox"
   buildah bud -q --layers=false -f "$ORAS_ROOT/demo/noshell.Dockerfile" -t "$NOSHELL_IMAGE" "$ctx" >/dev/null
-  DEMO_IMAGES+=("$NOSHELL_IMAGE")
+  demo_track images "$NOSHELL_IMAGE"
 }
 
 # demo_image_config IMAGE OUT: what Kubewarden's v1/oci_manifest_config capability answers for IMAGE.
@@ -87,8 +90,10 @@ http:
   secret: oras-cache-demo
 CONF
   say "starting the loopback OCI registry (the namespace's OrasCache '$CACHE_NAME') on $REGISTRY"
-  docker-registry serve "$DEMO_WORK/registry/config.yml" >"$DEMO_WORK/registry/log" 2>&1 &
-  DEMO_REGISTRY_PID=$!
+  # 3>&- : bats waits on fd 3 of background processes; the registry must not hold it.
+  docker-registry serve "$DEMO_WORK/registry/config.yml" >"$DEMO_WORK/registry/log" 2>&1 3>&- &
+  echo $! > "$DEMO_WORK/registry/pid"
+  echo "$REGISTRY" > "$DEMO_WORK/registry/address"
   local i
   for i in $(seq 1 100); do
     if curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1; then return 0; fi
@@ -133,7 +138,7 @@ demo_run_pod() {
   local name=$1
   say "podman kube play: running pod $name"
   podman kube play "$DEMO_WORK/$name.pod.yaml" >/dev/null
-  DEMO_PODS+=("$name")
+  demo_track pods "$name"
   local i states
   for i in $(seq 1 600); do
     states=$(podman ps -a --filter "pod=$name" --format '{{.Names}} {{.State}}' | grep -v -- '-infra ' || true)
@@ -170,11 +175,20 @@ demo_tag_exists() {
   curl -fsS "http://$REGISTRY/v2/$repo/tags/list" 2>/dev/null | jq -e --arg t "$tag" '.tags // [] | index($t)' >/dev/null
 }
 
+# demo_resume: in a later process (a bats test), find the registry this run started.
+demo_resume() {
+  REGISTRY=$(cat "$DEMO_WORK/registry/address")
+}
+
 demo_cleanup() {
-  local pod image
-  for pod in "${DEMO_PODS[@]}"; do podman pod rm -f "$pod" >/dev/null 2>&1 || true; done
-  if [ -n "${DEMO_REGISTRY_PID:-}" ]; then kill "$DEMO_REGISTRY_PID" 2>/dev/null || true; wait "$DEMO_REGISTRY_PID" 2>/dev/null || true; fi
-  for image in "${DEMO_IMAGES[@]}"; do podman rmi -f "$image" >/dev/null 2>&1 || true; done
-  [ -n "${DEMO_WORK:-}" ] && rm -rf "$DEMO_WORK"
-  return 0
+  [ -n "${DEMO_WORK:-}" ] && [ -d "$DEMO_WORK" ] || return 0
+  local pod image pid
+  while read -r pod; do podman pod rm -f "$pod" >/dev/null 2>&1 || true; done < "$DEMO_WORK/pods"
+  if [ -f "$DEMO_WORK/registry/pid" ]; then
+    pid=$(cat "$DEMO_WORK/registry/pid")
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  while read -r image; do podman rmi -f "$image" >/dev/null 2>&1 || true; done < "$DEMO_WORK/images"
+  rm -rf "$DEMO_WORK"
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env bats
+# The demo's flow as a test, plus the cases a workflow meets: a failing step, two inputs, and an
+# image with no shell whose entrypoint comes from its image config. Real parts only: the annotated
+# policy through kwrun, the agent image, podman, Debian's registry, oras-py.
+
+setup_file() {
+  source "$BATS_TEST_DIRNAME/lib.sh"
+  demo_workdir
+  demo_build
+  demo_build_noshell
+  demo_start_registry
+  demo_settings
+}
+
+teardown_file() {
+  source "$BATS_TEST_DIRNAME/lib.sh"
+  demo_cleanup
+}
+
+setup() {
+  source "$BATS_TEST_DIRNAME/lib.sh"
+  demo_resume
+}
+
+@test "two-step workflow: step 2 reads step 1's output and its summary is pulled by oras-py" {
+  demo_admit "$ORAS_ROOT/examples/workflow/step1-produce.yaml" produce
+  run demo_run_pod produce
+  [ "$status" -eq 0 ]
+  demo_tag_exists workflow/results step1
+
+  demo_admit "$ORAS_ROOT/examples/workflow/step2-consume.yaml" consume
+  run demo_run_pod consume
+  [ "$status" -eq 0 ]
+
+  demo_pull "$REGISTRY/workflow/summary:step2" "$DEMO_WORK/summary"
+  run cat "$DEMO_WORK/summary/summary.txt"
+  [ "${lines[0]}" = "step 2 read 3 result files:" ]
+  [ "${lines[1]}" = "measurement 1: 7" ]
+  [ "${lines[3]}" = "measurement 3: 21" ]
+  [ "${lines[4]}" = "total: 42" ]
+}
+
+@test "a failing step: its exit code reaches the pod and nothing is pushed" {
+  demo_admit "$BATS_TEST_DIRNAME/testdata/failing-step.yaml" failing
+  run demo_run_pod failing
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"failing-app (exit 3)"* ]]
+  ! demo_tag_exists workflow/failing never
+}
+
+# Uses step 1's output from the first test.
+@test "two inputs are both placed under input-path" {
+  mkdir -p "$DEMO_WORK/notes"
+  echo "second input" > "$DEMO_WORK/notes/notes.txt"
+  (cd "$DEMO_WORK/notes" && python3 -c '
+import sys, oras.client
+oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["notes.txt"])' "$REGISTRY/workflow/notes:v1")
+  demo_tag_exists workflow/notes v1
+
+  demo_admit "$BATS_TEST_DIRNAME/testdata/two-inputs.yaml" two-inputs
+  run demo_run_pod two-inputs
+  [ "$status" -eq 0 ]
+  demo_pull "$REGISTRY/workflow/listing:two-inputs" "$DEMO_WORK/listing"
+  run cat "$DEMO_WORK/listing/listing.txt"
+  [ "${lines[0]}" = "./notes.txt" ]
+  [ "${lines[1]}" = "./results/run-1.txt" ]
+  [ "${lines[4]}" = "second input" ]
+}
+
+@test "an image with no shell and no command runs its image entrypoint under the agent" {
+  demo_image_config "$NOSHELL_IMAGE" "$DEMO_WORK/noshell-config.json"
+  demo_admit "$BATS_TEST_DIRNAME/testdata/noshell.yaml" noshell "$NOSHELL_IMAGE=$DEMO_WORK/noshell-config.json"
+  grep -q '/busybox' "$DEMO_WORK/noshell.pod.yaml"
+  run demo_run_pod noshell
+  [ "$status" -eq 0 ]
+  demo_pull "$REGISTRY/workflow/copied:noshell" "$DEMO_WORK/copied"
+  diff <(printf 'measurement 2: 14\n') "$DEMO_WORK/copied/copied/run-2.txt"
+}

@@ -1,0 +1,10 @@
+# make demo: the two-step workflow end to end (demo/run.sh); demo-tests: the same flow as tests.
+.PHONY: demo demo-tests
+demo: bootstrap
+	demo/run.sh
+
+demo-tests: bootstrap
+	bats demo/demo.bats
+
+# Enabled once the agent, the policy and kwrun have landed:
+# TEST_TARGETS += demo-tests
