@@ -1,0 +1,123 @@
+//! Helpers shared by the agent's integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The agent binary cargo built for these tests.
+pub fn agent_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_oras-agent"))
+}
+
+/// A command running the agent, quiet unless the test run asks for debug output.
+pub fn agent() -> Command {
+    let mut command = Command::new(agent_bin());
+    command
+        .env_remove("ORAS_USER")
+        .env_remove("ORAS_PASS")
+        .env_remove("ORAS_PUSH_PASS")
+        .env_remove("ORAS_PULL_PASS")
+        .env("DOCKER_CONFIG", "/nonexistent-oras-agent-tests");
+    if std::env::var_os("ORAS_AGENT_DEBUG").is_none() {
+        command.env("ORAS_AGENT_QUIET", "1");
+    }
+    command
+}
+
+/// Runs the command, returning its output; panics with stderr when it fails and `ok` is set.
+pub fn run(command: &mut Command) -> Output {
+    let output = command.output().expect("spawn oras-agent");
+    output
+}
+
+/// Runs and asserts success.
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{command:?} failed with {}:\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs the command and returns its exit status and its own peak RSS in KiB, read from the
+/// kernel with wait4(2) (per child, so other tests' children do not count).
+pub fn run_measuring_rss(command: &mut Command) -> (std::process::ExitStatus, u64, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn oras-agent");
+    let pid = child.id() as libc::pid_t;
+    let stderr = child.stderr;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut stderr) = stderr {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child, not yet waited; both pointers are valid for the call.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(
+        waited,
+        pid,
+        "wait4 failed: {}",
+        std::io::Error::last_os_error()
+    );
+    let stderr = reader.join().unwrap_or_default();
+    (
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as u64,
+        stderr,
+    )
+}
+
+/// Every file under `root` (relative path → content), symlinks as `-> target`.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let kind = entry.file_type().unwrap();
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.insert(rel, format!("-> {}", target.display()).into_bytes());
+            } else if kind.is_dir() {
+                out.insert(format!("{rel}/"), Vec::new());
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+/// Runs a Python snippet with oras-py available; panics with its stderr on failure.
+pub fn python(script: &str, cwd: &Path) -> String {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(cwd)
+        .output()
+        .expect("run python3 (is oras-py installed? scripts/bootstrap.sh)");
+    assert!(
+        output.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
