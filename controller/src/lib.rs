@@ -1,1 +1,27 @@
-//! Reconciles OrasCache objects into a running registry and reports its address and health
+//! Reconciles `OrasCache` objects into a running registry and reports its address and health.
+//!
+//! The pipeline for one object: [`plan`] validates the spec, [`resources`] builds the owned
+//! StatefulSet and Service, [`reconcile`] applies them with server-side apply (or checks a remote
+//! registry with [`registry_check`]), and [`status`] computes the deterministic status it patches.
+//! [`manifests`] renders the install YAML from the same types, so it cannot drift from the code.
+
+pub mod app;
+pub mod cli;
+pub mod crd;
+pub mod fixtures;
+pub mod manifests;
+pub mod metrics;
+pub mod plan;
+pub mod reconcile;
+pub mod registry_check;
+pub mod resources;
+pub mod schema_check;
+pub mod server;
+pub mod status;
+
+/// Installs rustls' ring provider as the process default, once. kube's TLS and the registry
+/// check both use rustls; naming the provider keeps a second one from being picked implicitly.
+pub fn install_crypto_provider() {
+    // An error only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,191 @@
+//! The `OrasCache` custom resource: its spec (every field of the original operator plus what a
+//! real cache needs), its status, and the CRD YAML generated from them.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Registry image used when `spec.image` is not set (the original operator's default).
+pub const DEFAULT_IMAGE: &str = "ghcr.io/oras-project/registry:latest";
+/// Secret key that holds `REGISTRY_HTTP_SECRET` when `spec.secrets.registryHttpKey` is not set.
+pub const DEFAULT_REGISTRY_HTTP_KEY: &str = "REGISTRY_HTTP_SECRET";
+/// Name of the CRD object.
+pub const CRD_NAME: &str = "orascaches.cache.converged-computing.github.io";
+
+/// Asks for an OCI registry cache in a namespace: either a registry the controller deploys
+/// (`deploy: true`, the default) or a remote registry it checks and reports (`deploy: false`).
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[kube(
+    group = "cache.converged-computing.github.io",
+    version = "v1alpha1",
+    kind = "OrasCache",
+    namespaced,
+    status = "OrasCacheStatus",
+    derive = "PartialEq",
+    shortname = "oc",
+    doc = "An OCI registry cache (ORAS) for the workflow steps of a namespace",
+    printcolumn = r#"{"name": "Ready", "type": "string", "description": "Whether the registry is ready", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Address", "type": "string", "description": "host:port pods use to reach the registry", "jsonPath": ".status.address"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OrasCacheSpec {
+    /// Registry image of the deployed cache.
+    #[serde(default = "default_image")]
+    pub image: String,
+
+    /// Deploy a registry StatefulSet. `false` means a remote registry (`registry`) or, without it,
+    /// that every pod names its registry with the `registry` annotation.
+    #[serde(default = "default_deploy")]
+    pub deploy: bool,
+
+    /// Older name of `secrets.registryHttp`: a Secret holding `REGISTRY_HTTP_SECRET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+
+    /// Secrets the cache uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<CacheSecrets>,
+
+    /// Persistent storage for the deployed registry; an emptyDir when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+
+    /// Compute resources of the registry container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// The Service in front of the deployed registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSpec>,
+
+    /// A remote registry used instead of a deployed one (only with `deploy: false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RemoteRegistry>,
+}
+
+fn default_image() -> String {
+    DEFAULT_IMAGE.to_string()
+}
+
+fn default_deploy() -> bool {
+    true
+}
+
+/// Secret references of an `OrasCache`. Every value is the name of a Secret in the cache's
+/// namespace; an empty string means unset, as in the original operator.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSecrets {
+    /// Secret added with `envFrom` to the deployed registry container (registry settings such
+    /// as `REGISTRY_*`), and the credentials (`ORAS_USER`/`ORAS_PASS` or `username`/`password`)
+    /// of a remote registry that has no `registry.credentialsSecret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oras_env: Option<String>,
+
+    /// Secret whose key `registryHttpKey` becomes the registry's `REGISTRY_HTTP_SECRET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_http: Option<String>,
+
+    /// Key in the `registryHttp` Secret; `REGISTRY_HTTP_SECRET` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_http_key: Option<String>,
+}
+
+/// Storage of the deployed registry.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of the PersistentVolumeClaim (for example `10Gi`). Unset: an emptyDir, lost when
+    /// the registry pod is rescheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+
+    /// StorageClass of the claim; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// The Service of the deployed registry.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Port the registry listens on and the Service exposes; 5000 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// A registry outside the cluster (or not managed by this controller).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteRegistry {
+    /// `host[:port]` of the registry, without scheme or path (for example `ghcr.io`).
+    pub address: String,
+
+    /// Speak plain HTTP instead of HTTPS.
+    #[serde(default)]
+    pub plain_http: bool,
+
+    /// Secret with the credentials (`ORAS_USER`/`ORAS_PASS` or `username`/`password`); falls
+    /// back to `secrets.orasEnv`. Without credentials the registry is checked anonymously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+
+    /// Repository used for the token scope of the health check (`repository:<this>:pull`) when
+    /// the registry's challenge names no scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
+
+/// What the controller observed; the policy reads `address`, `plainHttp` and the conditions.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrasCacheStatus {
+    /// `host:port` pods use to reach the registry; unset when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+
+    /// Whether `address` speaks plain HTTP (true for the deployed cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_http: Option<bool>,
+
+    /// `Ready`, and `AuthReady` for remote registries; merged by `type` under server-side apply.
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The schema of `Vec<Condition>` marked as a map keyed by `type`, so that server-side apply
+/// merges conditions per type instead of replacing the whole list.
+fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Vec<Condition>>();
+    schema.insert("x-kubernetes-list-type".into(), "map".into());
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["type"]),
+    );
+    schema
+}
+
+/// The CRD as YAML, as `oras-cache-controller crd` prints it and `deploy/crd.yaml` holds it.
+pub fn crd_yaml() -> String {
+    serde_yaml::to_string(&OrasCache::crd()).expect("the CRD serializes to YAML")
+}
+
+impl OrasCacheSpec {
+    /// The registry port: `service.port`, or 5000.
+    pub fn port(&self) -> i32 {
+        self.service
+            .as_ref()
+            .and_then(|s| s.port)
+            .unwrap_or(i32::from(oras_cache_api::cache::DEFAULT_PORT))
+    }
+}

@@ -1,0 +1,500 @@
+//! The reconciler: applies what [`crate::resources`] builds, checks remote registries, and
+//! patches the status [`crate::status`] computes, only when it changed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{Timestamp, TimestampRound, Unit};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::crd::{OrasCache, OrasCacheStatus};
+use crate::metrics::Metrics;
+use crate::plan::{DeployedRegistry, Plan, RemoteTarget, plan};
+use crate::registry_check::{
+    CheckReport, Credentials, RegistryChecker, Verdict, credentials_from_secret,
+};
+use crate::resources::{
+    BuildError, FIELD_MANAGER, MANAGED_BY_SELECTOR, build_service, build_statefulset,
+    claims_differ, service_address,
+};
+use crate::status::{Observation, build_status, transitions};
+
+/// A reconciliation that failed; the controller retries it after `error_requeue`.
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    /// The object lacks what owner references need.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Server-side apply of a child was refused.
+    #[error("applying {kind} {namespace}/{name}: {source}")]
+    Apply {
+        /// Child kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Child name.
+        name: String,
+        /// API error.
+        source: kube::Error,
+    },
+    /// A child could not be deleted.
+    #[error("deleting {kind} {namespace}/{name}: {source}")]
+    Delete {
+        /// Child kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Child name.
+        name: String,
+        /// API error.
+        source: kube::Error,
+    },
+    /// The credentials Secret could not be read (other than not existing).
+    #[error("reading Secret {namespace}/{name}: {source}")]
+    ReadSecret {
+        /// Namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// API error.
+        source: kube::Error,
+    },
+    /// The status patch was refused.
+    #[error("patching the status of OrasCache {namespace}/{name}: {source}")]
+    PatchStatus {
+        /// Namespace.
+        namespace: String,
+        /// Cache name.
+        name: String,
+        /// API error.
+        source: kube::Error,
+    },
+}
+
+impl ReconcileError {
+    /// A short category for metrics labels and event reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ReconcileError::Build(_) => "build",
+            ReconcileError::Apply { .. } => "apply",
+            ReconcileError::Delete { .. } => "delete",
+            ReconcileError::ReadSecret { .. } => "read_secret",
+            ReconcileError::PatchStatus { .. } => "patch_status",
+        }
+    }
+}
+
+/// Settings of the reconciler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconcilerConfig {
+    /// DNS domain of the cluster in the cache address.
+    pub cluster_domain: String,
+    /// How often a deployed cache is reconciled without any change (missed watch events).
+    pub resync_interval: Duration,
+    /// How often a remote registry is checked again.
+    pub remote_check_interval: Duration,
+    /// How long to wait after a failed reconciliation.
+    pub error_requeue: Duration,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        ReconcilerConfig {
+            cluster_domain: "cluster.local".to_string(),
+            resync_interval: Duration::from_secs(300),
+            remote_check_interval: Duration::from_secs(60),
+            error_requeue: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every reconciliation shares.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// The one event recorder (it aggregates repeats into series).
+    pub recorder: Recorder,
+    /// Reconciler metrics.
+    pub metrics: Arc<Metrics>,
+    /// Remote registry checker.
+    pub checker: RegistryChecker,
+    /// Settings.
+    pub config: ReconcilerConfig,
+}
+
+impl Context {
+    /// A context with a recorder reporting as `oras-cache-controller` from `instance`.
+    pub fn new(
+        client: Client,
+        instance: Option<String>,
+        metrics: Arc<Metrics>,
+        checker: RegistryChecker,
+        config: ReconcilerConfig,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_string(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            checker,
+            config,
+        }
+    }
+
+    async fn publish(&self, cache: &OrasCache, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(note, 1024)),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &cache.object_ref(&())).await {
+            warn!(%error, reason, "could not publish an event");
+        }
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// Reconciles one `OrasCache`; failures are counted and published as Warning events.
+pub async fn reconcile(cache: Arc<OrasCache>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.start_reconcile();
+    match reconcile_cache(&cache, &ctx).await {
+        Ok(action) => Ok(action),
+        Err(error) => {
+            ctx.metrics.failure(error.metric_label());
+            ctx.publish(
+                &cache,
+                EventType::Warning,
+                "ReconcileFailed",
+                error.to_string(),
+            )
+            .await;
+            Err(error)
+        }
+    }
+}
+
+/// What the controller does after a failed reconciliation.
+pub fn error_policy(cache: Arc<OrasCache>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    warn!(cache = %cache.name_any(), %error, "reconcile failed");
+    Action::requeue(ctx.config.error_requeue)
+}
+
+async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, ReconcileError> {
+    let Some(namespace) = cache.namespace() else {
+        return Err(BuildError::MissingMetadata("metadata.namespace").into());
+    };
+    // Owned children go with the cache through garbage collection; nothing outside the cluster
+    // needs cleaning up, so there is no finalizer and nothing to do while it is being deleted.
+    if cache.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let name = cache.name_any();
+    let (observation, action) = match plan(&cache.spec) {
+        Err(error) => (
+            Observation::InvalidSpec(error.to_string()),
+            Action::await_change(),
+        ),
+        Ok(Plan::Deployed(registry)) => {
+            let ready_replicas = apply_registry(cache, &registry, &namespace, ctx).await?;
+            match ready_replicas {
+                Some(ready_replicas) => (
+                    Observation::Deployed {
+                        address: service_address(
+                            &name,
+                            &namespace,
+                            &ctx.config.cluster_domain,
+                            registry.port,
+                        ),
+                        ready_replicas,
+                        replicas: 1,
+                    },
+                    Action::requeue(ctx.config.resync_interval),
+                ),
+                // The StatefulSet is being recreated for new storage; look again shortly.
+                None => return Ok(Action::requeue(Duration::from_secs(5))),
+            }
+        }
+        Ok(Plan::Remote(target)) => {
+            remove_registry(&name, &namespace, ctx).await?;
+            let report = check_remote(&target, &namespace, ctx).await?;
+            (
+                Observation::Remote {
+                    address: target.address.clone(),
+                    plain_http: target.plain_http,
+                    report,
+                },
+                Action::requeue(ctx.config.remote_check_interval),
+            )
+        }
+        Ok(Plan::Unconfigured) => {
+            remove_registry(&name, &namespace, ctx).await?;
+            (Observation::Unconfigured, Action::await_change())
+        }
+    };
+    let now = Time(
+        Timestamp::now()
+            .round(TimestampRound::new().smallest(Unit::Second))
+            .unwrap_or_else(|_| Timestamp::now()),
+    );
+    let previous = cache.status.as_ref();
+    let next = build_status(previous, cache.metadata.generation, &observation, &now);
+    if previous != Some(&next) {
+        patch_status(cache, &namespace, &next, ctx).await?;
+        for condition in transitions(previous, &next) {
+            let type_ = if condition.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            ctx.publish(
+                cache,
+                type_,
+                &condition.reason,
+                format!(
+                    "{} is {}: {}",
+                    condition.type_, condition.status, condition.message
+                ),
+            )
+            .await;
+        }
+        info!(cache = %name, %namespace, "status updated");
+    }
+    Ok(action)
+}
+
+/// Applies the Service and the StatefulSet; returns the StatefulSet's ready replicas, or `None`
+/// when the StatefulSet had to be deleted so that new storage can take effect.
+async fn apply_registry(
+    cache: &OrasCache,
+    registry: &DeployedRegistry,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<i32>, ReconcileError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let service = build_service(cache, registry)?;
+    let name = cache.name_any();
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    services
+        .patch(&name, &params, &Patch::Apply(&service))
+        .await
+        .map_err(|source| ReconcileError::Apply {
+            kind: "Service",
+            namespace: namespace.to_string(),
+            name: name.clone(),
+            source,
+        })?;
+
+    let statefulset = build_statefulset(cache, registry)?;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
+    match statefulsets
+        .patch(&name, &params, &Patch::Apply(&statefulset))
+        .await
+    {
+        Ok(applied) => Ok(Some(
+            applied.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        )),
+        // Claim templates are immutable: a storage change needs a new StatefulSet. The data of
+        // an emptyDir is lost either way; claims are kept by the default retention policy.
+        Err(kube::Error::Api(status)) if status.is_invalid() => {
+            let current = statefulsets.get_opt(&name).await.ok().flatten();
+            if current.is_some_and(|current| claims_differ(&current, &statefulset)) {
+                delete(&statefulsets, "StatefulSet", &name, namespace).await?;
+                ctx.publish(
+                    cache,
+                    EventType::Normal,
+                    "StorageChanged",
+                    format!("StatefulSet {name} is recreated for the new spec.storage"),
+                )
+                .await;
+                Ok(None)
+            } else {
+                Err(ReconcileError::Apply {
+                    kind: "StatefulSet",
+                    namespace: namespace.to_string(),
+                    name,
+                    source: kube::Error::Api(status),
+                })
+            }
+        }
+        Err(source) => Err(ReconcileError::Apply {
+            kind: "StatefulSet",
+            namespace: namespace.to_string(),
+            name,
+            source,
+        }),
+    }
+}
+
+/// Deletes the registry of a cache that no longer deploys one.
+async fn remove_registry(name: &str, namespace: &str, ctx: &Context) -> Result<(), ReconcileError> {
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
+    delete(&statefulsets, "StatefulSet", name, namespace).await?;
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    delete(&services, "Service", name, namespace).await
+}
+
+async fn delete<K>(
+    api: &Api<K>,
+    kind: &'static str,
+    name: &str,
+    namespace: &str,
+) -> Result<(), ReconcileError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(source) => Err(ReconcileError::Delete {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Reads the credentials (if any) and runs the `/v2/` check. A missing or unusable Secret makes
+/// `AuthReady` False with the reason, while reachability is still checked anonymously.
+async fn check_remote(
+    target: &RemoteTarget,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<CheckReport, ReconcileError> {
+    let mut credentials_problem: Option<Verdict> = None;
+    let mut credentials: Option<Credentials> = None;
+    if let Some(secret_name) = &target.credentials_secret {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+        let source = format!("Secret {namespace}/{secret_name}");
+        match secrets.get_opt(secret_name).await {
+            Ok(Some(secret)) => {
+                match credentials_from_secret(&source, &secret.data.unwrap_or_default()) {
+                    Ok(found) => credentials = Some(found),
+                    Err(error) => {
+                        credentials_problem =
+                            Some(Verdict::fail("CredentialsInvalid", error.to_string()));
+                    }
+                }
+            }
+            Ok(None) => {
+                credentials_problem = Some(Verdict::fail(
+                    "SecretNotFound",
+                    format!("{source} named as the registry credentials does not exist"),
+                ));
+            }
+            Err(source) => {
+                return Err(ReconcileError::ReadSecret {
+                    namespace: namespace.to_string(),
+                    name: secret_name.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    let mut report = ctx.checker.check(target, credentials.as_ref()).await;
+    if let Some(problem) = credentials_problem {
+        report.auth = problem;
+    }
+    Ok(report)
+}
+
+async fn patch_status(
+    cache: &OrasCache,
+    namespace: &str,
+    status: &OrasCacheStatus,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let caches: Api<OrasCache> = Api::namespaced(ctx.client.clone(), namespace);
+    let body = serde_json::json!({
+        "apiVersion": OrasCache::api_version(&()),
+        "kind": OrasCache::kind(&()),
+        "status": status,
+    });
+    caches
+        .patch_status(
+            &cache.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| ReconcileError::PatchStatus {
+            namespace: namespace.to_string(),
+            name: cache.name_any(),
+            source,
+        })
+}
+
+/// The CRD is not installed or not readable.
+#[derive(Debug, Error)]
+#[error(
+    "cannot list OrasCaches ({0}); install the CRD (`oras-cache-controller crd | kubectl apply -f -`) and check the RBAC of the service account"
+)]
+pub struct PreflightError(#[source] kube::Error);
+
+/// Runs the controller until `shutdown` resolves; `on_ready` is called once the CRD was listed.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    on_ready: impl FnOnce(),
+) -> Result<(), PreflightError> {
+    let client = ctx.client.clone();
+    let (caches, statefulsets, services) = match &namespace {
+        Some(ns) => (
+            Api::<OrasCache>::namespaced(client.clone(), ns),
+            Api::<StatefulSet>::namespaced(client.clone(), ns),
+            Api::<Service>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::<OrasCache>::all(client.clone()),
+            Api::<StatefulSet>::all(client.clone()),
+            Api::<Service>::all(client.clone()),
+        ),
+    };
+    caches
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(PreflightError)?;
+    on_ready();
+    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    Controller::new(caches, watcher::Config::default().any_semantic())
+        .owns(statefulsets, owned.clone())
+        .owns(services, owned)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                Err(error) => warn!(%error, "reconcile loop error"),
+            }
+        })
+        .await;
+    Ok(())
+}

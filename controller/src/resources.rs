@@ -1,0 +1,487 @@
+//! Pure builders of the objects an `OrasCache` owns: the registry StatefulSet and its Service.
+//!
+//! The builders take the validated [`DeployedRegistry`] and return complete objects for
+//! server-side apply; the reconciler only sends them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecretKeySelector, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+use thiserror::Error;
+
+use crate::crd::OrasCache;
+use crate::plan::DeployedRegistry;
+
+/// Field manager of every server-side apply the controller sends.
+pub const FIELD_MANAGER: &str = "oras-cache-controller";
+/// Name of the registry container, its port and its data volume.
+pub const REGISTRY_CONTAINER: &str = "registry";
+/// Name of the data volume (emptyDir or claim template).
+pub const DATA_VOLUME: &str = "data";
+/// Where the distribution registry keeps its filesystem storage by default.
+pub const DATA_PATH: &str = "/var/lib/registry";
+/// Label selecting the objects this controller manages (used for the owned watches).
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=oras-cache-controller";
+
+/// An `OrasCache` that cannot own objects yet.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum BuildError {
+    /// Owner references need a name, a namespace and a uid.
+    #[error("OrasCache has no {0}; it must come from the API server")]
+    MissingMetadata(&'static str),
+}
+
+/// Labels on every object of one cache; the first two also select its pods.
+pub fn labels(cache_name: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(cache_name);
+    labels.insert("app.kubernetes.io/component".into(), "registry".into());
+    labels.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "oras-cache-controller".into(),
+    );
+    labels
+}
+
+/// Labels of the registry pods the Service and the StatefulSet select.
+pub fn selector_labels(cache_name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_string(),
+            "oras-cache".to_string(),
+        ),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            cache_name.to_string(),
+        ),
+    ])
+}
+
+/// The `host:port` pods use: the Service DNS name under the cluster domain.
+pub fn service_address(name: &str, namespace: &str, cluster_domain: &str, port: i32) -> String {
+    format!("{name}.{namespace}.svc.{cluster_domain}:{port}")
+}
+
+/// Metadata for a child: same name and namespace as the cache, labelled and owned by it.
+fn child_meta(cache: &OrasCache) -> Result<ObjectMeta, BuildError> {
+    let name = cache
+        .metadata
+        .name
+        .clone()
+        .ok_or(BuildError::MissingMetadata("metadata.name"))?;
+    let namespace = cache
+        .namespace()
+        .ok_or(BuildError::MissingMetadata("metadata.namespace"))?;
+    Ok(ObjectMeta {
+        labels: Some(labels(&name)),
+        name: Some(name),
+        namespace: Some(namespace),
+        owner_references: Some(vec![owner_reference(cache)?]),
+        ..ObjectMeta::default()
+    })
+}
+
+/// The controller owner reference of the cache; children are garbage collected with it.
+pub fn owner_reference(cache: &OrasCache) -> Result<OwnerReference, BuildError> {
+    let mut owner = cache
+        .controller_owner_ref(&())
+        .ok_or(BuildError::MissingMetadata("metadata.uid"))?;
+    owner.block_owner_deletion = Some(true);
+    Ok(owner)
+}
+
+/// The registry Service (ClusterIP) named like the cache.
+pub fn build_service(
+    cache: &OrasCache,
+    registry: &DeployedRegistry,
+) -> Result<Service, BuildError> {
+    let metadata = child_meta(cache)?;
+    let name = cache.name_any();
+    Ok(Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(&name)),
+            ports: Some(vec![ServicePort {
+                name: Some(REGISTRY_CONTAINER.into()),
+                port: registry.port,
+                target_port: Some(IntOrString::String(REGISTRY_CONTAINER.into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            type_: Some("ClusterIP".into()),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// The registry StatefulSet: one replica, its port declared, probes on `/v2/`, storage and
+/// secrets as the spec asks.
+pub fn build_statefulset(
+    cache: &OrasCache,
+    registry: &DeployedRegistry,
+) -> Result<StatefulSet, BuildError> {
+    let metadata = child_meta(cache)?;
+    let name = cache.name_any();
+
+    let mut env = vec![EnvVar {
+        name: "REGISTRY_HTTP_ADDR".into(),
+        value: Some(format!(":{}", registry.port)),
+        ..EnvVar::default()
+    }];
+    if let Some(secret) = &registry.http_secret {
+        env.push(EnvVar {
+            name: "REGISTRY_HTTP_SECRET".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.name.clone(),
+                    key: secret.key.clone(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
+    let env_from = registry.env_from_secret.as_ref().map(|secret| {
+        vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: secret.clone(),
+                optional: Some(false),
+            }),
+            ..EnvFromSource::default()
+        }]
+    });
+
+    let probe = |initial_delay: i32, period: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/v2/".into()),
+            port: IntOrString::String(REGISTRY_CONTAINER.into()),
+            scheme: Some("HTTP".into()),
+            ..HTTPGetAction::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(period),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    };
+
+    let container = Container {
+        name: REGISTRY_CONTAINER.into(),
+        image: Some(registry.image.clone()),
+        ports: Some(vec![ContainerPort {
+            name: Some(REGISTRY_CONTAINER.into()),
+            container_port: registry.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(env),
+        env_from,
+        readiness_probe: Some(probe(2, 5)),
+        liveness_probe: Some(probe(10, 20)),
+        resources: registry.resources.clone(),
+        volume_mounts: Some(vec![VolumeMount {
+            name: DATA_VOLUME.into(),
+            mount_path: DATA_PATH.into(),
+            ..VolumeMount::default()
+        }]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..SeccompProfile::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+
+    // Without a size the data lives in an emptyDir; with one, in a claim per replica that
+    // outlives pod restarts.
+    let (volumes, claims) = match registry.storage.as_ref().and_then(|s| {
+        s.size
+            .clone()
+            .map(|size| (size, s.storage_class_name.clone()))
+    }) {
+        None => (
+            Some(vec![Volume {
+                name: DATA_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            }]),
+            None,
+        ),
+        Some((size, storage_class_name)) => (
+            None,
+            Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some(DATA_VOLUME.into()),
+                    labels: Some(labels(&name)),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    storage_class_name,
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([("storage".to_string(), size)])),
+                        ..VolumeResourceRequirements::default()
+                    }),
+                    ..PersistentVolumeClaimSpec::default()
+                }),
+                status: None,
+            }]),
+        ),
+    };
+
+    Ok(StatefulSet {
+        metadata,
+        spec: StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(name.clone()),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&name)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(&name)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes,
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: claims,
+            ..StatefulSetSpec::default()
+        },
+        status: None,
+    })
+}
+
+/// Whether two claim templates differ in what a StatefulSet update may not change, in which case
+/// the StatefulSet has to be recreated for the new storage to take effect.
+pub fn claims_differ(current: &StatefulSet, desired: &StatefulSet) -> bool {
+    let storage = |s: &StatefulSet| {
+        s.spec
+            .volume_claim_templates
+            .iter()
+            .flatten()
+            .map(|c| {
+                let spec = c.spec.clone().unwrap_or_default();
+                (
+                    c.metadata.name.clone(),
+                    spec.storage_class_name,
+                    spec.resources.and_then(|r| r.requests),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    storage(current) != storage(desired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::cache;
+    use crate::plan::{Plan, plan};
+
+    fn deployed(c: &OrasCache) -> DeployedRegistry {
+        match plan(&c.spec).unwrap() {
+            Plan::Deployed(r) => r,
+            other => panic!("expected a deployed registry, got {other:?}"),
+        }
+    }
+
+    fn container(sts: &StatefulSet) -> &Container {
+        &sts.spec.template.spec.as_ref().unwrap().containers[0]
+    }
+
+    fn env<'a>(sts: &'a StatefulSet, name: &str) -> Option<&'a EnvVar> {
+        container(sts).env.iter().flatten().find(|e| e.name == name)
+    }
+
+    #[test]
+    fn defaults_build_one_registry_on_5000_with_an_empty_dir() {
+        let c = cache("{}");
+        let sts = build_statefulset(&c, &deployed(&c)).unwrap();
+        assert_eq!(sts.metadata.name.as_deref(), Some("cache"));
+        assert_eq!(sts.metadata.namespace.as_deref(), Some("ns"));
+        let owner = &sts.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("OrasCache", "uid-1", Some(true))
+        );
+        assert_eq!(sts.spec.replicas, Some(1));
+        assert_eq!(sts.spec.service_name.as_deref(), Some("cache"));
+        let ctr = container(&sts);
+        assert_eq!(ctr.image.as_deref(), Some(crate::crd::DEFAULT_IMAGE));
+        assert_eq!(ctr.ports.as_ref().unwrap()[0].container_port, 5000);
+        assert_eq!(
+            env(&sts, "REGISTRY_HTTP_ADDR").unwrap().value.as_deref(),
+            Some(":5000")
+        );
+        assert!(env(&sts, "REGISTRY_HTTP_SECRET").is_none());
+        assert!(ctr.env_from.is_none());
+        for probe in [&ctr.readiness_probe, &ctr.liveness_probe] {
+            let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+            assert_eq!(get.path.as_deref(), Some("/v2/"));
+            assert_eq!(get.port, IntOrString::String("registry".into()));
+        }
+        let volumes = sts
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .as_ref()
+            .unwrap();
+        assert!(volumes[0].empty_dir.is_some());
+        assert!(sts.spec.volume_claim_templates.is_none());
+        assert_eq!(
+            sts.spec.selector.match_labels.as_ref(),
+            sts.spec
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .labels
+                .as_ref()
+                .map(|l| {
+                    l.iter()
+                        .filter(|(k, _)| selector_labels("cache").contains_key(*k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<BTreeMap<_, _>>()
+                })
+                .as_ref()
+        );
+    }
+
+    #[test]
+    fn the_service_exposes_the_registry_port_and_selects_the_pods() {
+        let c = cache("{service: {port: 5500}}");
+        let registry = deployed(&c);
+        let svc = build_service(&c, &registry).unwrap();
+        let spec = svc.spec.unwrap();
+        let port = &spec.ports.unwrap()[0];
+        assert_eq!(port.port, 5500);
+        assert_eq!(
+            port.target_port,
+            Some(IntOrString::String("registry".into()))
+        );
+        assert_eq!(spec.selector.unwrap(), selector_labels("cache"));
+        assert_eq!(spec.cluster_ip, None, "a ClusterIP service, not headless");
+        let sts = build_statefulset(&c, &registry).unwrap();
+        assert_eq!(
+            container(&sts).ports.as_ref().unwrap()[0].container_port,
+            5500
+        );
+        assert_eq!(
+            env(&sts, "REGISTRY_HTTP_ADDR").unwrap().value.as_deref(),
+            Some(":5500")
+        );
+        assert_eq!(
+            service_address("cache", "ns", "cluster.local", 5500),
+            "cache.ns.svc.cluster.local:5500"
+        );
+    }
+
+    #[test]
+    fn storage_becomes_a_claim_template_with_its_class() {
+        let c = cache("{storage: {size: 10Gi, storageClassName: fast}}");
+        let sts = build_statefulset(&c, &deployed(&c)).unwrap();
+        let claim = &sts.spec.volume_claim_templates.as_ref().unwrap()[0];
+        assert_eq!(claim.metadata.name.as_deref(), Some(DATA_VOLUME));
+        let spec = claim.spec.as_ref().unwrap();
+        assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(
+            spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+            "10Gi"
+        );
+        assert!(sts.spec.template.spec.as_ref().unwrap().volumes.is_none());
+        assert_eq!(
+            container(&sts).volume_mounts.as_ref().unwrap()[0].mount_path,
+            DATA_PATH
+        );
+        let without = cache("{}");
+        let plain = build_statefulset(&without, &deployed(&without)).unwrap();
+        assert!(claims_differ(&plain, &sts));
+        assert!(!claims_differ(&sts, &sts.clone()));
+    }
+
+    #[test]
+    fn secrets_are_references_never_plain_values() {
+        let c = cache(
+            "{secrets: {orasEnv: registry-env, registryHttp: http-secret}, resources: {limits: {memory: 256Mi}}}",
+        );
+        let sts = build_statefulset(&c, &deployed(&c)).unwrap();
+        let http = env(&sts, "REGISTRY_HTTP_SECRET").unwrap();
+        assert!(http.value.is_none());
+        let key_ref = http
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (key_ref.name.as_str(), key_ref.key.as_str()),
+            ("http-secret", "REGISTRY_HTTP_SECRET")
+        );
+        let env_from = container(&sts).env_from.as_ref().unwrap();
+        assert_eq!(
+            env_from[0].secret_ref.as_ref().unwrap().name,
+            "registry-env"
+        );
+        assert_eq!(
+            container(&sts)
+                .resources
+                .as_ref()
+                .unwrap()
+                .limits
+                .as_ref()
+                .unwrap()["memory"]
+                .0,
+            "256Mi"
+        );
+    }
+
+    #[test]
+    fn deploy_false_and_remote_registries_build_nothing() {
+        for yaml in [
+            "{deploy: false}",
+            "{deploy: false, registry: {address: ghcr.io}}",
+        ] {
+            let c = cache(yaml);
+            assert!(
+                !matches!(plan(&c.spec).unwrap(), Plan::Deployed(_)),
+                "{yaml} must not deploy a registry"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cache_without_uid_cannot_own_children() {
+        let mut c = cache("{}");
+        c.metadata.uid = None;
+        assert_eq!(
+            build_service(&c, &deployed(&c)).unwrap_err(),
+            BuildError::MissingMetadata("metadata.uid")
+        );
+    }
+}

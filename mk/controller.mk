@@ -1,0 +1,31 @@
+# The OrasCache controller (controller/): static binary, image, generated CRD and install YAML.
+CONTROLLER_TARGET := x86_64-unknown-linux-musl
+CONTROLLER_BIN := $(CARGO_TARGET_DIR)/$(CONTROLLER_TARGET)/release/oras-cache-controller
+CONTROLLER_IMAGE ?= ghcr.io/oras-cache/oras-cache-controller:v0.1.0
+
+.PHONY: controller controller-manifests controller-image controller-check-manifests
+
+## Static musl build of the controller.
+controller:
+	$(CARGO) build -p oras-cache-controller --release --target $(CONTROLLER_TARGET)
+	@ls -l $(CONTROLLER_BIN)
+
+## Regenerates the committed CRD and install YAML (the drift tests compare them with the code).
+controller-manifests:
+	$(CARGO) run -q -p oras-cache-controller -- crd --output deploy/crd.yaml
+	cp deploy/crd.yaml charts/oras-cache/crds/orascaches.yaml
+	$(CARGO) run -q -p oras-cache-controller -- manifests --output deploy/oras-cache.yaml
+
+## Builds the controller image from the static binary (buildah, no daemon needed).
+controller-image: controller
+	mkdir -p $(CARGO_TARGET_DIR)/controller-image
+	cp $(CONTROLLER_BIN) $(CARGO_TARGET_DIR)/controller-image/oras-cache-controller
+	buildah bud --layers -f controller/Dockerfile -t $(CONTROLLER_IMAGE) $(CARGO_TARGET_DIR)/controller-image
+
+## The static binary really is static and prints the CRD the tests check.
+controller-check-manifests: controller
+	@file $(CONTROLLER_BIN) | grep -q 'statically linked' || { echo "$(CONTROLLER_BIN) is not static"; exit 1; }
+	$(CONTROLLER_BIN) crd | diff -u deploy/crd.yaml -
+	$(CONTROLLER_BIN) manifests | diff -u deploy/oras-cache.yaml -
+
+TEST_TARGETS += controller-check-manifests
