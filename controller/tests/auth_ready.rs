@@ -1,0 +1,116 @@
+//! The remote registry check against the real registry (Debian's docker-registry with htpasswd
+//! basic auth): right credentials, wrong credentials, no credentials, an unreachable registry.
+
+use std::time::Duration;
+
+use oras_cache_controller::plan::RemoteTarget;
+use oras_cache_controller::registry_check::{CheckReport, Credentials, RegistryChecker};
+use oras_test_support::{Registry, free_port};
+
+fn target(address: String) -> RemoteTarget {
+    RemoteTarget {
+        address,
+        plain_http: true,
+        credentials_secret: Some("creds".into()),
+        repository: None,
+    }
+}
+
+fn credentials(user: &str, password: &str) -> Credentials {
+    Credentials {
+        username: user.into(),
+        password: password.into(),
+        source: "Secret ns/creds".into(),
+    }
+}
+
+async fn check(address: String, credentials: Option<&Credentials>) -> CheckReport {
+    let checker = RegistryChecker::new(Duration::from_secs(5)).unwrap();
+    checker.check(&target(address), credentials).await
+}
+
+#[tokio::test]
+async fn right_password_is_auth_ready() {
+    let registry = Registry::start_with_basic_auth("alice", "s3cret");
+    let report = check(registry.host(), Some(&credentials("alice", "s3cret"))).await;
+    assert!(report.reachable.ok, "{report:?}");
+    assert!(report.auth.ok, "{report:?}");
+    assert_eq!(report.auth.reason, "Authenticated");
+}
+
+#[tokio::test]
+async fn wrong_password_is_not_auth_ready_with_a_reason() {
+    let registry = Registry::start_with_basic_auth("alice", "s3cret");
+    let report = check(registry.host(), Some(&credentials("alice", "wrong"))).await;
+    assert!(
+        report.reachable.ok,
+        "a 401 still proves a registry answers: {report:?}"
+    );
+    assert!(!report.auth.ok);
+    assert_eq!(report.auth.reason, "AuthenticationFailed");
+    assert!(
+        report.auth.message.contains("Secret ns/creds"),
+        "{}",
+        report.auth.message
+    );
+    assert!(
+        !report.auth.message.contains("wrong"),
+        "the password must not leak"
+    );
+}
+
+#[tokio::test]
+async fn missing_credentials_are_reported_as_required() {
+    let registry = Registry::start_with_basic_auth("alice", "s3cret");
+    let report = check(registry.host(), None).await;
+    assert!(!report.auth.ok);
+    assert_eq!(report.auth.reason, "CredentialsRequired");
+    assert!(
+        report.auth.message.contains("credentialsSecret"),
+        "{}",
+        report.auth.message
+    );
+}
+
+#[tokio::test]
+async fn an_anonymous_registry_needs_no_credentials() {
+    let registry = Registry::start();
+    let report = check(registry.host(), None).await;
+    assert!(report.reachable.ok && report.auth.ok, "{report:?}");
+    assert_eq!(report.auth.reason, "AnonymousAccess");
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_is_neither_ready_nor_auth_ready() {
+    // A port nothing listens on: the registry was stopped.
+    let mut registry = Registry::start_with_basic_auth("alice", "s3cret");
+    registry.stop();
+    let report = check(registry.host(), Some(&credentials("alice", "s3cret"))).await;
+    assert!(!report.reachable.ok && !report.auth.ok, "{report:?}");
+    assert_eq!(report.reachable.reason, "Unreachable");
+    assert_eq!(report.auth.reason, "Unreachable");
+    assert!(
+        report.reachable.message.contains(&registry.host()),
+        "{}",
+        report.reachable.message
+    );
+    let port = free_port().unwrap();
+    let report = check(format!("127.0.0.1:{port}"), None).await;
+    assert_eq!(report.reachable.reason, "Unreachable");
+}
+
+#[tokio::test]
+async fn a_web_server_that_is_not_a_registry_is_not_ready() {
+    // An HTTP server without the distribution API answers 404 on /v2/.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new()).await });
+    let report = check(address.to_string(), None).await;
+    assert!(!report.reachable.ok, "{report:?}");
+    assert_eq!(report.reachable.reason, "NotARegistry");
+    assert!(
+        report.reachable.message.contains("404"),
+        "{}",
+        report.reachable.message
+    );
+}

@@ -1,0 +1,503 @@
+//! Reconciler scenarios with the Kubernetes API played by the test (kube-rs's tower-test
+//! `ApiServerVerifier` way): each scenario asserts the method, path, query and body of every
+//! request the reconciler sends and answers it. When the reconciler is done the client is
+//! dropped, so a missing request fails the verifier and an extra one fails the reconciler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use oras_cache_controller::crd::OrasCache;
+use oras_cache_controller::fixtures::cache;
+use oras_cache_controller::metrics::Metrics;
+use oras_cache_controller::reconcile::{Context, ReconcileError, ReconcilerConfig, reconcile};
+use oras_cache_controller::registry_check::RegistryChecker;
+use oras_cache_controller::status::{Observation, build_status};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tower_test::mock::{Handle, SendResponse};
+
+type ApiHandle = Handle<Request<Body>, Response<Body>>;
+
+const CACHES: &str = "/apis/cache.converged-computing.github.io/v1alpha1/namespaces/ns/orascaches";
+const STATEFULSET: &str = "/apis/apps/v1/namespaces/ns/statefulsets/cache";
+const SERVICE: &str = "/api/v1/namespaces/ns/services/cache";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+
+/// The test's side of the API server.
+struct ApiServer(ApiHandle);
+
+impl ApiServer {
+    /// The next request, which must have this method and path; returns its JSON body (Null when
+    /// empty) and the responder.
+    async fn expect(
+        &mut self,
+        method: Method,
+        path: &str,
+    ) -> (Value, SendResponse<Response<Body>>) {
+        let (request, send) = self.0.next_request().await.unwrap_or_else(|| {
+            panic!("expected {method} {path}, but the reconciler sent nothing more")
+        });
+        assert_eq!(
+            request.method(),
+            method,
+            "method of the request to {}",
+            request.uri()
+        );
+        assert_eq!(request.uri().path(), path);
+        if method == Method::PATCH {
+            let query = request.uri().query().unwrap_or_default();
+            assert!(
+                query.contains("fieldManager=oras-cache-controller")
+                    && query.contains("force=true"),
+                "server-side apply with the controller's field manager, forced: {query}"
+            );
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml",
+                "server-side apply"
+            );
+        }
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (body, send)
+    }
+
+    /// An event POST; returns its body.
+    async fn expect_event(&mut self) -> Value {
+        let (event, send) = self.expect(Method::POST, EVENTS).await;
+        respond(send, 201, &event);
+        event
+    }
+
+    /// The reconciler must have finished talking to the API.
+    async fn expect_silence(mut self) {
+        if let Some((request, _)) = self.0.next_request().await {
+            panic!("unexpected {} {}", request.method(), request.uri());
+        }
+    }
+}
+
+fn respond(send: SendResponse<Response<Body>>, code: u16, body: &Value) {
+    send.send_response(
+        Response::builder()
+            .status(code)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    );
+}
+
+/// Answers a status patch with the whole object, as the API server does.
+fn status_patched(send: SendResponse<Response<Body>>, patch: &Value) {
+    respond(
+        send,
+        200,
+        &json!({"apiVersion": patch["apiVersion"], "kind": patch["kind"],
+            "metadata": {"name": "cache", "namespace": "ns", "uid": "uid-1"},
+            "spec": {}, "status": patch["status"]}),
+    );
+}
+
+fn not_found(send: SendResponse<Response<Body>>) {
+    respond(
+        send,
+        404,
+        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+    );
+}
+
+fn context(handle_checker_timeout: Duration) -> (Arc<Context>, ApiServer) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let ctx = Context::new(
+        client,
+        Some("test-pod".into()),
+        Arc::new(Metrics::new()),
+        RegistryChecker::new(handle_checker_timeout).unwrap(),
+        ReconcilerConfig::default(),
+    );
+    (Arc::new(ctx), ApiServer(handle))
+}
+
+/// Runs `reconcile` against the scripted API server, then drops the client so that the script
+/// sees the end of the conversation.
+async fn run(
+    object: OrasCache,
+    script: impl FnOnce(ApiServer) -> JoinHandle<()>,
+) -> (Result<Action, ReconcileError>, Arc<Metrics>) {
+    let (ctx, server) = context(Duration::from_secs(5));
+    let metrics = ctx.metrics.clone();
+    let verifier = script(server);
+    let result = reconcile(Arc::new(object), ctx).await;
+    verifier.await.expect("the API server script passed");
+    (result, metrics)
+}
+
+fn with_status(mut object: OrasCache, observation: &Observation) -> OrasCache {
+    let at = Time(Timestamp::from_second(1_700_000_000).unwrap());
+    object.status = Some(build_status(
+        None,
+        object.metadata.generation,
+        observation,
+        &at,
+    ));
+    object
+}
+
+fn deployed(ready_replicas: i32) -> Observation {
+    Observation::Deployed {
+        address: "cache.ns.svc.cluster.local:5000".into(),
+        ready_replicas,
+        replicas: 1,
+    }
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+/// Answers the two applies of a deployed cache; the StatefulSet reports `ready` replicas.
+async fn applies(server: &mut ApiServer, ready: i32) -> (Value, Value) {
+    let (service, send) = server.expect(Method::PATCH, SERVICE).await;
+    respond(send, 200, &service);
+    let (statefulset, send) = server.expect(Method::PATCH, STATEFULSET).await;
+    let mut answer = statefulset.clone();
+    answer["status"] = json!({"replicas": 1, "readyReplicas": ready});
+    respond(send, 200, &answer);
+    (service, statefulset)
+}
+
+#[tokio::test]
+async fn a_new_cache_gets_its_registry_applied_and_its_status_patched() {
+    let (result, metrics) = run(cache("{}"), |mut server| {
+        tokio::spawn(async move {
+            let (service, statefulset) = applies(&mut server, 0).await;
+            assert_eq!(service["kind"], "Service");
+            assert_eq!(service["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+            assert_eq!(service["spec"]["ports"][0]["port"], 5000);
+            assert_eq!(statefulset["kind"], "StatefulSet");
+            assert_eq!(
+                statefulset["metadata"]["ownerReferences"][0]["kind"],
+                "OrasCache"
+            );
+            assert_eq!(
+                statefulset["spec"]["template"]["spec"]["containers"][0]["image"],
+                "ghcr.io/oras-project/registry:latest"
+            );
+
+            let (patch, send) = server
+                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+                .await;
+            assert_eq!(
+                patch["apiVersion"],
+                "cache.converged-computing.github.io/v1alpha1"
+            );
+            assert_eq!(patch["kind"], "OrasCache");
+            let status = &patch["status"];
+            assert_eq!(status["address"], "cache.ns.svc.cluster.local:5000");
+            assert_eq!(status["plainHttp"], true);
+            assert_eq!(status["observedGeneration"], 1);
+            let ready = condition(status, "Ready");
+            assert_eq!(
+                (ready["status"].as_str(), ready["reason"].as_str()),
+                (Some("False"), Some("RegistryNotReady"))
+            );
+            status_patched(send, &patch);
+
+            let event = server.expect_event().await;
+            assert_eq!(event["reason"], "RegistryNotReady");
+            assert_eq!(event["type"], "Warning");
+            assert_eq!(event["regarding"]["name"], "cache");
+            assert_eq!(event["reportingController"], "oras-cache-controller");
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(300)));
+    assert!(
+        metrics
+            .render()
+            .contains("oras_cache_reconciliations_total 1")
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_cache_gets_no_status_patch() {
+    let object = with_status(cache("{}"), &deployed(1));
+    let (result, _) = run(object, |mut server| {
+        tokio::spawn(async move {
+            applies(&mut server, 1).await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    result.unwrap();
+}
+
+#[tokio::test]
+async fn pods_becoming_ready_flip_the_condition_and_emit_a_normal_event() {
+    let object = with_status(cache("{}"), &deployed(0));
+    let (result, _) = run(object, |mut server| {
+        tokio::spawn(async move {
+            applies(&mut server, 1).await;
+            let (patch, send) = server
+                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+                .await;
+            let ready = condition(&patch["status"], "Ready");
+            assert_eq!(ready["status"], "True");
+            assert_ne!(
+                ready["lastTransitionTime"], "2023-11-14T22:13:20Z",
+                "the status changed, so the time moves"
+            );
+            status_patched(send, &patch);
+            let event = server.expect_event().await;
+            assert_eq!(
+                (event["type"].as_str(), event["reason"].as_str()),
+                (Some("Normal"), Some("RegistryReady"))
+            );
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    result.unwrap();
+}
+
+#[tokio::test]
+async fn deploy_false_deletes_the_registry_and_reports_no_address() {
+    let object = with_status(cache("{deploy: false}"), &deployed(1));
+    let (result, _) = run(object, |mut server| {
+        tokio::spawn(async move {
+            let (body, send) = server.expect(Method::DELETE, STATEFULSET).await;
+            assert_eq!(body["propagationPolicy"], "Background");
+            respond(
+                send,
+                200,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+            );
+            // Already gone: a 404 is success.
+            let (_, send) = server.expect(Method::DELETE, SERVICE).await;
+            not_found(send);
+            let (patch, send) = server
+                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+                .await;
+            assert!(patch["status"].get("address").is_none(), "{patch}");
+            let ready = condition(&patch["status"], "Ready");
+            assert_eq!(
+                (ready["status"].as_str(), ready["reason"].as_str()),
+                (Some("False"), Some("NoRegistry"))
+            );
+            status_patched(send, &patch);
+            assert_eq!(server.expect_event().await["reason"], "NoRegistry");
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn a_cache_being_deleted_is_left_to_garbage_collection() {
+    let mut object = cache("{}");
+    object.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(1_700_000_000).unwrap()));
+    let (result, _) = run(object, |server| tokio::spawn(server.expect_silence())).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_reported_without_touching_children() {
+    let (result, _) = run(
+        cache("{deploy: true, registry: {address: ghcr.io}}"),
+        |mut server| {
+            tokio::spawn(async move {
+                let (patch, send) = server
+                    .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+                    .await;
+                let ready = condition(&patch["status"], "Ready");
+                assert_eq!(ready["reason"], "InvalidSpec");
+                assert!(
+                    ready["message"].as_str().unwrap().contains("spec.registry"),
+                    "{ready}"
+                );
+                status_patched(send, &patch);
+                let event = server.expect_event().await;
+                assert_eq!(
+                    (event["type"].as_str(), event["reason"].as_str()),
+                    (Some("Warning"), Some("InvalidSpec"))
+                );
+                server.expect_silence().await;
+            })
+        },
+    )
+    .await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn a_refused_apply_fails_with_an_event_and_a_metric() {
+    let (result, metrics) = run(cache("{}"), |mut server| {
+        tokio::spawn(async move {
+            let (_, send) = server.expect(Method::PATCH, SERVICE).await;
+            respond(
+                send,
+                403,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "Forbidden", "code": 403, "message": "services \"cache\" is forbidden"}),
+            );
+            let event = server.expect_event().await;
+            assert_eq!(
+                (event["type"].as_str(), event["reason"].as_str()),
+                (Some("Warning"), Some("ReconcileFailed"))
+            );
+            assert!(
+                event["note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("applying Service ns/cache"),
+                "{event}"
+            );
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    assert!(matches!(
+        result,
+        Err(ReconcileError::Apply {
+            kind: "Service",
+            ..
+        })
+    ));
+    assert!(
+        metrics
+            .render()
+            .contains("oras_cache_reconcile_failures_total{reason=\"apply\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn a_remote_registry_is_checked_with_the_credentials_of_its_secret() {
+    let registry = oras_test_support::Registry::start_with_basic_auth("alice", "s3cret");
+    let spec = format!(
+        "{{deploy: false, registry: {{address: '{}', plainHttp: true, credentialsSecret: creds}}}}",
+        registry.host()
+    );
+    let host = registry.host();
+    let (result, _) = run(cache(&spec), move |mut server| {
+        tokio::spawn(async move {
+            let (_, send) = server.expect(Method::DELETE, STATEFULSET).await;
+            not_found(send);
+            let (_, send) = server.expect(Method::DELETE, SERVICE).await;
+            not_found(send);
+            let (_, send) = server
+                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/creds")
+                .await;
+            // base64 of "alice" and "s3cret".
+            respond(
+                send,
+                200,
+                &json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "creds", "namespace": "ns"},
+                "data": {"ORAS_USER": "YWxpY2U=", "ORAS_PASS": "czNjcmV0"}}),
+            );
+            let (patch, send) = server
+                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+                .await;
+            let status = &patch["status"];
+            assert_eq!(status["address"], host.as_str());
+            assert_eq!(status["plainHttp"], true);
+            assert_eq!(condition(status, "Ready")["status"], "True");
+            let auth = condition(status, "AuthReady");
+            assert_eq!(
+                (auth["status"].as_str(), auth["reason"].as_str()),
+                (Some("True"), Some("Authenticated")),
+                "{auth}"
+            );
+            status_patched(send, &patch);
+            assert_eq!(server.expect_event().await["reason"], "RegistryReachable");
+            assert_eq!(server.expect_event().await["reason"], "Authenticated");
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+}
+
+#[tokio::test]
+async fn a_missing_credentials_secret_makes_auth_ready_false() {
+    let registry = oras_test_support::Registry::start_with_basic_auth("alice", "s3cret");
+    let spec = format!(
+        "{{deploy: false, registry: {{address: '{}', plainHttp: true, credentialsSecret: nope}}}}",
+        registry.host()
+    );
+    let (result, _) = run(cache(&spec), |mut server| {
+        tokio::spawn(async move {
+            for path in [STATEFULSET, SERVICE] {
+                let (_, send) = server.expect(Method::DELETE, path).await;
+                not_found(send);
+            }
+            let (_, send) = server
+                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/nope")
+                .await;
+            not_found(send);
+            let (patch, send) = server
+                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+                .await;
+            let auth = condition(&patch["status"], "AuthReady");
+            assert_eq!(
+                (auth["status"].as_str(), auth["reason"].as_str()),
+                (Some("False"), Some("SecretNotFound"))
+            );
+            assert!(
+                auth["message"].as_str().unwrap().contains("ns/nope"),
+                "{auth}"
+            );
+            status_patched(send, &patch);
+            server.expect_event().await;
+            server.expect_event().await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    result.unwrap();
+}
+
+#[tokio::test]
+async fn a_storage_change_recreates_the_statefulset() {
+    let (result, _) = run(cache("{storage: {size: 5Gi}}"), |mut server| {
+        tokio::spawn(async move {
+            let (service, send) = server.expect(Method::PATCH, SERVICE).await;
+            respond(send, 200, &service);
+            let (statefulset, send) = server.expect(Method::PATCH, STATEFULSET).await;
+            assert_eq!(
+                statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+                "5Gi"
+            );
+            respond(send, 422, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "Invalid", "code": 422,
+                "message": "StatefulSet.apps \"cache\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"}));
+            // The current StatefulSet still has the emptyDir of the old spec.
+            let (_, send) = server.expect(Method::GET, STATEFULSET).await;
+            let mut current = statefulset.clone();
+            current["spec"].as_object_mut().unwrap().remove("volumeClaimTemplates");
+            respond(send, 200, &current);
+            let (_, send) = server.expect(Method::DELETE, STATEFULSET).await;
+            respond(send, 200, &current);
+            assert_eq!(server.expect_event().await["reason"], "StorageChanged");
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(5)));
+}
