@@ -10,18 +10,12 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     set_level(level(cli.command.debug()));
-    match cli.command {
-        Command::Launch(command) => {
-            let code = launch::run(&command.into());
-            ExitCode::from(code.clamp(0, 255) as u8)
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(error) => {
+            eprintln!("oras-agent: error: {error}");
+            ExitCode::FAILURE
         }
-        command => match run(command) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("oras-agent: error: {error}");
-                ExitCode::FAILURE
-            }
-        },
     }
 }
 
@@ -37,8 +31,11 @@ fn level(debug: bool) -> Level {
     }
 }
 
-fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs one command; returns the process exit code.
+fn run(command: Command) -> Result<i32, Box<dyn std::error::Error>> {
     match command {
+        // The launcher reports its own failures in the status file and its exit code.
+        Command::Launch(command) => return Ok(launch::run(&command.into())),
         Command::Init(command) => init::run(&command.into())?,
         Command::Sidecar(command) => sidecar::run(&command.into())?,
         Command::Pull(command) => {
@@ -56,7 +53,6 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let digest = transfer::push_paths(&client, &reference, &command.paths)?;
             println!("{reference}@{digest}");
         }
-        Command::Launch(_) => unreachable!("handled in main"),
     }
-    Ok(())
+    Ok(0)
 }
