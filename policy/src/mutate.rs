@@ -109,3 +109,66 @@ fn array_in<'a>(
         reason: "not a list".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn patch() -> PodPatch {
+        PodPatch {
+            target: 0,
+            command: vec!["/run".into()],
+            args: vec!["x".into()],
+            init_container: json!({"name": "oras-init"}),
+            sidecar: None,
+        }
+    }
+
+    #[test]
+    fn missing_and_null_parents_are_created() {
+        let mut job = json!({"spec": {"template": {"metadata": null,
+            "spec": {"containers": [{"name": "c"}], "volumes": null}}}});
+        apply(&mut job, Workload::Job, patch()).unwrap();
+        assert_eq!(job["metadata"]["annotations"][INJECTED], "true");
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["annotations"][INJECTED],
+            "true"
+        );
+        assert_eq!(
+            job["spec"]["template"]["spec"]["volumes"][0]["name"],
+            "oras-share"
+        );
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["command"],
+            json!(["/run"])
+        );
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_reported_by_path() {
+        let mut pod =
+            json!({"metadata": {"annotations": []}, "spec": {"containers": [{"name": "c"}]}});
+        let err = apply(&mut pod, Workload::Pod, patch()).unwrap_err();
+        assert_eq!(
+            err,
+            PolicyError::Malformed {
+                path: "/metadata/annotations".into(),
+                reason: "not an object".into()
+            }
+        );
+        let mut pod = json!({"spec": {"containers": [{"name": "c", "volumeMounts": {}}]}});
+        let err = apply(&mut pod, Workload::Pod, patch()).unwrap_err();
+        assert!(
+            matches!(err, PolicyError::Malformed { ref path, .. } if path == "/spec/containers/0/volumeMounts")
+        );
+        let mut not_an_object = json!(["spec"]);
+        assert!(apply(&mut not_an_object, Workload::Pod, patch()).is_err());
+    }
+
+    #[test]
+    fn a_target_out_of_range_is_an_error_not_a_panic() {
+        let mut pod = json!({"spec": {"containers": []}});
+        assert!(apply(&mut pod, Workload::Pod, patch()).is_err());
+    }
+}

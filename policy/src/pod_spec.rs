@@ -167,3 +167,49 @@ fn names(value: Option<&Value>, path: &str) -> Result<Vec<String>, PolicyError> 
         Some(_) => Err(malformed(path, "not a list")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_containers_and_names() {
+        let pod = json!({"spec": {
+            "containers": [{"name": "a", "image": "i", "command": ["x"], "args": null}, {"name": "b"}],
+            "initContainers": [{"name": "init"}],
+            "volumes": [{"name": "v"}, {"noname": true}]
+        }});
+        let view = PodSpecView::read(&pod, "/spec").unwrap();
+        assert_eq!(view.containers[0].command, ["x"]);
+        assert_eq!(view.containers[1].image, None);
+        assert_eq!(view.init_containers, ["init"]);
+        assert_eq!(view.volumes, ["v"]);
+        assert_eq!(view.target(Some("b")), Ok(1));
+        assert!(matches!(
+            view.target(None),
+            Err(PolicyError::SeveralContainers { .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_spec_means_no_containers() {
+        assert_eq!(
+            PodSpecView::read(&json!({}), "/spec"),
+            Err(PolicyError::NoContainers)
+        );
+        let view = PodSpecView::read(&json!({"spec": {}}), "/spec").unwrap();
+        assert_eq!(view.target(None), Err(PolicyError::NoContainers));
+    }
+
+    #[test]
+    fn the_sidecar_name_only_matters_with_a_sidecar() {
+        let pod = json!({"spec": {"containers": [{"name": "oras"}]}});
+        let view = PodSpecView::read(&pod, "/spec").unwrap();
+        assert_eq!(view.check_free_names(false), Ok(()));
+        assert!(view.check_free_names(true).is_err());
+        let pod = json!({"spec": {"containers": [{"name": "a"}], "initContainers": [{"name": "oras-init"}]}});
+        let view = PodSpecView::read(&pod, "/spec").unwrap();
+        assert!(view.check_free_names(false).is_err());
+    }
+}

@@ -92,3 +92,81 @@ pub fn resolve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::ImageCommand;
+    use oras_cache_api::cache::OrasCacheView;
+
+    struct Caches(Result<OrasCacheView, String>);
+
+    impl Host for Caches {
+        fn oras_cache(&self, _: &str, _: &str) -> Result<OrasCacheView, String> {
+            self.0.clone()
+        }
+        fn image_command(&self, _: &str) -> Result<ImageCommand, String> {
+            Err("not used".into())
+        }
+    }
+
+    fn cache(status: serde_json::Value) -> Caches {
+        Caches(Ok(serde_json::from_value(
+            serde_json::json!({"status": status}),
+        )
+        .unwrap()))
+    }
+
+    fn resolve_cache(host: &Caches) -> (Result<ResolvedRegistry, PolicyError>, Vec<String>) {
+        let mut warnings = Vec::new();
+        let result = resolve(
+            &RegistrySource::Cache("c".into()),
+            "ns",
+            &Settings::default(),
+            host,
+            &mut warnings,
+        );
+        (result, warnings)
+    }
+
+    #[test]
+    fn the_cache_status_gives_address_and_transport() {
+        let (r, w) = resolve_cache(&cache(serde_json::json!({"address": "10.0.0.1:5000"})));
+        assert_eq!(
+            r.unwrap(),
+            ResolvedRegistry {
+                address: "10.0.0.1:5000".into(),
+                plain_http: true
+            }
+        );
+        assert!(w.is_empty());
+        let (r, _) = resolve_cache(&cache(
+            serde_json::json!({"address": "r.example.com", "plainHttp": false}),
+        ));
+        assert!(!r.unwrap().plain_http);
+    }
+
+    #[test]
+    fn an_empty_address_falls_back_with_a_warning() {
+        let (r, w) = resolve_cache(&cache(serde_json::json!({"address": " "})));
+        assert_eq!(r.unwrap().address, "c.ns.svc.cluster.local:5000");
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_cache_is_an_error_by_default() {
+        let (r, _) = resolve_cache(&Caches(Err("forbidden".into())));
+        assert!(
+            matches!(r, Err(PolicyError::CacheUnavailable { ref reason, .. }) if reason == "forbidden")
+        );
+    }
+
+    #[test]
+    fn references_join_address_and_uri() {
+        let r = ResolvedRegistry {
+            address: "h:1".into(),
+            plain_http: false,
+        };
+        assert_eq!(r.reference("a/b:c"), "h:1/a/b:c");
+    }
+}

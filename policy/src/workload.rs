@@ -53,3 +53,28 @@ pub fn annotations(object: &Value, metadata_pointer: &str) -> Vec<(String, Strin
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_core_pods_and_batch_jobs_are_handled() {
+        assert_eq!(Workload::from_kind("", "Pod"), Some(Workload::Pod));
+        assert_eq!(Workload::from_kind("batch", "Job"), Some(Workload::Job));
+        assert_eq!(Workload::from_kind("batch", "CronJob"), None);
+        assert_eq!(Workload::from_kind("example.com", "Pod"), None);
+    }
+
+    #[test]
+    fn non_string_annotation_values_are_skipped() {
+        let object = json!({"metadata": {"annotations": {"a": "1", "b": 2, "c": null}}});
+        assert_eq!(
+            annotations(&object, "/metadata"),
+            [("a".to_string(), "1".to_string())]
+        );
+        assert!(annotations(&json!({"metadata": "x"}), "/metadata").is_empty());
+        assert!(annotations(&json!(null), "/spec/template/metadata").is_empty());
+    }
+}
