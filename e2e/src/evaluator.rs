@@ -1,0 +1,250 @@
+//! Evaluating a policy module the way policy-server does.
+//!
+//! The module is compiled once into a `WasmtimeEngineProviderPre`; every call (`protocol_version`,
+//! `validate_settings`, `validate`) gets a fresh instance with WASI preview 1 (inherited stdio, no
+//! args, no env, no preopens) and the waPC imports, so no state leaks between evaluations. The
+//! engine runs with epoch interruption and a ticker thread increments the epoch once per tick, so
+//! a guest that loops is interrupted after the timeout like under policy-server's
+//! `--policy-timeout`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use wapc::{WapcHost, WasiParams};
+use wasmtime_provider::wasmtime::{Config, Engine, Module};
+use wasmtime_provider::{EpochDeadlines, WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};
+
+use crate::admission::{AdmissionRequest, AdmissionResponse, ValidationResponse};
+use crate::host::HostCapabilities;
+use crate::metadata::{Metadata, MetadataError};
+
+/// One epoch tick, as policy-server's ticker.
+const EPOCH_TICK: Duration = Duration::from_secs(1);
+
+/// What wasmtime-provider stores as guest error when the epoch deadline is hit.
+const INTERRUPTED: &str = "guest code interrupted, execution deadline exceeded";
+
+/// The message policy-evaluator gives a policy that ran out of time.
+pub const TIMEOUT_MESSAGE: &str =
+    "Policy execution interrupted because it exceeded the allowed execution time";
+
+/// Errors loading or calling a module.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The bytes are not a module wasmtime accepts, or it imports something the host lacks.
+    #[error("cannot load the policy module: {0}")]
+    Load(String),
+    /// The metadata section is broken.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// Instantiation or `wapc_init` failed.
+    #[error("cannot start the policy module: {0}")]
+    Instantiate(String),
+    /// The guest call failed (guest error, trap, deadline).
+    #[error("{0}")]
+    Call(String),
+    /// The guest answered something that is not the expected JSON.
+    #[error("the policy answered `{operation}` with unexpected data: {error}")]
+    Answer {
+        /// The waPC operation.
+        operation: &'static str,
+        /// Why it does not parse.
+        error: String,
+    },
+    /// `protocol_version` is not `v1`.
+    #[error("the policy speaks protocol {0}, kwrun only knows v1")]
+    Protocol(String),
+}
+
+/// `validate_settings`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SettingsValidation {
+    /// Whether the settings are accepted.
+    pub valid: bool,
+    /// Why not.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// How a module is run.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalOptions {
+    /// Execution deadline per call; `None` disables timeout protection.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            timeout: Some(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// A compiled policy, ready for any number of evaluations.
+pub struct Policy {
+    pre: WasmtimeEngineProviderPre,
+    deadlines: Option<EpochDeadlines>,
+    metadata: Option<Metadata>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("deadlines", &self.deadlines)
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Policy {
+    /// Compiles the module once.
+    pub fn load(module: &[u8], options: EvalOptions) -> Result<Self, EvalError> {
+        let metadata = Metadata::from_module(module)?;
+        let mut config = Config::new();
+        config.epoch_interruption(options.timeout.is_some());
+        let engine = Engine::new(&config).map_err(|e| EvalError::Load(e.to_string()))?;
+        let compiled =
+            Module::new(&engine, module).map_err(|e| EvalError::Load(format!("{e:#}")))?;
+        let pre = WasmtimeEngineProviderBuilder::new()
+            .engine(engine.clone())
+            .module(compiled)
+            .wasi_params(WasiParams::default())
+            .build_pre()
+            .map_err(|e| EvalError::Load(e.to_string()))?;
+        let deadlines = options.timeout.map(|timeout| {
+            spawn_epoch_ticker(&engine);
+            let ticks = timeout.as_secs().max(1);
+            EpochDeadlines {
+                wapc_init: ticks,
+                wapc_func: ticks,
+            }
+        });
+        Ok(Policy {
+            pre,
+            deadlines,
+            metadata,
+        })
+    }
+
+    /// The module's `io.kubewarden.metadata`, if annotated.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    /// Calls `operation` on a fresh instance.
+    pub fn call(
+        &self,
+        host: &Arc<HostCapabilities>,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, EvalError> {
+        let provider = self
+            .pre
+            .rehydrate(self.deadlines)
+            .map_err(|e| EvalError::Instantiate(e.to_string()))?;
+        let host = Arc::clone(host);
+        let callback =
+            move |_id: u64, binding: &str, namespace: &str, operation: &str, payload: &[u8]| {
+                host.call(binding, namespace, operation, payload).map_err(
+                    |message| -> Box<dyn std::error::Error + Send + Sync> { message.into() },
+                )
+            };
+        let wapc = WapcHost::new(Box::new(provider), Some(Box::new(callback)))
+            .map_err(|e| EvalError::Instantiate(interrupted_as_timeout(e.to_string())))?;
+        wapc.call(operation, payload)
+            .map_err(|e| EvalError::Call(interrupted_as_timeout(e.to_string())))
+    }
+
+    /// `protocol_version`, which must be `v1`.
+    pub fn protocol_version(&self, host: &Arc<HostCapabilities>) -> Result<String, EvalError> {
+        let answer = self.call(host, "protocol_version", &[])?;
+        let version: String = serde_json::from_slice(&answer).map_err(|e| EvalError::Answer {
+            operation: "protocol_version",
+            error: e.to_string(),
+        })?;
+        if version != "v1" {
+            return Err(EvalError::Protocol(version));
+        }
+        Ok(version)
+    }
+
+    /// `validate_settings`; a guest failure is an invalid-settings answer, as in policy-evaluator.
+    pub fn validate_settings(
+        &self,
+        host: &Arc<HostCapabilities>,
+        settings: &Value,
+    ) -> SettingsValidation {
+        let answer = self
+            .call(host, "validate_settings", settings.to_string().as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<SettingsValidation>(&bytes).map_err(|e| e.to_string())
+            });
+        answer.unwrap_or_else(|error| SettingsValidation {
+            valid: false,
+            message: Some(format!(
+                "Error invoking settings validation callback: {error}"
+            )),
+        })
+    }
+
+    /// `validate`, turned into the AdmissionResponse; guest errors and traps are 500 rejections.
+    pub fn validate(
+        &self,
+        host: &Arc<HostCapabilities>,
+        request: &AdmissionRequest,
+        settings: &Value,
+    ) -> AdmissionResponse {
+        let uid = request.uid();
+        let payload = request.validate_payload(settings).to_string();
+        let bytes = match self.call(host, "validate", payload.as_bytes()) {
+            Ok(bytes) => bytes,
+            Err(EvalError::Call(message)) | Err(EvalError::Instantiate(message))
+                if message == TIMEOUT_MESSAGE =>
+            {
+                return AdmissionResponse::reject(uid, TIMEOUT_MESSAGE.to_owned(), 500);
+            }
+            Err(error) => return AdmissionResponse::internal_server_error(uid, error),
+        };
+        let answer: ValidationResponse = match serde_json::from_slice(&bytes) {
+            Ok(answer) => answer,
+            Err(error) => {
+                return AdmissionResponse::internal_server_error(
+                    uid,
+                    format!("cannot deserialize the policy's ValidationResponse: {error}"),
+                );
+            }
+        };
+        AdmissionResponse::from_validation(uid.clone(), request.object(), &answer)
+            .unwrap_or_else(|error| AdmissionResponse::internal_server_error(uid, error))
+    }
+}
+
+fn interrupted_as_timeout(message: String) -> String {
+    if message.contains(INTERRUPTED) {
+        TIMEOUT_MESSAGE.to_owned()
+    } else {
+        message
+    }
+}
+
+/// Increments the engine's epoch every tick until the engine is gone.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("kwrun-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| eprintln!("kwrun: no epoch ticker, timeouts disabled: {e}"));
+}
