@@ -63,6 +63,9 @@ pub fn agent_container(
         "imagePullPolicy": settings.agent_image_pull_policy,
         "command": [AGENT_IMAGE_PATH],
         "args": args,
+        // The agent image is FROM scratch and its root filesystem read-only: temporary files go
+        // to the share, the one writable place every agent container has.
+        "env": [{"name": "TMPDIR", "value": SHARE_MOUNT}],
         "volumeMounts": [share_mount()],
         "securityContext": security_context(settings),
         "resources": resources(settings),

@@ -82,6 +82,7 @@ fn hello_world_pod_gets_the_whole_injection() {
                 "args": ["sidecar", "--share", "/mnt/oras",
                          "--output", "orascache-sample.default.svc.cluster.local:5000/dinosaur/hello-world:latest",
                          "--start-timeout", "1800", "--heartbeat-timeout", "30", "--plain-http", "--debug"],
+                "env": [{"name": "TMPDIR", "value": "/mnt/oras"}],
                 "volumeMounts": [{"name": "oras-share", "mountPath": "/mnt/oras"}],
                 "securityContext": agent_security_context(),
                 "resources": agent_resources()
@@ -93,6 +94,7 @@ fn hello_world_pod_gets_the_whole_injection() {
             "imagePullPolicy": "IfNotPresent",
             "command": ["/oras-agent"],
             "args": ["init", "--share", "/mnt/oras", "--plain-http", "--debug"],
+            "env": [{"name": "TMPDIR", "value": "/mnt/oras"}],
             "volumeMounts": [{"name": "oras-share", "mountPath": "/mnt/oras"}],
             "securityContext": agent_security_context(),
             "resources": agent_resources()
