@@ -288,16 +288,22 @@ impl RegistryClient {
         reference: &Reference,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
+        self.blob_exists_as(reference, digest, Operation::Pull)
+    }
+
+    /// `HEAD` on a blob with the credentials of `operation` (a push checks with push
+    /// credentials, which may differ from the pull ones).
+    fn blob_exists_as(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        operation: Operation,
+    ) -> Result<bool, RegistryError> {
         let url = format!("{}/blobs/{digest}", self.repository_url(reference));
         let what = format!("check blob {digest}");
-        let response = self.execute(
-            reference,
-            Operation::Pull,
-            &what,
-            &url,
-            true,
-            |agent, auth| with_auth(agent.head(&url), auth).call(),
-        )?;
+        let response = self.execute(reference, operation, &what, &url, true, |agent, auth| {
+            with_auth(agent.head(&url), auth).call()
+        })?;
         match response.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
@@ -354,7 +360,7 @@ impl RegistryClient {
         label: &str,
         open: &mut dyn FnMut() -> Result<Box<dyn Read + 'a>, RegistryError>,
     ) -> Result<(), RegistryError> {
-        if self.blob_exists(reference, &info.digest)? {
+        if self.blob_exists_as(reference, &info.digest, Operation::Push)? {
             debug!(
                 "blob {} ({label}) already in {}",
                 info.digest, reference.repository
