@@ -592,7 +592,7 @@ pub fn validate_registry(value: &str) -> Result<(), String> {
     if value.contains('/') {
         return Err("a registry address has no path".into());
     }
-    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+    let port = if let Some(rest) = value.strip_prefix('[') {
         // [ipv6]:port
         let Some((ip, after)) = rest.split_once(']') else {
             return Err("unclosed '[' in an IPv6 address".into());
@@ -601,9 +601,9 @@ pub fn validate_registry(value: &str) -> Result<(), String> {
             return Err("malformed IPv6 address".into());
         }
         match after {
-            "" => (ip, None),
+            "" => None,
             p => match p.strip_prefix(':') {
-                Some(port) => (ip, Some(port)),
+                Some(port) => Some(port),
                 None => return Err("unexpected text after the IPv6 address".into()),
             },
         }
@@ -613,17 +613,16 @@ pub fn validate_registry(value: &str) -> Result<(), String> {
                 if !is_hostname(h) {
                     return Err("malformed host name".into());
                 }
-                (h, Some(p))
+                Some(p)
             }
             None => {
                 if !is_hostname(value) {
                     return Err("malformed host name".into());
                 }
-                (value, None)
+                None
             }
         }
     };
-    let _ = host;
     if let Some(port) = port {
         match port.parse::<u16>() {
             Ok(p) if p > 0 && !port.starts_with('+') => {}
@@ -658,13 +657,17 @@ pub fn validate_reference(value: &str) -> Result<(), String> {
         None => (value, None),
     };
     // A tag follows the last ':' that comes after the last '/'.
-    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-    let (repository, tag) = match name_tag[last_slash..].find(':') {
-        Some(i) => (
-            &name_tag[..last_slash + i],
-            Some(&name_tag[last_slash + i + 1..]),
-        ),
-        None => (name_tag, None),
+    let (path, last) = match name_tag.rsplit_once('/') {
+        Some((path, last)) => (Some(path), last),
+        None => (None, name_tag),
+    };
+    let (last_name, tag) = match last.split_once(':') {
+        Some((name, tag)) => (name, Some(tag)),
+        None => (last, None),
+    };
+    let repository = match path {
+        Some(path) => format!("{path}/{last_name}"),
+        None => last_name.to_string(),
     };
     if repository.is_empty() {
         return Err("the repository is empty".into());
@@ -697,28 +700,24 @@ pub fn validate_reference(value: &str) -> Result<(), String> {
 }
 
 fn is_path_component(s: &str) -> bool {
-    // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
-    let bytes = s.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+    // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*: alternating runs, starting and ending with an alnum run.
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !s.starts_with(alnum) || !s.ends_with(alnum) {
         return false;
     }
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if alnum(b) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let sep = &s[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
-        if !ok {
+    let mut rest = s;
+    let mut in_alnum = true;
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| alnum(c) != in_alnum)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(end);
+        let separator_ok = run == "." || run == "_" || run == "__" || run.chars().all(|c| c == '-');
+        if !in_alnum && !separator_ok {
             return false;
         }
+        rest = tail;
+        in_alnum = !in_alnum;
     }
     true
 }
