@@ -27,7 +27,7 @@ pub const DEFAULT_CONTROLLER_IMAGE: &str = "ghcr.io/oras-cache/oras-cache-contro
 /// Policy module the ClusterAdmissionPolicy installs by default.
 pub const DEFAULT_POLICY_MODULE: &str = "registry://ghcr.io/oras-cache/policies/oras-cache:v0.1.0";
 /// Agent image the policy injects by default.
-pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/oras-cache/oras-agent:v0.1.0";
+pub const DEFAULT_AGENT_IMAGE: &str = oras_cache_api::settings::DEFAULT_AGENT_IMAGE;
 /// Namespace of Kubewarden's default policy server.
 pub const DEFAULT_POLICY_SERVER_NAMESPACE: &str = "kubewarden";
 /// Service account of Kubewarden's default policy server.

@@ -120,3 +120,26 @@ fn every_install_object_fits_its_schema() {
         );
     }
 }
+
+#[test]
+fn the_policy_settings_are_valid_policy_settings() {
+    let docs = parse_documents(&read("deploy/oras-cache.yaml")).unwrap();
+    let policy = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterAdmissionPolicy")
+        .expect("the install has a ClusterAdmissionPolicy");
+    let settings: oras_cache_api::settings::Settings =
+        serde_json::from_value(policy["spec"]["settings"].clone())
+            .expect("settings deserialize with the policy's own type (unknown fields refused)");
+    settings
+        .validate()
+        .expect("the policy accepts the settings");
+    assert_eq!(
+        settings.agent_image,
+        oras_cache_controller::manifests::DEFAULT_AGENT_IMAGE
+    );
+    assert!(
+        settings.context_aware,
+        "the install grants context-aware reads"
+    );
+}

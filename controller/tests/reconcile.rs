@@ -501,3 +501,37 @@ async fn a_storage_change_recreates_the_statefulset() {
     .await;
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(5)));
 }
+
+#[tokio::test]
+async fn a_missing_crd_stops_the_controller_with_a_hint() {
+    let (ctx, mut server) = context(Duration::from_secs(5));
+    let verifier = tokio::spawn(async move {
+        let (request, send) = server.0.next_request().await.expect("the preflight list");
+        assert_eq!(request.method(), Method::GET);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/cache.converged-computing.github.io/v1alpha1/orascaches"
+        );
+        assert!(
+            request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("limit=1")
+        );
+        not_found(send);
+        server.expect_silence().await;
+    });
+    let ready = std::sync::atomic::AtomicBool::new(false);
+    let error = oras_cache_controller::reconcile::run(ctx, None, std::future::pending(), || {
+        ready.store(true, std::sync::atomic::Ordering::SeqCst)
+    })
+    .await
+    .unwrap_err();
+    verifier.await.unwrap();
+    assert!(error.to_string().contains("install the CRD"), "{error}");
+    assert!(
+        !ready.load(std::sync::atomic::Ordering::SeqCst),
+        "not ready without the CRD"
+    );
+}
