@@ -213,6 +213,14 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Mode of every file the agent writes for another container to read (temporary files default to
+/// 0600, which would hide inputs from an application running under another UID, and outputs and
+/// the status from the sidecar).
+pub fn readable() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o644)
+}
+
 /// Digest and size of a file, read in fixed-size chunks.
 pub fn digest_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
     let mut reader = HashingReader::new(std::fs::File::open(path)?);

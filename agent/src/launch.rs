@@ -5,6 +5,7 @@
 //! alive, packs the outputs for the sidecar, writes `state/status.json` last (temp file + rename),
 //! and exits with the application's code (128 + signal when a signal killed it).
 
+use crate::digest::readable;
 use crate::init::input_layout_dir;
 use crate::layout::Layout;
 use crate::transfer::{pack_into_layout, place_layout};
@@ -15,7 +16,7 @@ use oras_cache_api::agent::{
     STARTED_FILE, STATE_DIR, STATUS_FILE,
 };
 use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -221,24 +222,65 @@ fn run_child(args: &LaunchArgs, share: &Path) -> Result<(i32, Option<i32>), (i32
         eprintln!("oras-agent: warning: cannot write {STARTED_FILE}: {e}");
     }
     let tee = match (child.stdout.take(), pipe_file) {
-        (Some(stdout), Some(file)) => Some(std::thread::spawn(move || tee_stdout(stdout, file))),
+        (Some(stdout), Some(file)) => {
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = done.send(tee_stdout(stdout, file));
+            });
+            Some(finished)
+        }
         _ => None,
     };
-    let waited = child.wait();
-    if let Some(tee) = tee
-        && let Ok(Err(e)) = tee.join()
-    {
-        eprintln!("oras-agent: warning: copying stdout to the output pipe failed: {e}");
+    let waited = wait_reaping(pgid);
+    if let Some(finished) = tee {
+        // Background processes of the step may keep stdout open: the pipe gets what they wrote
+        // within a grace period, then the launcher moves on.
+        match finished.recv_timeout(TEE_GRACE) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                eprintln!("oras-agent: warning: copying stdout to the output pipe failed: {e}")
+            }
+            Err(_) => eprintln!(
+                "oras-agent: warning: stdout is still open (background processes?) {} s after the command exited; the output pipe may be incomplete",
+                TEE_GRACE.as_secs()
+            ),
+        }
     }
     signals_handle.close();
     let _ = forwarder.join();
-    let status =
-        waited.map_err(|e| (EXIT_LAUNCHER_FAILED, format!("waiting for {program}: {e}")))?;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => (code, None),
-        (None, Some(signal)) => (128 + signal, Some(signal)),
-        (None, None) => (EXIT_LAUNCHER_FAILED, None),
-    })
+    waited.map_err(|e| (EXIT_LAUNCHER_FAILED, format!("waiting for {program}: {e}")))
+}
+
+/// How long stdout may stay open after the command exited.
+const TEE_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for `pid`, reaping every other child on the way: the launcher is PID 1 of the
+/// application container, so orphaned grandchildren are re-parented to it and must not stay
+/// zombies. Returns (exit code, signal).
+fn wait_reaping(pid: i32) -> std::io::Result<(i32, Option<i32>)> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid pointer to an int.
+        let reaped = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if reaped == -1 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if reaped != pid {
+            debug!("reaped orphan {reaped}");
+            continue;
+        }
+        if libc::WIFEXITED(status) {
+            return Ok((libc::WEXITSTATUS(status), None));
+        }
+        if libc::WIFSIGNALED(status) {
+            let signal = libc::WTERMSIG(status);
+            return Ok((128 + signal, Some(signal)));
+        }
+    }
 }
 
 /// Copies the child's stdout to ours and to the pipe file.
@@ -269,6 +311,7 @@ pub fn write_status(share: &Path, status: &LaunchStatus) -> std::io::Result<()> 
     std::fs::create_dir_all(&state)?;
     let mut temp = tempfile::Builder::new()
         .prefix(".status-")
+        .permissions(readable())
         .tempfile_in(&state)?;
     serde_json::to_writer(&mut temp, status)?;
     temp.as_file().sync_all()?;

@@ -169,6 +169,7 @@ impl Layout {
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, LayoutError> {
         tempfile::Builder::new()
             .prefix(".tmp-")
+            .permissions(crate::digest::readable())
             .tempfile_in(&self.root)
             .map_err(io_err(&self.root))
     }

@@ -158,6 +158,7 @@ pub fn pack_directory(dir: &Path, title: &str, scratch: &Path) -> Result<PackedL
     let temp = tempfile::Builder::new()
         .prefix(".pack-")
         .suffix(".tar.gz")
+        .permissions(crate::digest::readable())
         .tempfile_in(scratch)
         .map_err(io_err(scratch))?;
     let (file, content) = temp.keep().map_err(|e| PackError::Io {

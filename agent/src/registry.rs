@@ -565,6 +565,7 @@ impl RegistryClient {
         loop {
             let mut temp = tempfile::Builder::new()
                 .prefix(".oras-agent-")
+                .permissions(crate::digest::readable())
                 .tempfile_in(parent)
                 .map_err(|e| RegistryError::io(parent, e))?;
             let mut response = self.execute(

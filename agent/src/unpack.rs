@@ -218,6 +218,7 @@ impl Placer {
                 let parent = destination.parent().unwrap_or(&self.root);
                 let temp = tempfile::Builder::new()
                     .prefix(".oras-agent-")
+                    .permissions(crate::digest::readable())
                     .tempfile_in(parent)
                     .map_err(io_err(parent))?;
                 let mut writer = HashingWriter::new(temp);

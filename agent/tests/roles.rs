@@ -34,6 +34,22 @@ fn sidecar(share: &Path, output: &str) -> SidecarArgs {
     }
 }
 
+fn assert_readable_by_others(path: &Path) {
+    let mode = std::fs::metadata(path).unwrap().permissions().mode();
+    let wanted = if path.is_dir() { 0o005 } else { 0o004 };
+    assert_eq!(
+        mode & wanted,
+        wanted,
+        "{} has mode {mode:o}",
+        path.display()
+    );
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            assert_readable_by_others(&entry.unwrap().path());
+        }
+    }
+}
+
 fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
@@ -122,6 +138,15 @@ fn init_launch_and_sidecar_move_inputs_in_and_outputs_out() {
         (recorded.exit_code, recorded.push, recorded.error),
         (0, true, None)
     );
+
+    // The three containers may run under different UIDs: what one writes, the others can read.
+    for path in [
+        share.join(STATUS_FILE),
+        share.join("outputs"),
+        share.join("inputs"),
+    ] {
+        assert_readable_by_others(&path);
+    }
 
     let target = format!("{}/flow/output:v1", registry.host());
     run_ok(agent().args(sidecar(&share, &target).to_args()));
