@@ -51,8 +51,11 @@ pub struct InitCommand {
     /// Mount path of the shared volume.
     #[arg(long)]
     pub share: String,
-    /// An input reference (host[:port]/repo:tag or @digest); repeat for several, in pull order.
-    #[arg(long = "input")]
+    /// Input references, in pull order.
+    #[arg(
+        long = "input",
+        help = "An input reference (host[:port]/repo:tag or @digest); repeat for several, in pull order"
+    )]
     pub inputs: Vec<String>,
     /// Speak plain HTTP to the registry instead of TLS.
     #[arg(long)]
@@ -160,7 +163,8 @@ impl From<SidecarCommand> for SidecarArgs {
 /// `oras-agent pull <ref> -o <dir>`.
 #[derive(Debug, Args)]
 pub struct PullCommand {
-    /// The artifact: host[:port]/repository[:tag|@digest].
+    /// The artifact to pull.
+    #[arg(help = "The artifact: host[:port]/repository[:tag|@digest]")]
     pub reference: String,
     /// Directory to write the files to.
     #[arg(short, long, default_value = ".")]
@@ -179,7 +183,8 @@ pub struct PullCommand {
 /// `oras-agent push <ref> <file|dir>...`.
 #[derive(Debug, Args)]
 pub struct PushCommand {
-    /// The target: host[:port]/repository[:tag].
+    /// Where to push.
+    #[arg(help = "The target: host[:port]/repository[:tag]")]
     pub reference: String,
     /// Files and directories, one layer each.
     #[arg(required = true, num_args = 1..)]

@@ -463,3 +463,43 @@ fn a_registry_down_at_start_is_waited_for_within_the_retry_window() {
     );
     assert!(tag_exists(&registry, &target));
 }
+
+#[test]
+fn a_directory_output_is_packed_on_the_share_and_pushed_by_the_sidecar() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let share = work.path().join("share");
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let output = launch(
+        &share,
+        &app,
+        LaunchArgs {
+            output_path: Some(app.join("results").display().to_string()),
+            unpack: true,
+            pack_outputs: true,
+            command: sh(
+                "mkdir -p results/plots && echo 42 > results/answer.txt && printf png > results/plots/p.png",
+            ),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(status(&share).push);
+    let target = format!("{}/dir/output:v1", registry.host());
+    run_ok(agent().args(sidecar(&share, &target).to_args()));
+    let pulled = work.path().join("pulled");
+    run_ok(agent().args([
+        "pull",
+        &target,
+        "-o",
+        pulled.to_str().unwrap(),
+        "--plain-http",
+    ]));
+    assert_eq!(tree(&pulled.join("results")), tree(&app.join("results")));
+}
