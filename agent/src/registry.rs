@@ -83,17 +83,26 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// Timeout for establishing a connection.
     pub connect_timeout: Duration,
+    /// PEM file of the certificate authorities to trust instead of the public web roots (for
+    /// registries with a private CA); `None` trusts the bundled public roots.
+    pub ca_file: Option<PathBuf>,
 }
+
+/// Environment variable naming [`ClientOptions::ca_file`].
+pub const ENV_CA_FILE: &str = "ORAS_AGENT_CA_FILE";
 
 impl ClientOptions {
     /// Credentials from the environment and docker config, default retries, TLS unless
-    /// `plain_http`.
+    /// `plain_http` (with the CAs of `ORAS_AGENT_CA_FILE` when set).
     pub fn new(plain_http: bool) -> ClientOptions {
         ClientOptions {
             plain_http,
             credentials: Credentials::FromEnvironment,
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(15),
+            ca_file: std::env::var_os(ENV_CA_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         }
     }
 }
@@ -123,7 +132,7 @@ pub struct BlobInfo {
 pub enum RegistryError {
     /// The registry could not be reached, even after retries.
     #[error(
-        "cannot reach the registry for {what} ({url}) after {attempts} attempt(s): {source}; check the address, that the registry runs, and --plain-http for registries without TLS"
+        "cannot reach the registry for {what} ({url}) after {attempts} attempt(s): {source}; check the address, that the registry runs, --plain-http for a registry without TLS, ORAS_AGENT_CA_FILE for one with a private CA"
     )]
     Unreachable {
         /// The operation.
@@ -214,6 +223,14 @@ pub enum RegistryError {
     /// Credentials could not be read.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The CA file is unusable.
+    #[error("CA file {path} ({ENV_CA_FILE}): {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl RegistryError {
@@ -239,12 +256,19 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// Creates a client.
     pub fn new(options: ClientOptions) -> Result<RegistryClient, RegistryError> {
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(options.connect_timeout))
-            .user_agent(concat!("oras-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+            .user_agent(concat!("oras-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &options.ca_file {
+            let roots = read_ca_file(path)?;
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+                    .build(),
+            );
+        }
+        let agent = config.build().new_agent();
         Ok(RegistryClient {
             agent,
             options,
@@ -819,6 +843,26 @@ impl RegistryClient {
     }
 }
 
+/// Every certificate of a PEM file.
+fn read_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, RegistryError> {
+    let ca_error = |reason: String| RegistryError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item.map_err(|e| ca_error(e.to_string()))? {
+            ureq::tls::PemItem::Certificate(certificate) => certificates.push(certificate),
+            _ => continue,
+        }
+    }
+    if certificates.is_empty() {
+        return Err(ca_error("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
+}
+
 fn with_auth<B>(
     request: ureq::RequestBuilder<B>,
     authorization: Option<&str>,
@@ -842,6 +886,15 @@ fn is_retryable_status(status: u16) -> bool {
 }
 
 fn is_retryable_error(error: &ureq::Error) -> bool {
+    // TLS failures (unknown CA, wrong name) surface as InvalidData: retrying cannot fix them.
+    if let ureq::Error::Io(e) = error
+        && matches!(
+            e.kind(),
+            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
+        )
+    {
+        return false;
+    }
     matches!(
         error,
         ureq::Error::Io(_)
