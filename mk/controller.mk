@@ -24,7 +24,7 @@ controller-image: controller
 
 ## The static binary really is static and prints the CRD the tests check.
 controller-check-manifests: controller
-	@file $(CONTROLLER_BIN) | grep -q 'statically linked' || { echo "$(CONTROLLER_BIN) is not static"; exit 1; }
+	@if readelf -l $(CONTROLLER_BIN) | grep -q INTERP; then echo "$(CONTROLLER_BIN) is not static"; exit 1; fi
 	$(CONTROLLER_BIN) crd | diff -u deploy/crd.yaml -
 	$(CONTROLLER_BIN) manifests | diff -u deploy/oras-cache.yaml -
 

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    EnvVarSource, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecretKeySelector, SecurityContext,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    EnvVarSource, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource,
+    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -28,6 +29,8 @@ pub const REGISTRY_CONTAINER: &str = "registry";
 pub const DATA_VOLUME: &str = "data";
 /// Where the distribution registry keeps its filesystem storage by default.
 pub const DATA_PATH: &str = "/var/lib/registry";
+/// User and group the registry runs as (the conventional "nonroot" id).
+pub const REGISTRY_UID: i64 = 65532;
 /// Label selecting the objects this controller manages (used for the owned watches).
 pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=oras-cache-controller";
 
@@ -260,6 +263,19 @@ pub fn build_statefulset(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    // Non-root with a group that owns the data volume, so registry pods fit the
+                    // "restricted" Pod Security Standard.
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(REGISTRY_UID),
+                        run_as_group: Some(REGISTRY_UID),
+                        fs_group: Some(REGISTRY_UID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
                     volumes,
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
@@ -353,6 +369,23 @@ mod tests {
             .unwrap();
         assert!(volumes[0].empty_dir.is_some());
         assert!(sts.spec.volume_claim_templates.is_none());
+        let pod_security = sts
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .security_context
+            .as_ref()
+            .unwrap();
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(pod_security.fs_group, Some(REGISTRY_UID));
+        let security = ctr.security_context.as_ref().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            security.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..])
+        );
         assert_eq!(
             sts.spec.selector.match_labels.as_ref(),
             sts.spec
