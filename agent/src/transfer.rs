@@ -208,12 +208,26 @@ pub fn place_layout(
     mode: PlaceMode,
 ) -> Result<Vec<PathBuf>, TransferError> {
     let (manifest, _, _) = layout.manifest()?;
+    // Layers with the same content share one blob: only its last use may consume it.
+    let mut uses: std::collections::HashMap<&Digest, usize> = std::collections::HashMap::new();
+    for layer in &manifest.layers {
+        *uses.entry(&layer.digest).or_default() += 1;
+    }
     let mut written = Vec::new();
     for layer in &manifest.layers {
+        let remaining = uses.get_mut(&layer.digest).map(|n| {
+            *n -= 1;
+            *n
+        });
         if layer.media_type == mt::EMPTY_CONFIG {
             continue;
         }
         let blob = layout.blob_path(&layer.digest);
+        let mode = if remaining == Some(0) {
+            mode
+        } else {
+            PlaceMode::Copy
+        };
         if let Some(path) = placer.place_layer(owner, layer, &blob, mode)? {
             written.push(path);
         }

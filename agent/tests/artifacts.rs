@@ -550,3 +550,35 @@ fn bad_references_and_missing_artifacts_fail_with_clear_messages() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn identical_files_under_different_titles_both_arrive() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("a.txt"), "same bytes").unwrap();
+    std::fs::write(work.path().join("b.txt"), "same bytes").unwrap();
+    let reference = format!("{}/same/content:v1", registry.host());
+    run_ok(agent().current_dir(work.path()).args([
+        "push",
+        &reference,
+        "a.txt",
+        "b.txt",
+        "--plain-http",
+    ]));
+    let out = work.path().join("out");
+    run_ok(agent().args([
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(out.join("a.txt")).unwrap(),
+        "same bytes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("b.txt")).unwrap(),
+        "same bytes"
+    );
+}
