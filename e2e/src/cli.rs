@@ -11,7 +11,7 @@ use crate::admission::{
     AdmissionError, AdmissionRequest, AdmissionResponse, CLI_POLICY_ID, PolicyMode,
 };
 use crate::bench::bench;
-use crate::evaluator::{EvalError, EvalOptions, Policy};
+use crate::evaluator::{EvalError, EvalOptions, Policy, default_cache_dir};
 use crate::host::HostCapabilities;
 use crate::metadata::{
     METADATA_SECTION, Metadata, MetadataError, TOOL_ANNOTATION, USAGE_ANNOTATION,
@@ -79,6 +79,9 @@ pub struct RunArgs {
     /// No execution deadline.
     #[arg(long)]
     pub disable_timeout_protection: bool,
+    /// Compile the module every time instead of using the on-disk cache.
+    #[arg(long)]
+    pub disable_wasmtime_cache: bool,
     /// Speak plain HTTP to a registry:// module source (automatic on loopback).
     #[arg(long)]
     pub plain_http: bool,
@@ -260,6 +263,11 @@ impl RunArgs {
         EvalOptions {
             timeout: (!self.disable_timeout_protection)
                 .then(|| Duration::from_secs(self.policy_timeout.max(1))),
+            cache_dir: if self.disable_wasmtime_cache {
+                None
+            } else {
+                default_cache_dir()
+            },
         }
     }
 

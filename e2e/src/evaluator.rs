@@ -7,13 +7,14 @@
 //! a guest that loops is interrupted after the timeout like under policy-server's
 //! `--policy-timeout`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 use wapc::{WapcHost, WasiParams};
-use wasmtime_provider::wasmtime::{Config, Engine, Module};
+use wasmtime_provider::wasmtime::{Cache, CacheConfig, Config, Engine, Module};
 use wasmtime_provider::{EpochDeadlines, WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};
 
 use crate::admission::{AdmissionRequest, AdmissionResponse, ValidationResponse};
@@ -69,18 +70,34 @@ pub struct SettingsValidation {
 }
 
 /// How a module is run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EvalOptions {
     /// Execution deadline per call; `None` disables timeout protection.
     pub timeout: Option<Duration>,
+    /// Where compiled modules are cached between runs, like kwctl's wasmtime cache; `None`
+    /// compiles every time.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
             timeout: Some(Duration::from_secs(2)),
+            cache_dir: default_cache_dir(),
         }
     }
+}
+
+/// `$KWRUN_CACHE_DIR`, else `$XDG_CACHE_HOME/kwrun`, else `$HOME/.cache/kwrun`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("KWRUN_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("kwrun")))
+        .or_else(|| env("HOME").map(|home| home.join(".cache").join("kwrun")))
 }
 
 /// A compiled policy, ready for any number of evaluations.
@@ -105,6 +122,17 @@ impl Policy {
         let metadata = Metadata::from_module(module)?;
         let mut config = Config::new();
         config.epoch_interruption(options.timeout.is_some());
+        if let Some(dir) = &options.cache_dir {
+            // A cache that cannot be set up only costs compile time, so it is not an error.
+            let mut cache_config = CacheConfig::new();
+            cache_config.with_directory(dir);
+            match Cache::new(cache_config) {
+                Ok(cache) => {
+                    config.cache(Some(cache));
+                }
+                Err(e) => eprintln!("kwrun: compiling without cache ({}): {e}", dir.display()),
+            }
+        }
         let engine = Engine::new(&config).map_err(|e| EvalError::Load(e.to_string()))?;
         let compiled =
             Module::new(&engine, module).map_err(|e| EvalError::Load(format!("{e:#}")))?;
@@ -198,6 +226,17 @@ impl Policy {
         request: &AdmissionRequest,
         settings: &Value,
     ) -> AdmissionResponse {
+        self.validate_with_answer(host, request, settings).0
+    }
+
+    /// As [`Policy::validate`], also returning what the guest answered (when it answered a
+    /// ValidationResponse), so tests can check the patch against the policy's `mutated_object`.
+    pub fn validate_with_answer(
+        &self,
+        host: &Arc<HostCapabilities>,
+        request: &AdmissionRequest,
+        settings: &Value,
+    ) -> (AdmissionResponse, Option<ValidationResponse>) {
         let uid = request.uid();
         let payload = request.validate_payload(settings).to_string();
         let bytes = match self.call(host, "validate", payload.as_bytes()) {
@@ -205,21 +244,24 @@ impl Policy {
             Err(EvalError::Call(message)) | Err(EvalError::Instantiate(message))
                 if message == TIMEOUT_MESSAGE =>
             {
-                return AdmissionResponse::reject(uid, TIMEOUT_MESSAGE.to_owned(), 500);
+                return (
+                    AdmissionResponse::reject(uid, TIMEOUT_MESSAGE.to_owned(), 500),
+                    None,
+                );
             }
-            Err(error) => return AdmissionResponse::internal_server_error(uid, error),
+            Err(error) => return (AdmissionResponse::internal_server_error(uid, error), None),
         };
         let answer: ValidationResponse = match serde_json::from_slice(&bytes) {
             Ok(answer) => answer,
             Err(error) => {
-                return AdmissionResponse::internal_server_error(
-                    uid,
-                    format!("cannot deserialize the policy's ValidationResponse: {error}"),
-                );
+                let message =
+                    format!("cannot deserialize the policy's ValidationResponse: {error}");
+                return (AdmissionResponse::internal_server_error(uid, message), None);
             }
         };
-        AdmissionResponse::from_validation(uid.clone(), request.object(), &answer)
-            .unwrap_or_else(|error| AdmissionResponse::internal_server_error(uid, error))
+        let response = AdmissionResponse::from_validation(uid.clone(), request.object(), &answer)
+            .unwrap_or_else(|error| AdmissionResponse::internal_server_error(uid, error));
+        (response, Some(answer))
     }
 }
 

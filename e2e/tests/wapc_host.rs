@@ -220,6 +220,7 @@ fn a_guest_that_never_returns_is_interrupted_at_the_deadline() {
         &guest(Validate::Loop),
         EvalOptions {
             timeout: Some(Duration::from_secs(1)),
+            cache_dir: None,
         },
     )
     .unwrap();

@@ -1,0 +1,131 @@
+#!/usr/bin/env bats
+# End-to-end tests of the oras-cache policy in Kubewarden's style. They run unchanged with kwctl or
+# with the in-repo runner:
+#   KWCTL=kwctl bats e2e/e2e.bats
+#   KWCTL=target/debug/kwrun POLICY=annotated-policy.wasm bats e2e/e2e.bats
+# `make e2e-tests` builds annotated-policy.wasm and picks the runner.
+
+KWCTL=${KWCTL:-kwctl}
+POLICY=${POLICY:-$BATS_TEST_DIRNAME/../annotated-policy.wasm}
+FIXTURES=$BATS_TEST_DIRNAME/fixtures
+
+evaluate() {
+  local request=$1
+  shift
+  run "$KWCTL" run --request-path "$FIXTURES/requests/$request.json" "$@" "$POLICY"
+  echo "output = ${output}"
+}
+
+@test "hello-world pod of the original project is mutated" {
+  evaluate hello-world-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-ready.yml"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+  [ $(expr "$output" : '.*oras-entrypoint is ignored.*') -ne 0 ]
+}
+
+@test "breakfast job of the original project is mutated" {
+  evaluate breakfast-job --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-ready.yml"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+}
+
+@test "remote registry pod is mutated without reading a cache" {
+  evaluate remote-registry-pod --allow-context-aware
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+}
+
+@test "pod without oras annotations is accepted untouched" {
+  evaluate no-annotation-pod
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -eq 0 ]
+}
+
+@test "already injected pod is accepted untouched" {
+  evaluate already-injected-pod --allow-context-aware
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -eq 0 ]
+}
+
+@test "UPDATE and DELETE are never mutated" {
+  evaluate update-pod --allow-context-aware
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -eq 0 ]
+  evaluate delete-pod --allow-context-aware
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -eq 0 ]
+}
+
+@test "container without command is wrapped with its image's ENTRYPOINT and CMD" {
+  evaluate missing-command-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/image-command.yml"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+}
+
+@test "container without command whose image cannot be read is rejected" {
+  evaluate missing-command-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/image-unreadable.yml"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*set command (and args) on the container.*') -ne 0 ]
+}
+
+@test "missing cache is rejected with its name and namespace" {
+  evaluate missing-cache-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-missing.yml"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*OrasCache \\"no-such-cache\\" in namespace \\"default\\" could not be read.*') -ne 0 ]
+}
+
+@test "without context-aware access the cache lookup is refused" {
+  evaluate hello-world-pod
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*Policy has not been granted access to Kubernetes.*') -ne 0 ]
+}
+
+@test "contextAware false falls back to the cache's service address" {
+  evaluate hello-world-pod --settings-path "$FIXTURES/settings/no-context-aware.json"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+}
+
+@test "an empty annotation value is rejected" {
+  evaluate empty-value-pod --allow-context-aware
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*output-uri is empty.*') -ne 0 ]
+}
+
+@test "several containers without a container annotation are rejected" {
+  evaluate several-containers-pod --allow-context-aware
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*the pod has several containers.*') -ne 0 ]
+}
+
+@test "a registry outside allowedRegistries is rejected" {
+  evaluate remote-registry-pod --settings-json '{"allowedRegistries": ["registry.example.org"]}'
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*is not allowed by the policy.*') -ne 0 ]
+}
+
+@test "invalid settings are refused" {
+  evaluate no-annotation-pod --settings-path "$FIXTURES/settings/invalid-pull-policy.json"
+  [ "$status" -ne 0 ]
+  [ $(expr "$output" : '.*Provided settings are not valid.*') -ne 0 ]
+}
