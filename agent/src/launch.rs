@@ -283,13 +283,14 @@ fn wait_reaping(pid: i32) -> std::io::Result<(i32, Option<i32>)> {
     }
 }
 
-/// Copies the child's stdout to ours and to the pipe file.
+/// Copies the child's stdout to ours and to the pipe file. A broken container log does not stop
+/// the copy to the file (nor starve the child of a reader).
 fn tee_stdout(
     mut stdout: std::process::ChildStdout,
     mut file: std::fs::File,
 ) -> std::io::Result<()> {
     let mut buffer = [0u8; 64 * 1024];
-    let mut ours = std::io::stdout();
+    let mut ours = Some(std::io::stdout());
     loop {
         let n = match stdout.read(&mut buffer) {
             Ok(0) => break,
@@ -297,10 +298,13 @@ fn tee_stdout(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        // The container log must not stop the pipe file (and the reverse), so both are tried.
-        let to_log = ours.write_all(&buffer[..n]).and_then(|_| ours.flush());
+        if let Some(log) = ours.as_mut()
+            && let Err(e) = log.write_all(&buffer[..n]).and_then(|_| log.flush())
+        {
+            eprintln!("oras-agent: warning: the container log stopped taking stdout: {e}");
+            ours = None;
+        }
         file.write_all(&buffer[..n])?;
-        to_log?;
     }
     file.sync_all()
 }
