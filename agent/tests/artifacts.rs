@@ -582,3 +582,34 @@ fn identical_files_under_different_titles_both_arrive() {
         "same bytes"
     );
 }
+
+#[test]
+fn debug_logs_every_transfer_and_the_default_is_quiet_in_tests() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("f.txt"), "logged").unwrap();
+    let reference = format!("{}/logs/debug:v1", registry.host());
+    let quiet = run_ok(agent().current_dir(work.path()).args([
+        "push",
+        &reference,
+        "f.txt",
+        "--plain-http",
+    ]));
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let out = work.path().join("out");
+    let verbose = run_ok(agent().args([
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+        "--debug",
+    ]));
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(stderr.contains("pulling f.txt"), "{stderr}");
+    assert!(stderr.contains("done, 6 B"), "{stderr}");
+}

@@ -51,7 +51,8 @@ pub const ENV_PASS: &str = "ORAS_PASS";
 pub const ENV_PUSH_PASS: &str = "ORAS_PUSH_PASS";
 /// Environment variable: password for pull, preferred over [`ENV_PASS`] when pulling.
 pub const ENV_PULL_PASS: &str = "ORAS_PULL_PASS";
-/// Environment variable: path of a docker `config.json` to read credentials from.
+/// Environment variable: where the docker `config.json` to read credentials from is: a directory
+/// holding `config.json` (docker's meaning of the variable) or the file itself.
 pub const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 
 /// The path of the copied agent binary in the application container.
