@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
@@ -73,6 +73,7 @@ pub fn check_document(doc: &Value) -> Result<String, SchemaError> {
         ("v1", "PersistentVolumeClaim") => roundtrip::<PersistentVolumeClaim>(doc),
         ("apps/v1", "Deployment") => roundtrip::<Deployment>(doc),
         ("apps/v1", "StatefulSet") => roundtrip::<StatefulSet>(doc),
+        ("apps/v1", "DaemonSet") => roundtrip::<DaemonSet>(doc),
         ("batch/v1", "Job") => roundtrip::<Job>(doc),
         ("batch/v1", "CronJob") => roundtrip::<CronJob>(doc),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => roundtrip::<ClusterRole>(doc),
