@@ -584,17 +584,18 @@ fn identical_files_under_different_titles_both_arrive() {
 }
 
 #[test]
-fn debug_logs_every_transfer_and_the_default_is_quiet_in_tests() {
+fn debug_logs_every_transfer_and_quiet_prints_nothing() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("f.txt"), "logged").unwrap();
     let reference = format!("{}/logs/debug:v1", registry.host());
-    let quiet = run_ok(agent().current_dir(work.path()).args([
-        "push",
-        &reference,
-        "f.txt",
-        "--plain-http",
-    ]));
+    let quiet = run_ok(
+        agent()
+            .current_dir(work.path())
+            .env("ORAS_AGENT_QUIET", "1")
+            .env_remove("ORAS_AGENT_DEBUG")
+            .args(["push", &reference, "f.txt", "--plain-http"]),
+    );
     assert!(
         quiet.stderr.is_empty(),
         "{}",
