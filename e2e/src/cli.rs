@@ -356,9 +356,17 @@ pub fn run_bench(args: &BenchArgs) -> Result<String, CliError> {
     run.quiet = true;
     let prepared = run.prepare()?;
     let first = run.evaluate(&prepared);
+    let mut differing = 0usize;
     let report = bench(args.warm_up, args.samples, || {
-        run.evaluate(&prepared);
+        prepared.host.rewind_replay();
+        if run.evaluate(&prepared) != first {
+            differing += 1;
+        }
     });
+    // A benchmark of answers that change (an exhausted session, a timeout) measures the wrong thing.
+    if differing > 0 {
+        eprintln!("kwrun: {differing} evaluation(s) answered differently from the first one");
+    }
     Ok(if args.json {
         serde_json::to_string(&report).unwrap_or_default()
     } else {

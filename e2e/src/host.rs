@@ -111,6 +111,13 @@ impl HostCapabilities {
         })
     }
 
+    /// Starts the replayed session over (for repeated evaluations of one request).
+    pub fn rewind_replay(&self) {
+        if let Some(replay) = &self.replay {
+            replay.lock().unwrap_or_else(|p| p.into_inner()).rewind();
+        }
+    }
+
     /// The waPC host callback.
     pub fn call(
         &self,

@@ -7,7 +7,7 @@
 //! Replay answers requests strictly in order and refuses a request that differs from the next
 //! recorded one, which is what makes a replayed test fail when the policy's lookups change.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -173,7 +173,8 @@ impl CallbackRequest {
 /// Replays a recorded session, in order.
 #[derive(Debug, Default)]
 pub struct Replay {
-    exchanges: VecDeque<(CallbackRequest, RecordedResponse)>,
+    exchanges: Vec<(CallbackRequest, RecordedResponse)>,
+    next: usize,
 }
 
 impl Replay {
@@ -206,14 +207,15 @@ impl Replay {
                     })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Replay { exchanges })
+        Ok(Replay { exchanges, next: 0 })
     }
 
     /// The answer to `request`: the next recorded exchange, which must be for the same request.
     pub fn answer(&mut self, request: &CallbackRequest) -> Result<Vec<u8>, String> {
-        let Some((expected, response)) = self.exchanges.pop_front() else {
+        let Some((expected, response)) = self.exchanges.get(self.next).cloned() else {
             return Err("the list of recorded responses is empty".to_owned());
         };
+        self.next += 1;
         if &expected != request {
             return Err(format!(
                 "Replay error: unexpected request. Was expecting {expected:?}, got {request:?} instead"
@@ -227,7 +229,12 @@ impl Replay {
 
     /// Exchanges that were never asked for (kwctl only warns about them).
     pub fn leftovers(&self) -> usize {
-        self.exchanges.len()
+        self.exchanges.len() - self.next
+    }
+
+    /// Starts the session over, so that every evaluation of a benchmark sees the same answers.
+    pub fn rewind(&mut self) {
+        self.next = 0;
     }
 }
 
@@ -361,6 +368,9 @@ mod tests {
             br#"{"kind":"Namespace"}"#
         );
         assert_eq!(replay.answer(&namespace_x()).unwrap_err(), "not found");
+        replay.rewind();
+        assert_eq!(replay.leftovers(), 2);
+        assert!(replay.answer(&namespace_x()).is_ok());
     }
 
     #[test]
