@@ -88,7 +88,9 @@ impl Default for EvalOptions {
     }
 }
 
-/// `$KWRUN_CACHE_DIR`, else `$XDG_CACHE_HOME/kwrun`, else `$HOME/.cache/kwrun`.
+/// `$KWRUN_CACHE_DIR`, else `$XDG_CACHE_HOME/kwrun`, else `$HOME/.cache/kwrun`, else a
+/// directory under the system's temporary directory (compiling a module without optimised host
+/// code takes seconds, so a cache is always worth having).
 pub fn default_cache_dir() -> Option<PathBuf> {
     let env = |name| {
         std::env::var_os(name)
@@ -98,6 +100,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     env("KWRUN_CACHE_DIR")
         .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("kwrun")))
         .or_else(|| env("HOME").map(|home| home.join(".cache").join("kwrun")))
+        .or_else(|| Some(std::env::temp_dir().join("kwrun-cache")))
 }
 
 /// A compiled policy, ready for any number of evaluations.
