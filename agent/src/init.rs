@@ -72,11 +72,9 @@ pub fn run(args: &InitArgs) -> Result<(), InitError> {
         })?;
     // Titles are claimed up front, so inputs that would overwrite each other fail here, before
     // the application starts, exactly as the launcher would refuse them.
-    let claims = tempfile::tempdir().map_err(|source| InitError::Install {
-        path: std::env::temp_dir(),
-        source,
-    })?;
-    let mut placer = Placer::new(claims.path(), true)?;
+    // Claiming writes nothing, so the share serves as the placer's root: no temporary
+    // directory is needed on a read-only root filesystem.
+    let mut placer = Placer::new(share, true)?;
     for (index, reference) in references.iter().enumerate() {
         let dir = input_layout_dir(share, index);
         let fetch = |source| InitError::Fetch {

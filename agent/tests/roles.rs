@@ -20,7 +20,11 @@ fn launch(share: &Path, cwd: &Path, args: LaunchArgs) -> std::process::Output {
         share: share.display().to_string(),
         ..args
     };
-    run(agent().current_dir(cwd).args(args.to_args()))
+    // The agent containers run with a read-only root filesystem: nothing may need $TMPDIR.
+    run(agent()
+        .current_dir(cwd)
+        .env("TMPDIR", "/nonexistent-tmp")
+        .args(args.to_args()))
 }
 
 fn sidecar(share: &Path, output: &str) -> SidecarArgs {
@@ -85,7 +89,11 @@ fn init_launch_and_sidecar_move_inputs_in_and_outputs_out() {
         plain_http: true,
         debug: false,
     };
-    run_ok(agent().args(init.to_args()));
+    run_ok(
+        agent()
+            .env("TMPDIR", "/nonexistent-tmp")
+            .args(init.to_args()),
+    );
     let installed = share.join("bin/oras-agent");
     assert_eq!(
         std::fs::read(&installed).unwrap(),
@@ -149,7 +157,11 @@ fn init_launch_and_sidecar_move_inputs_in_and_outputs_out() {
     }
 
     let target = format!("{}/flow/output:v1", registry.host());
-    run_ok(agent().args(sidecar(&share, &target).to_args()));
+    run_ok(
+        agent()
+            .env("TMPDIR", "/nonexistent-tmp")
+            .args(sidecar(&share, &target).to_args()),
+    );
     let pulled = work.path().join("pulled");
     run_ok(agent().args([
         "pull",
