@@ -124,3 +124,36 @@ fn an_unannotated_module_is_refused_unless_forced() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--force"));
     kwrun_ok(&["push", "--force", plain.to_str().unwrap(), &uri]);
 }
+
+#[test]
+fn oras_py_reads_the_pushed_policy_byte_for_byte() {
+    let registry = Registry::start();
+    let target = format!("{}/policies/oras-cache:v1", registry.host());
+    kwrun_ok(&[
+        "push",
+        annotated_policy_path().to_str().unwrap(),
+        &format!("registry://{target}"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("from-oras-py.wasm");
+    // oras-py, an independent OCI client, fetches the manifest and the layer it names.
+    let script = r#"
+import sys, oras.provider
+registry = oras.provider.Registry(insecure=True)
+manifest = registry.get_manifest(sys.argv[1], allowed_media_type=["application/vnd.oci.image.manifest.v1+json"])
+layer = [l for l in manifest["layers"] if l["mediaType"] == sys.argv[3]][0]
+registry.download_blob(sys.argv[1], layer["digest"], sys.argv[2])
+print(manifest["config"]["mediaType"])
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script, &target, out.to_str().unwrap(), WASM_LAYER])
+        .output()
+        .expect("run python3 (oras-py is installed by scripts/bootstrap.sh)");
+    assert!(
+        output.status.success(),
+        "oras-py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), WASM_CONFIG);
+    assert_eq!(std::fs::read(&out).unwrap(), annotated_policy());
+}
