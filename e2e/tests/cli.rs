@@ -202,3 +202,34 @@ fn bench_reports_throughput_and_percentiles() {
     assert!(report["evaluations_per_second"].as_f64().unwrap() > 0.0);
     assert!(report["p99_us"].as_f64().unwrap() >= report["p50_us"].as_f64().unwrap());
 }
+
+#[test]
+fn deployment_modes_apply_after_the_policy_answered() {
+    let policy = annotated_policy_path().display().to_string();
+    let (request, session) = (
+        fixture("requests/hello-world-pod.json"),
+        fixture("sessions/cache-ready.yml"),
+    );
+    let mut args = hello_world_args(&request, &session, &policy);
+    args.insert(0, "--disallow-mutation");
+    let refused: AdmissionResponse = serde_json::from_str(&stdout(&kwrun_run(&args))).unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.patch, None);
+    let message = refused.status.unwrap().message.unwrap();
+    assert!(
+        message.contains("policy-from-cli") && message.contains("not allow mutations"),
+        "{message}"
+    );
+
+    let rejected = fixture("requests/empty-value-pod.json");
+    let monitored: AdmissionResponse = serde_json::from_str(&stdout(&kwrun_run(&[
+        "--mode",
+        "monitor",
+        "--request-path",
+        &rejected,
+        &policy,
+    ])))
+    .unwrap();
+    assert!(monitored.allowed);
+    assert_eq!(monitored.status, None);
+}
