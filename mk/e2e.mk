@@ -17,9 +17,10 @@ endif
 
 kwrun: $(KWRUN)
 
+# KWRUN may name the release binary (demo/lib.sh does): build the profile its path names.
 $(KWRUN): $(KWRUN_SOURCES)
-	$(CARGO) build -p oras-cache-e2e --bin kwrun
-	@touch $@
+	$(CARGO) build $(if $(findstring /release/,$(KWRUN)),--release) -p oras-cache-e2e --bin kwrun
+	@touch -c $@
 
 # The Kubewarden-style bats suite (runs unchanged with KWCTL=kwctl), then the Rust end-to-end
 # tests: every fixture through the annotated module, and the registry round trip.
