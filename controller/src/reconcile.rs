@@ -26,7 +26,7 @@ use crate::registry_check::{
 };
 use crate::resources::{
     BuildError, FIELD_MANAGER, MANAGED_BY_SELECTOR, build_service, build_statefulset,
-    claims_differ, service_address,
+    needs_recreate, service_address,
 };
 use crate::status::{Observation, build_status, transitions};
 
@@ -319,17 +319,20 @@ async fn apply_registry(
         Ok(applied) => Ok(Some(
             applied.status.and_then(|s| s.ready_replicas).unwrap_or(0),
         )),
-        // Claim templates are immutable: a storage change needs a new StatefulSet. The data of
-        // an emptyDir is lost either way; claims are kept by the default retention policy.
+        // Claim templates, selector and service name are immutable: a storage change (or a
+        // StatefulSet of the original operator) needs a new StatefulSet. The data of an emptyDir
+        // is lost either way; claims are kept by the default retention policy.
         Err(kube::Error::Api(status)) if status.is_invalid() => {
             let current = statefulsets.get_opt(&name).await.ok().flatten();
-            if current.is_some_and(|current| claims_differ(&current, &statefulset)) {
+            if current.is_some_and(|current| needs_recreate(&current, &statefulset)) {
                 delete(&statefulsets, "StatefulSet", &name, namespace).await?;
                 ctx.publish(
                     cache,
                     EventType::Normal,
                     "StorageChanged",
-                    format!("StatefulSet {name} is recreated for the new spec.storage"),
+                    format!(
+                        "StatefulSet {name} is recreated: spec.storage (or its selector) changed, which a StatefulSet cannot update"
+                    ),
                 )
                 .await;
                 Ok(None)

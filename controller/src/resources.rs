@@ -289,9 +289,17 @@ pub fn build_statefulset(
     })
 }
 
-/// Whether two claim templates differ in what a StatefulSet update may not change, in which case
-/// the StatefulSet has to be recreated for the new storage to take effect.
-pub fn claims_differ(current: &StatefulSet, desired: &StatefulSet) -> bool {
+/// Whether `current` differs from `desired` in a field a StatefulSet update may not change (the
+/// claim templates, the selector, the service name), so that it has to be recreated: after a
+/// storage change, or for a StatefulSet left by the original operator (selector
+/// `oras-namespace`).
+pub fn needs_recreate(current: &StatefulSet, desired: &StatefulSet) -> bool {
+    current.spec.selector != desired.spec.selector
+        || current.spec.service_name != desired.spec.service_name
+        || claims_differ(current, desired)
+}
+
+fn claims_differ(current: &StatefulSet, desired: &StatefulSet) -> bool {
     let storage = |s: &StatefulSet| {
         s.spec
             .volume_claim_templates
@@ -453,8 +461,14 @@ mod tests {
         );
         let without = cache("{}");
         let plain = build_statefulset(&without, &deployed(&without)).unwrap();
-        assert!(claims_differ(&plain, &sts));
-        assert!(!claims_differ(&sts, &sts.clone()));
+        assert!(needs_recreate(&plain, &sts));
+        assert!(!needs_recreate(&sts, &sts.clone()));
+        let mut original_operator = sts.clone();
+        original_operator.spec.selector.match_labels = Some(BTreeMap::from([(
+            "oras-namespace".to_string(),
+            "ns".to_string(),
+        )]));
+        assert!(needs_recreate(&original_operator, &sts));
     }
 
     #[test]
