@@ -3,7 +3,7 @@ CONTROLLER_TARGET := x86_64-unknown-linux-musl
 CONTROLLER_BIN := $(CARGO_TARGET_DIR)/$(CONTROLLER_TARGET)/release/oras-cache-controller
 CONTROLLER_IMAGE ?= ghcr.io/oras-cache/oras-cache-controller:v0.1.0
 
-.PHONY: controller controller-manifests controller-image controller-check-manifests
+.PHONY: controller controller-manifests controller-image controller-check-manifests controller-cluster-test
 
 ## Static musl build of the controller.
 controller:
