@@ -241,7 +241,9 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
             }
         }
         Ok(Plan::Remote(target)) => {
-            remove_registry(&name, &namespace, ctx).await?;
+            if spec_changed(cache) {
+                remove_registry(&name, &namespace, ctx).await?;
+            }
             let report = check_remote(&target, &namespace, ctx).await?;
             (
                 Observation::Remote {
@@ -253,7 +255,9 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
             )
         }
         Ok(Plan::Unconfigured) => {
-            remove_registry(&name, &namespace, ctx).await?;
+            if spec_changed(cache) {
+                remove_registry(&name, &namespace, ctx).await?;
+            }
             (Observation::Unconfigured, Action::await_change())
         }
     };
@@ -352,6 +356,16 @@ async fn apply_registry(
             source,
         }),
     }
+}
+
+/// Whether the status describes an older spec (or there is none yet). A registry is only left
+/// behind by a spec change, so the deletions are skipped on the periodic re-checks of a remote
+/// registry.
+fn spec_changed(cache: &OrasCache) -> bool {
+    cache
+        .status
+        .as_ref()
+        .is_none_or(|s| s.observed_generation != cache.metadata.generation)
 }
 
 /// Deletes the registry of a cache that no longer deploys one.

@@ -277,7 +277,9 @@ async fn pods_becoming_ready_flip_the_condition_and_emit_a_normal_event() {
 
 #[tokio::test]
 async fn deploy_false_deletes_the_registry_and_reports_no_address() {
-    let object = with_status(cache("{deploy: false}"), &deployed(1));
+    // The user turned `deploy` off: generation 2, status still of generation 1.
+    let mut object = with_status(cache("{deploy: false}"), &deployed(1));
+    object.metadata.generation = Some(2);
     let (result, _) = run(object, |mut server| {
         tokio::spawn(async move {
             let (body, send) = server.expect(Method::DELETE, STATEFULSET).await;
@@ -534,4 +536,60 @@ async fn a_missing_crd_stops_the_controller_with_a_hint() {
         !ready.load(std::sync::atomic::Ordering::SeqCst),
         "not ready without the CRD"
     );
+}
+
+#[tokio::test]
+async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
+    let registry = oras_test_support::Registry::start();
+    let spec = format!(
+        "{{deploy: false, registry: {{address: '{}', plainHttp: true}}}}",
+        registry.host()
+    );
+    let first = cache(&spec);
+    let address = registry.host();
+    // The first pass deletes any registry left by an earlier spec and writes the status.
+    let (result, _) = run(first.clone(), |mut server| {
+        tokio::spawn(async move {
+            for path in [STATEFULSET, SERVICE] {
+                let (_, send) = server.expect(Method::DELETE, path).await;
+                not_found(send);
+            }
+            let (patch, send) = server
+                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+                .await;
+            assert_eq!(patch["status"]["address"], address.as_str());
+            assert_eq!(
+                condition(&patch["status"], "AuthReady")["reason"],
+                "AnonymousAccess"
+            );
+            status_patched(send, &patch);
+            server.expect_event().await;
+            server.expect_event().await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+    // The periodic re-check of the same generation: the registry is checked, nothing is sent.
+    let mut again = first;
+    let checked = oras_cache_controller::registry_check::CheckReport {
+        reachable: oras_cache_controller::registry_check::Verdict::pass(
+            "RegistryReachable",
+            format!("GET http://{}/v2/ answered 200", registry.host()),
+        ),
+        auth: oras_cache_controller::registry_check::Verdict::pass(
+            "AnonymousAccess",
+            "the registry answers GET /v2/ without credentials",
+        ),
+    };
+    again = with_status(
+        again,
+        &Observation::Remote {
+            address: registry.host(),
+            plain_http: true,
+            report: checked,
+        },
+    );
+    let (result, _) = run(again, |server| tokio::spawn(server.expect_silence())).await;
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
 }
