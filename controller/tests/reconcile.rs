@@ -571,7 +571,6 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
     .await;
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
     // The periodic re-check of the same generation: the registry is checked, nothing is sent.
-    let mut again = first;
     let checked = oras_cache_controller::registry_check::CheckReport {
         reachable: oras_cache_controller::registry_check::Verdict::pass(
             "RegistryReachable",
@@ -582,8 +581,8 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
             "the registry answers GET /v2/ without credentials",
         ),
     };
-    again = with_status(
-        again,
+    let again = with_status(
+        first,
         &Observation::Remote {
             address: registry.host(),
             plain_http: true,
