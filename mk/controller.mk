@@ -20,6 +20,7 @@ controller-manifests:
 controller-image: controller
 	mkdir -p $(CARGO_TARGET_DIR)/controller-image
 	cp $(CONTROLLER_BIN) $(CARGO_TARGET_DIR)/controller-image/oras-cache-controller
+	strip $(CARGO_TARGET_DIR)/controller-image/oras-cache-controller
 	cp /etc/ssl/certs/ca-certificates.crt $(CARGO_TARGET_DIR)/controller-image/
 	buildah bud --layers -f controller/Dockerfile -t $(CONTROLLER_IMAGE) $(CARGO_TARGET_DIR)/controller-image
 
