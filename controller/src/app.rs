@@ -71,6 +71,7 @@ async fn termination_signal() {
 /// Runs the controller until SIGTERM or Ctrl-C, then drains reconciliations and the server.
 pub fn run(args: RunArgs) -> Result<(), AppError> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
