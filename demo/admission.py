@@ -74,6 +74,18 @@ def cmd_pod(args):
         spec = dict(obj["spec"])
     meta["name"] = args.name
     meta.pop("namespace", None)
+    # podman kube play (4.x) backs an emptyDir with a named volume called after the volume, which
+    # the next pod with a volume of that name would share; a cluster gives every pod a fresh one.
+    # Name each after its pod so pods stay apart as they would in a cluster.
+    renamed = {}
+    for volume in spec.get("volumes") or []:
+        if "emptyDir" in volume:
+            renamed[volume["name"]] = f"{args.name}-{volume['name']}"
+            volume["name"] = renamed[volume["name"]]
+    for key in ("initContainers", "containers"):
+        for container in spec.get(key) or []:
+            for mount in container.get("volumeMounts") or []:
+                mount["name"] = renamed.get(mount["name"], mount["name"])
     # The registry listens on loopback: the pod shares the host's network, as it would reach a
     # Service in a cluster.
     spec["hostNetwork"] = True

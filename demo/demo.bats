@@ -44,7 +44,7 @@ setup() {
   demo_admit "$BATS_TEST_DIRNAME/testdata/failing-step.yaml" failing
   run demo_run_pod failing
   [ "$status" -ne 0 ]
-  [[ "$output" == *"failing-app (exit 3)"* ]]
+  [[ "$output" == *"failing-$DEMO_RUN_ID-app (exit 3)"* ]]
   ! demo_tag_exists workflow/failing never
 }
 

@@ -5,7 +5,8 @@
 ORAS_ROOT=${ORAS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$ORAS_ROOT/demo/containers.conf}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ORAS_ROOT/target}
-KWRUN=${KWRUN:-$CARGO_TARGET_DIR/release/kwrun}
+# The debug build: `make test` builds it anyway, and the compiled module is cached between runs.
+KWRUN=${KWRUN:-$CARGO_TARGET_DIR/debug/kwrun}
 AGENT_BIN=${AGENT_BIN:-$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/oras-agent}
 POLICY=${POLICY:-$ORAS_ROOT/annotated-policy.wasm}
 ADMISSION="python3 $ORAS_ROOT/demo/admission.py"
@@ -24,6 +25,9 @@ fail() { printf 'FAILED: %s\n' "$*" >&2; return 1; }
 demo_workdir() {
   DEMO_WORK=$(mktemp -d "${TMPDIR:-/tmp}/oras-demo.XXXXXX")
   export DEMO_WORK
+  # Pod names carry the run's id, so that two runs on one machine never meet.
+  DEMO_RUN_ID=${DEMO_WORK##*.}
+  DEMO_RUN_ID=${DEMO_RUN_ID,,}
   # What cleanup must remove is kept in files, so that it survives bats' separate processes.
   : > "$DEMO_WORK/pods"
   : > "$DEMO_WORK/images"
@@ -128,7 +132,7 @@ demo_admit() {
     "$POLICY" > "$DEMO_WORK/$name.response.json"
   jq -c '{allowed, patchType, warnings, status}' "$DEMO_WORK/$name.response.json"
   $ADMISSION apply "$manifest" "$DEMO_WORK/$name.response.json" > "$DEMO_WORK/$name.mutated.yaml"
-  $ADMISSION pod "$DEMO_WORK/$name.mutated.yaml" "$name" > "$DEMO_WORK/$name.pod.yaml"
+  $ADMISSION pod "$DEMO_WORK/$name.mutated.yaml" "$name-$DEMO_RUN_ID" > "$DEMO_WORK/$name.pod.yaml"
 }
 
 # demo_run_pod NAME: run the Pod with podman kube play, wait for it, print each container's log and
@@ -136,23 +140,25 @@ demo_admit() {
 # container failed.
 demo_run_pod() {
   local name=$1
-  say "podman kube play: running pod $name"
-  podman kube play "$DEMO_WORK/$name.pod.yaml" >/dev/null
-  demo_track pods "$name"
-  local i states
-  for i in $(seq 1 600); do
-    states=$(podman ps -a --filter "pod=$name" --format '{{.Names}} {{.State}}' | grep -v -- '-infra ' || true)
-    if [ -n "$states" ] && ! grep -qvE ' (exited|stopped)$' <<<"$states"; then break; fi
-    sleep 0.5
-  done
+  local pod=$name-$DEMO_RUN_ID
+  say "podman kube play: running pod $pod"
+  demo_track pods "$pod"
+  # podman removes init containers once they ran, and logs that at error level: not an error.
+  podman kube play "$DEMO_WORK/$name.pod.yaml" >/dev/null 2> >(grep -v 'level=error msg="Removing container' >&2) ||
+    { fail "podman kube play $name.pod.yaml"; return 1; }
+  local containers
+  containers=$(podman ps -a --filter "pod=$pod" --format '{{.Names}}' | grep -v -- '-infra$')
+  # A pod whose app hangs must not hang the demo: ten minutes is far more than any step here needs.
+  # shellcheck disable=SC2086
+  timeout 600 podman wait $containers >/dev/null || { fail "pod $pod did not finish within 10 minutes"; return 1; }
   local failed=0 container code
   while read -r container _; do
     code=$(podman inspect "$container" --format '{{.State.ExitCode}}')
     printf -- '--- %s (exit %s)\n' "$container" "$code"
     podman logs "$container" 2>&1 | sed 's/^/    /'
     [ "$code" = 0 ] || failed=1
-    case $container in *-oras | *-oras-init) ;; *) POD_EXIT=$code ;; esac
-  done < <(podman ps -a --filter "pod=$name" --format '{{.Names}} {{.State}}' | grep -v -- '-infra ')
+    case $container in "$pod-oras" | "$pod-oras-init") ;; *) POD_EXIT=$code ;; esac
+  done < <(podman ps -a --filter "pod=$pod" --format '{{.Names}}' | grep -v -- '-infra$')
   return $failed
 }
 
@@ -178,12 +184,18 @@ demo_tag_exists() {
 # demo_resume: in a later process (a bats test), find the registry this run started.
 demo_resume() {
   REGISTRY=$(cat "$DEMO_WORK/registry/address")
+  DEMO_RUN_ID=${DEMO_WORK##*.}
+  DEMO_RUN_ID=${DEMO_RUN_ID,,}
 }
 
 demo_cleanup() {
   [ -n "${DEMO_WORK:-}" ] && [ -d "$DEMO_WORK" ] || return 0
+  DEMO_RUN_ID=${DEMO_WORK##*.}
+  DEMO_RUN_ID=${DEMO_RUN_ID,,}
   local pod image pid
   while read -r pod; do podman pod rm -f "$pod" >/dev/null 2>&1 || true; done < "$DEMO_WORK/pods"
+  # The pods' emptyDir volumes (named after their pods by admission.py).
+  podman volume ls --format '{{.Name}}' | grep -- "-$DEMO_RUN_ID-" | xargs -r podman volume rm -f >/dev/null 2>&1 || true
   if [ -f "$DEMO_WORK/registry/pid" ]; then
     pid=$(cat "$DEMO_WORK/registry/pid")
     kill "$pid" 2>/dev/null || true
