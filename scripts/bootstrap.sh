@@ -3,7 +3,7 @@
 # Each step checks first and installs only what is missing, so running it again is cheap.
 set -euo pipefail
 
-APT_PACKAGES=(docker-registry podman buildah runc busybox-static bats apache2-utils curl jq skopeo uidmap musl-tools catatonit openssl)
+APT_PACKAGES=(docker-registry podman buildah runc busybox-static bats apache2-utils curl jq skopeo uidmap musl-tools catatonit openssl time)
 RUST_TARGETS=(wasm32-wasip1 x86_64-unknown-linux-musl)
 PIP_PACKAGES=(oras pyyaml jsonpatch)
 

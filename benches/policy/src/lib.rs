@@ -1,0 +1,78 @@
+//! Benchmark tools for the policy, used by `make bench` (`benches/bench.py`).
+//!
+//! [`native`] evaluates an admission request with the policy's logic compiled natively, doing
+//! around it exactly what `kwrun` does around the wasm call, so the wasm/native ratio isolates
+//! the cost of running the policy as a module. [`session`] answers the policy's host lookups from
+//! a kwctl session file for every evaluation (a replay answers each recorded exchange once), and
+//! [`compile`] times a cold compile of the module the way the runner loads it.
+
+pub mod compile;
+pub mod native;
+pub mod session;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the benchmark tools.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A file cannot be read or written.
+    #[error("cannot access {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request or settings file is not the JSON expected.
+    #[error("{path} is not valid JSON: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The request file is not an AdmissionRequest or AdmissionReview.
+    #[error("{path}: {source}")]
+    Request {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: kwrun::admission::AdmissionError,
+    },
+    /// A session file cannot be used.
+    #[error("{0}")]
+    Session(#[from] kwrun::session::SessionError),
+    /// A session file holds no answer the native host can give.
+    #[error(
+        "{path}: no `!KubernetesGetResource` exchange with a Success answer; record one with kwrun run --record-host-capabilities-interactions"
+    )]
+    NoCacheAnswer {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The native evaluation failed where the wasm one would answer a 500.
+    #[error("native evaluation failed: {0}")]
+    Evaluation(String),
+    /// The module cannot be compiled.
+    #[error("{0}")]
+    Load(#[from] kwrun::evaluator::EvalError),
+}
+
+/// Reads a whole file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>, BenchError> {
+    std::fs::read(path).map_err(|source| BenchError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a JSON file, naming it in the error.
+pub fn read_json(path: &Path) -> Result<serde_json::Value, BenchError> {
+    serde_json::from_slice(&read(path)?).map_err(|source| BenchError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}

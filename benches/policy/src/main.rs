@@ -1,0 +1,131 @@
+//! `policy-bench`: the native floor of the policy's latency, its module's cold compile time, and
+//! replay sessions long enough for `kwrun bench`. `benches/bench.py` drives it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kwrun::bench::bench;
+use oras_cache_bench::native::NativeEvaluation;
+use oras_cache_bench::session::repeat_session;
+use oras_cache_bench::{BenchError, compile, read};
+
+/// Benchmark tools for the oras-cache policy.
+#[derive(Debug, Parser)]
+#[command(name = "policy-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Latency of the policy called natively, with kwrun's work around it (JSON, as `kwrun bench --json`).
+    Native {
+        /// AdmissionRequest or AdmissionReview JSON file.
+        #[arg(short = 'r', long)]
+        request_path: PathBuf,
+        /// Settings JSON file.
+        #[arg(short = 's', long)]
+        settings_path: Option<PathBuf>,
+        /// kwctl session file answering the policy's OrasCache lookups.
+        #[arg(long)]
+        replay_host_capabilities_interactions: Option<PathBuf>,
+        /// Measured evaluations.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        /// Unmeasured evaluations first.
+        #[arg(long, default_value_t = 20)]
+        warm_up: usize,
+        /// Time the policy's `validate` alone, without the runner's payload and patch work.
+        #[arg(long)]
+        policy_only: bool,
+    },
+    /// Cold compile time of a module (JSON).
+    Compile {
+        /// The module.
+        module: PathBuf,
+        /// Compiles to measure.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Write a session whose exchanges are repeated, for that many replayed evaluations.
+    RepeatSession {
+        /// The recorded session.
+        session: PathBuf,
+        /// How many times.
+        #[arg(long)]
+        times: usize,
+        /// Where to write it.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> Result<String, BenchError> {
+    match cli.command {
+        Command::Native {
+            request_path,
+            settings_path,
+            replay_host_capabilities_interactions,
+            samples,
+            warm_up,
+            policy_only,
+        } => {
+            let evaluation = NativeEvaluation::load(
+                &request_path,
+                settings_path.as_deref(),
+                replay_host_capabilities_interactions.as_deref(),
+            )?;
+            // The verdict is checked once up front, so a broken fixture is an error, not a figure.
+            let allowed = evaluation.evaluate()?.allowed;
+            let payload = evaluation.payload();
+            let report = if policy_only {
+                bench(warm_up, samples, || {
+                    let _ = evaluation.policy_only(&payload);
+                })
+            } else {
+                bench(warm_up, samples, || {
+                    let _ = evaluation.evaluate();
+                })
+            };
+            let mut json = serde_json::to_value(&report).unwrap_or_default();
+            json["allowed"] = allowed.into();
+            Ok(json.to_string())
+        }
+        Command::Compile { module, runs } => {
+            let report = compile::measure(&read(&module)?, runs)?;
+            let mut json = serde_json::to_value(&report).unwrap_or_default();
+            json["module_bytes"] = std::fs::metadata(&module)
+                .map(|m| m.len())
+                .unwrap_or_default()
+                .into();
+            Ok(json.to_string())
+        }
+        Command::RepeatSession {
+            session,
+            times,
+            output,
+        } => {
+            let yaml = repeat_session(&session, times)?;
+            std::fs::write(&output, yaml).map_err(|source| BenchError::Io {
+                path: output.clone(),
+                source,
+            })?;
+            Ok(format!("{}: {times} repetitions", output.display()))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("policy-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
