@@ -34,6 +34,7 @@ import tempfile
 import time
 import urllib.request
 
+POLICY_ROUNDS = 3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_DIR = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 FIXTURES = os.path.join(ROOT, "benches", "fixtures")
@@ -83,6 +84,8 @@ def run_measured(steps, cwd=None, env=None):
     Python's own memory as its high-water mark, one forked from `time` does not.
     """
     measured = Measured()
+    # Dirty pages of an earlier step would be written back during this one: flush them first.
+    os.sync()
     for argv in steps:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
                 tempfile.NamedTemporaryFile(mode="r") as rss:
@@ -218,16 +221,27 @@ def stage_policy(out):
                 [[kwrun, "run", "--quiet", *common, *replay, module]]).stdout)
             if answer.get("allowed") != allowed or bool(answer.get("patch")) != patched:
                 sys.exit(f"bench: kwrun answered {answer} for {request}")
-            wasm = json.loads(run_measured([[
-                kwrun, "bench", "--json", "--samples", str(samples), "--warm-up", str(warm_up),
-                *common, *replay, module]]).stdout)
             native_args = [native, "native", *common, "--samples", str(samples),
                            "--warm-up", str(warm_up)]
             if context:
                 native_args += ["--replay-host-capabilities-interactions",
                                 os.path.join(FIXTURES, "cache-ready.yml")]
-            floor = json.loads(run_measured([native_args]).stdout)
-            policy_only = json.loads(run_measured([native_args + ["--policy-only"]]).stdout)
+            wasm_args = [kwrun, "bench", "--json", "--samples", str(samples), "--warm-up",
+                         str(warm_up), *common, *replay, module]
+            # The machine is shared: wasm and native alternate over a few rounds, and each
+            # figure is the median of the rounds, so a busy moment does not favour one side.
+            rounds = {"wasm": [], "native": [], "policy_only": []}
+            for _ in range(POLICY_ROUNDS):
+                rounds["wasm"].append(json.loads(run_measured([wasm_args]).stdout))
+                rounds["native"].append(json.loads(run_measured([native_args]).stdout))
+                rounds["policy_only"].append(
+                    json.loads(run_measured([native_args + ["--policy-only"]]).stdout))
+            wasm, floor, policy_only = (
+                {key: statistics.median(r[key] for r in rounds[side])
+                 for key in ("p50_us", "p90_us", "p99_us", "mean_us")}
+                | {"allowed": rounds[side][0].get("allowed"),
+                   "rounds_p50_us": [r["p50_us"] for r in rounds[side]]}
+                for side in ("wasm", "native", "policy_only"))
             if floor["allowed"] != allowed:
                 sys.exit(f"bench: the native evaluation of {request} disagrees with the module")
             result["cases"][case] = {"wasm": wasm, "native": floor, "policy_only": policy_only}
@@ -597,7 +611,7 @@ def render(results, policy, agent, pod, when):
         "",
         "### Policy latency",
         "",
-        f"One whole evaluation per sample ({policy['samples']} samples after {policy['warm_up']} warm-up calls):",
+        f"One whole evaluation per sample ({policy['samples']} samples after {policy['warm_up']} warm-up calls; the median of {POLICY_ROUNDS} alternating rounds):",
         "`kwrun bench` compiles the module once and gives every request a fresh instance, as",
         "policy-server does; the native floor (`policy-bench native`) does the runner's same work",
         "around the call (payload, answer, JSON patch) with the policy compiled natively;",
@@ -637,7 +651,7 @@ def render(results, policy, agent, pod, when):
         f"Median of {agent['repeat']} rounds on Debian's docker-registry on loopback; a {big} file of",
         f"random bytes and a directory of {small} text files (tar+gzip: {agent['tar_gz_bytes']} bytes",
         f"with `tar czf`, {agent['agent_layer_bytes']} bytes as the agent's layer).",
-        "Peak RSS is the largest of the rounds (`wait4` rusage of each process).",
+        "Peak RSS is the largest of the rounds (GNU time's maximum resident set size).",
         "",
         "| operation | floor | oras-agent | oras-py | agent / floor | oras-py / agent | agent peak RSS |",
         "|---|---|---|---|---|---|---|",
@@ -673,7 +687,8 @@ def render(results, policy, agent, pod, when):
         f"Median of {pod['runs']} runs of each pod with podman `kube play` (demo/lib.sh: the policy",
         "through kwrun, then podman), after one warm-up run each. The app prints the wall clock first",
         "and last (`adjtimex`); the pod starts when its infra container starts and completes when its",
-        "last container finishes (podman's `State.StartedAt`/`FinishedAt`). One small input and output.",
+        "last container finishes (podman's `State.StartedAt`/`FinishedAt`, whose clock is coarse:",
+        "a few milliseconds either way). One small input and output.",
         "",
         "| pod | start → app's first instruction | app's exit → pod completion |",
         "|---|---|---|",
