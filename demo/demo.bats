@@ -45,7 +45,8 @@ setup() {
   run demo_run_pod failing
   [ "$status" -ne 0 ]
   [[ "$output" == *"failing-$DEMO_RUN_ID-app (exit 3)"* ]]
-  ! demo_tag_exists workflow/failing never
+  run demo_tag_exists workflow/failing never
+  [ "$status" -ne 0 ]
 }
 
 # Uses step 1's output from the first test.

@@ -177,8 +177,10 @@ PY
 }
 
 demo_tag_exists() {
-  local repo=$1 tag=$2
-  curl -fsS "http://$REGISTRY/v2/$repo/tags/list" 2>/dev/null | jq -e --arg t "$tag" '.tags // [] | index($t)' >/dev/null
+  local repo=$1 tag=$2 tags
+  # An unknown repository answers 404: no tag.
+  tags=$(curl -fsS "http://$REGISTRY/v2/$repo/tags/list" 2>/dev/null) || return 1
+  jq -e --arg t "$tag" '(.tags // []) | index($t) != null' <<<"$tags" >/dev/null
 }
 
 # demo_resume: in a later process (a bats test), find the registry this run started.

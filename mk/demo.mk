@@ -6,5 +6,4 @@ demo: bootstrap
 demo-tests: bootstrap
 	bats demo/demo.bats
 
-# Enabled once the agent, the policy and kwrun have landed:
-# TEST_TARGETS += demo-tests
+TEST_TARGETS += demo-tests
