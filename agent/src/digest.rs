@@ -5,6 +5,7 @@ use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
+use std::sync::mpsc;
 
 /// A validated content digest. Only `sha256` is produced; `sha256` and `sha512` are accepted,
 /// and the hex part is checked so that a digest is always safe to use as a file name.
@@ -147,6 +148,12 @@ impl Hasher {
     }
 }
 
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hasher").field("len", &self.len).finish()
+    }
+}
+
 /// A writer that hashes what passes through it.
 pub struct HashingWriter<W> {
     inner: W,
@@ -221,13 +228,117 @@ pub fn readable() -> std::fs::Permissions {
     std::fs::Permissions::from_mode(0o644)
 }
 
-/// Digest and size of a file, read in fixed-size chunks.
+/// Digest and size of a file, read in chunks while a second thread hashes them.
 pub fn digest_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
-    let mut reader = HashingReader::new(std::fs::File::open(path)?);
-    io::copy(&mut reader, &mut io::sink())?;
-    let hasher = reader.into_hasher();
+    let mut file = std::fs::File::open(path)?;
+    let hasher = copy_hashing(&mut file, &mut io::sink(), None, &mut |_| {})?;
     let len = hasher.len();
     Ok((hasher.finish(), len))
+}
+
+/// Size of the chunks [`copy_hashing`] reads, writes and hashes: few syscalls per GiB.
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Chunks allocated by one [`copy_hashing`] (so its memory is `CHUNK_BYTES` times this): enough
+/// that the reader rarely waits for the hasher to hand one back.
+const CHUNKS: usize = 4;
+
+/// Why [`copy_hashing`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// Reading the source failed (for a download: the connection broke, a retry may help).
+    #[error("read: {0}")]
+    Read(io::Error),
+    /// Writing the destination failed.
+    #[error("write: {0}")]
+    Write(io::Error),
+    /// More bytes arrived than the limit given (the limit).
+    #[error("more than {0} bytes")]
+    TooLong(u64),
+}
+
+impl From<CopyError> for io::Error {
+    fn from(error: CopyError) -> io::Error {
+        match error {
+            CopyError::Read(e) | CopyError::Write(e) => e,
+            CopyError::TooLong(_) => io::Error::new(io::ErrorKind::FileTooLarge, error),
+        }
+    }
+}
+
+/// Copies `reader` to `writer` and returns the hash of the bytes copied, stopping with
+/// [`CopyError::TooLong`] as soon as more than `limit` bytes arrived; `on_chunk` is told the
+/// size of every chunk written (for progress).
+///
+/// SHA-256 costs about as much CPU as receiving and writing the same bytes, so it runs on a
+/// second thread: this one reads a chunk, writes it, and hands it to the hasher, which hands it
+/// back once hashed. Memory stays at [`CHUNKS`] chunks whatever the size.
+pub fn copy_hashing(
+    reader: &mut dyn Read,
+    writer: &mut dyn Write,
+    limit: Option<u64>,
+    on_chunk: &mut dyn FnMut(u64),
+) -> Result<Hasher, CopyError> {
+    // Chunks travel with their filled length, so they never need resizing (re-zeroing).
+    let (to_hasher, filled) = mpsc::sync_channel::<(Vec<u8>, usize)>(CHUNKS);
+    let (to_reader, free) = mpsc::sync_channel::<Vec<u8>>(CHUNKS);
+    for _ in 0..CHUNKS {
+        // Cannot fail: `free` is alive and has room for every chunk.
+        let _ = to_reader.send(vec![0u8; CHUNK_BYTES]);
+    }
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(move || {
+            let mut hasher = Hasher::new();
+            for (chunk, len) in filled {
+                hasher.update(&chunk[..len]);
+                // Fails only when the copy already stopped, and then the chunk is not needed.
+                let _ = to_reader.send(chunk);
+            }
+            hasher
+        });
+        let copied = (|| {
+            let mut total = 0u64;
+            // `free` only closes if the hasher died; joining it below reports why.
+            while let Ok(mut chunk) = free.recv() {
+                let len = fill(reader, &mut chunk).map_err(CopyError::Read)?;
+                if len == 0 {
+                    break;
+                }
+                total += len as u64;
+                if let Some(limit) = limit
+                    && total > limit
+                {
+                    return Err(CopyError::TooLong(limit));
+                }
+                writer.write_all(&chunk[..len]).map_err(CopyError::Write)?;
+                on_chunk(len as u64);
+                if to_hasher.send((chunk, len)).is_err() {
+                    break;
+                }
+            }
+            writer.flush().map_err(CopyError::Write)
+        })();
+        // Closing the channel ends the hasher's loop.
+        drop(to_hasher);
+        let hasher = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        copied.map(|()| hasher)
+    })
+}
+
+/// Reads until `buffer` is full or the input ends; returns the bytes read.
+fn fill(reader: &mut dyn Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut len = 0;
+    while len < buffer.len() {
+        match reader.read(&mut buffer[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(len)
 }
 
 #[cfg(test)]
@@ -267,5 +378,79 @@ mod tests {
         let mut reader = HashingReader::new(&data[..]);
         io::copy(&mut reader, &mut io::sink()).unwrap();
         assert_eq!(reader.into_hasher().finish(), Digest::of_bytes(data));
+    }
+
+    /// Pseudo-random bytes, so that a chunk handed back in the wrong order changes the digest.
+    fn sample(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    /// Serves its data in reads of odd sizes, then fails if told to.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.fail_at.is_some_and(|at| self.at >= at) {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "cut"));
+            }
+            let n = buf.len().min(100_003).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn copy_hashing_copies_and_hashes_many_chunks_in_order() {
+        let data = sample(CHUNKS * CHUNK_BYTES * 2 + 12_345);
+        let mut reader = Trickle {
+            data: data.clone(),
+            at: 0,
+            fail_at: None,
+        };
+        let mut out = Vec::new();
+        let mut reported = 0;
+        let hasher = copy_hashing(&mut reader, &mut out, Some(data.len() as u64), &mut |n| {
+            reported += n
+        })
+        .unwrap();
+        assert_eq!(hasher.len(), data.len() as u64);
+        assert_eq!(reported, data.len() as u64);
+        assert_eq!(hasher.finish(), Digest::of_bytes(&data));
+        assert!(out == data);
+    }
+
+    #[test]
+    fn copy_hashing_reports_which_side_failed_and_overlong_input() {
+        let data = sample(3 * CHUNK_BYTES);
+        let mut cut = Trickle {
+            data: data.clone(),
+            at: 0,
+            fail_at: Some(CHUNK_BYTES + 7),
+        };
+        let error = copy_hashing(&mut cut, &mut io::sink(), None, &mut |_| {}).unwrap_err();
+        assert!(matches!(error, CopyError::Read(_)), "{error}");
+
+        let mut full = [0u8; 10];
+        let error =
+            copy_hashing(&mut &data[..], &mut &mut full[..], None, &mut |_| {}).unwrap_err();
+        assert!(matches!(error, CopyError::Write(_)), "{error}");
+
+        let mut out = Vec::new();
+        let error = copy_hashing(&mut &data[..], &mut out, Some(1000), &mut |_| {}).unwrap_err();
+        assert!(matches!(error, CopyError::TooLong(1000)), "{error}");
+        assert!(out.is_empty(), "nothing past the limit is written");
     }
 }

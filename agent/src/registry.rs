@@ -19,13 +19,13 @@
 //! ```
 
 use crate::auth::{AuthError, Challenge, Credentials, Operation};
-use crate::digest::{Digest, Hasher};
+use crate::digest::{CopyError, Digest};
 use crate::log::Progress;
 use crate::reference::Reference;
 use crate::{debug, info};
 use oras_cache_api::media_types as mt;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -36,9 +36,6 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Media types sent in `Accept` when pulling a manifest.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json";
-
-/// Buffer size of streamed copies: large enough for throughput, small enough to keep RSS flat.
-const COPY_BUFFER: usize = 256 * 1024;
 
 /// How failed requests are retried.
 #[derive(Debug, Clone)]
@@ -293,6 +290,10 @@ impl RegistryClient {
         )
     }
 
+    fn blob_url(&self, reference: &Reference, digest: &Digest) -> String {
+        format!("{}/blobs/{digest}", self.repository_url(reference))
+    }
+
     fn absolute_url(&self, reference: &Reference, location: &str) -> String {
         if location.starts_with("http://") || location.starts_with("https://") {
             location.to_string()
@@ -323,7 +324,7 @@ impl RegistryClient {
         digest: &Digest,
         operation: Operation,
     ) -> Result<bool, RegistryError> {
-        let url = format!("{}/blobs/{digest}", self.repository_url(reference));
+        let url = self.blob_url(reference, digest);
         let what = format!("check blob {digest}");
         let response = self.execute(reference, operation, &what, &url, true, |agent, auth| {
             with_auth(agent.head(&url), auth).call()
@@ -545,18 +546,7 @@ impl RegistryClient {
         max_size: u64,
     ) -> Result<Vec<u8>, RegistryError> {
         let what = format!("pull blob {digest}");
-        let url = format!("{}/blobs/{digest}", self.repository_url(reference));
-        let mut response = self.execute(
-            reference,
-            Operation::Pull,
-            &what,
-            &url,
-            true,
-            |agent, auth| with_auth(agent.get(&url), auth).call(),
-        )?;
-        if response.status().as_u16() != 200 {
-            return Err(status_error(&what, &url, response));
-        }
+        let mut response = self.get_blob(reference, digest, &what)?;
         let bytes = read_limited(&mut response, max_size, &what)?;
         let actual = Digest::of_bytes(&bytes);
         if actual != *digest {
@@ -569,9 +559,37 @@ impl RegistryClient {
         Ok(bytes)
     }
 
+    /// `GET` of a blob, answered `200` (after authentication and retries).
+    fn get_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let url = self.blob_url(reference, digest);
+        let response = self.execute(
+            reference,
+            Operation::Pull,
+            what,
+            &url,
+            true,
+            |agent, auth| with_auth(agent.get(&url), auth).call(),
+        )?;
+        if response.status().as_u16() != 200 {
+            return Err(status_error(what, &url, response));
+        }
+        Ok(response)
+    }
+
     /// Streams a blob into `destination`: written to a temporary file beside it, checked against
     /// `digest` (and `expected_size` when given), then renamed into place. Nothing appears at
     /// `destination` unless the content is verified. Returns the size.
+    ///
+    /// The file is not fsynced (waiting for the disk took longer than the download itself):
+    /// the temporary file and the rename after verification already keep partial or unverified
+    /// content invisible to readers, and what the agent pulls is a pod's input on an `emptyDir`,
+    /// which does not outlive the pod, so a node crash loses it anyway. A caller that keeps the
+    /// file across a power loss must `sync_all` it itself.
     pub fn pull_blob_to_file(
         &self,
         reference: &Reference,
@@ -584,7 +602,6 @@ impl RegistryClient {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let what = format!("pull blob {digest}");
-        let url = format!("{}/blobs/{digest}", self.repository_url(reference));
         let mut failures = 0;
         loop {
             let mut temp = tempfile::Builder::new()
@@ -592,26 +609,16 @@ impl RegistryClient {
                 .permissions(crate::digest::readable())
                 .tempfile_in(parent)
                 .map_err(|e| RegistryError::io(parent, e))?;
-            let mut response = self.execute(
-                reference,
-                Operation::Pull,
-                &what,
-                &url,
-                true,
-                |agent, auth| with_auth(agent.get(&url), auth).call(),
-            )?;
-            if response.status().as_u16() != 200 {
-                return Err(status_error(&what, &url, response));
-            }
+            let mut response = self.get_blob(reference, digest, &what)?;
             let mut progress = Progress::new(
                 format!("pull {digest} → {}", destination.display()),
                 expected_size,
             );
-            let copied = copy_hashing(
+            let copied = crate::digest::copy_hashing(
                 &mut response.body_mut().as_reader(),
                 temp.as_file_mut(),
-                &mut progress,
                 expected_size,
+                &mut |n| progress.advance(n),
             );
             match copied {
                 Ok(hasher) => {
@@ -633,9 +640,6 @@ impl RegistryClient {
                             actual,
                         });
                     }
-                    temp.as_file()
-                        .sync_all()
-                        .map_err(|e| RegistryError::io(temp.path(), e))?;
                     temp.persist(destination)
                         .map_err(|e| RegistryError::io(destination, e.error))?;
                     progress.finish();
@@ -654,7 +658,7 @@ impl RegistryClient {
                     if failures >= self.options.retry.attempts {
                         return Err(RegistryError::Unreachable {
                             what,
-                            url,
+                            url: self.blob_url(reference, digest),
                             attempts: failures,
                             source: Box::new(ureq::Error::Io(e)),
                         });
@@ -943,41 +947,6 @@ fn read_limited(
         });
     }
     Ok(bytes)
-}
-
-enum CopyError {
-    Read(io::Error),
-    Write(io::Error),
-    TooLong(u64),
-}
-
-/// Copies with a fixed buffer, hashing, stopping early when more than `limit` bytes arrive.
-fn copy_hashing(
-    reader: &mut dyn Read,
-    writer: &mut dyn Write,
-    progress: &mut Progress,
-    limit: Option<u64>,
-) -> Result<Hasher, CopyError> {
-    let mut hasher = Hasher::new();
-    let mut buffer = vec![0u8; COPY_BUFFER];
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        hasher.update(&buffer[..n]);
-        if let Some(limit) = limit
-            && hasher.len() > limit
-        {
-            return Err(CopyError::TooLong(limit));
-        }
-        writer.write_all(&buffer[..n]).map_err(CopyError::Write)?;
-        progress.advance(n as u64);
-    }
-    writer.flush().map_err(CopyError::Write)?;
-    Ok(hasher)
 }
 
 struct ProgressReader<R> {

@@ -9,7 +9,7 @@
 //! second one that re-checks the disk. Two layers (of one artifact or of several inputs) that
 //! would write the same path are an error.
 
-use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::digest::{CopyError, Digest, HashingReader, copy_hashing};
 use crate::manifest::Descriptor;
 use flate2::read::GzDecoder;
 use oras_cache_api::media_types as mt;
@@ -216,15 +216,19 @@ impl Placer {
             }
             PlaceMode::Copy => {
                 let parent = destination.parent().unwrap_or(&self.root);
-                let temp = tempfile::Builder::new()
+                let mut temp = tempfile::Builder::new()
                     .prefix(".oras-agent-")
                     .permissions(crate::digest::readable())
                     .tempfile_in(parent)
                     .map_err(io_err(parent))?;
-                let mut writer = HashingWriter::new(temp);
                 let mut input = std::fs::File::open(blob).map_err(io_err(blob))?;
-                io::copy(&mut input, &mut writer).map_err(io_err(&destination))?;
-                let (temp, hasher) = writer.into_parts();
+                let hasher =
+                    copy_hashing(&mut input, &mut temp, None, &mut |_| {}).map_err(|error| {
+                        match error {
+                            CopyError::Read(source) => io_err(blob)(source),
+                            other => io_err(&destination)(other.into()),
+                        }
+                    })?;
                 let actual = hasher.finish();
                 if actual != descriptor.digest {
                     return Err(PlaceError::BlobChanged {

@@ -207,3 +207,144 @@ fn a_missing_manifest_is_a_clear_404() {
         "{error}"
     );
 }
+
+/// Deterministic bytes that do not repeat within a chunk of the copy.
+fn sample(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_big_corrupted_or_overlong_blob_leaves_nothing_behind() {
+    let registry = Registry::start();
+    let client = client(Credentials::Anonymous);
+    let target = reference(&registry, "client/corrupt-big:v1");
+    // Several chunks of the parallel hasher, so that the mismatch is found after all of them.
+    let content = sample(9 * 1024 * 1024 + 17);
+    let info = client.push_blob_bytes(&target, &content).unwrap();
+    let mut tampered = content.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    std::fs::write(stored_blob(&registry, &info.digest), &tampered).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("file");
+    let error = client
+        .pull_blob_to_file(&target, &info.digest, Some(info.size), &out)
+        .unwrap_err();
+    assert!(
+        matches!(error, RegistryError::DigestMismatch { .. }),
+        "{error}"
+    );
+    let error = client
+        .pull_blob_to_file(&target, &info.digest, Some(info.size - 1), &out)
+        .unwrap_err();
+    assert!(
+        matches!(error, RegistryError::SizeMismatch { .. }),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "neither the destination nor a temp file exists"
+    );
+}
+
+/// A TCP relay to the registry that cuts the first connection carrying more than `cut_after`
+/// bytes towards the client, once.
+struct CuttingProxy {
+    port: u16,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: String, cut_after: usize) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cut_count = cuts.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let Ok(mut server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut client_in, mut server_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_in, &mut server_out);
+                    let _ = server_out.shutdown(Shutdown::Write);
+                });
+                let cuts = cut_count.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    let mut relayed = 0;
+                    loop {
+                        let n = match server.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if client.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                        relayed += n;
+                        if relayed > cut_after && cuts.fetch_add(1, Ordering::SeqCst) == 0 {
+                            break;
+                        }
+                    }
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        CuttingProxy { port, cuts }
+    }
+
+    /// Connections cut so far (at most one).
+    fn cut(&self) -> bool {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+}
+
+#[test]
+fn a_download_cut_midway_is_retried_from_the_start() {
+    let registry = Registry::start();
+    let direct = client(Credentials::Anonymous);
+    let content = sample(12 * 1024 * 1024 + 5);
+    let info = direct
+        .push_blob_bytes(&reference(&registry, "client/cut:v1"), &content)
+        .unwrap();
+
+    let proxy = CuttingProxy::start(registry.host(), 5 * 1024 * 1024);
+    let mut options = ClientOptions::new(true);
+    options.credentials = Credentials::Anonymous;
+    options.retry = RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+    };
+    let through_proxy = RegistryClient::new(options).unwrap();
+    let target = Reference::parse(&format!("127.0.0.1:{}/client/cut:v1", proxy.port)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("file");
+    let size = through_proxy
+        .pull_blob_to_file(&target, &info.digest, Some(info.size), &out)
+        .unwrap();
+    assert!(proxy.cut(), "the proxy never cut the download");
+    assert_eq!(size, info.size);
+    assert!(std::fs::read(&out).unwrap() == content);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temp file of the cut attempt is left"
+    );
+}
