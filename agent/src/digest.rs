@@ -236,11 +236,13 @@ pub fn digest_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
     Ok((hasher.finish(), len))
 }
 
-/// Size of the chunks [`copy_hashing`] reads, writes and hashes: few syscalls per GiB.
-const CHUNK_BYTES: usize = 1024 * 1024;
+/// Size of the chunks [`copy_hashing`] hands to its hasher thread. Measured on a 1 GiB pull:
+/// chunks that fit in a core's L2 cache (here 512 KiB) keep the copy into the page cache cheap;
+/// 1 MiB chunks made the kernel's share of the copy about twice as costly.
+const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Chunks allocated by one [`copy_hashing`] (so its memory is `CHUNK_BYTES` times this): enough
-/// that the reader rarely waits for the hasher to hand one back.
+/// Chunks allocated by one [`copy_hashing`] (its memory is `CHUNK_BYTES` times this), so that
+/// the reader rarely waits for the hasher to hand one back.
 const CHUNKS: usize = 4;
 
 /// Why [`copy_hashing`] stopped.
@@ -271,8 +273,9 @@ impl From<CopyError> for io::Error {
 /// size of every chunk written (for progress).
 ///
 /// SHA-256 costs about as much CPU as receiving and writing the same bytes, so it runs on a
-/// second thread: this one reads a chunk, writes it, and hands it to the hasher, which hands it
-/// back once hashed. Memory stays at [`CHUNKS`] chunks whatever the size.
+/// second thread: this one fills a chunk, writing every read as it arrives (while it is still
+/// in this core's cache), and hands the full chunk to the hasher, which hands it back once
+/// hashed. Memory stays at [`CHUNKS`] chunks whatever the size.
 pub fn copy_hashing(
     reader: &mut dyn Read,
     writer: &mut dyn Write,
@@ -298,21 +301,33 @@ pub fn copy_hashing(
         });
         let copied = (|| {
             let mut total = 0u64;
+            let mut ended = false;
             // `free` only closes if the hasher died; joining it below reports why.
-            while let Ok(mut chunk) = free.recv() {
-                let len = fill(reader, &mut chunk).map_err(CopyError::Read)?;
-                if len == 0 {
-                    break;
+            while !ended && let Ok(mut chunk) = free.recv() {
+                let mut len = 0;
+                while len < chunk.len() {
+                    let n = match reader.read(&mut chunk[len..]) {
+                        Ok(0) => {
+                            ended = true;
+                            break;
+                        }
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(CopyError::Read(e)),
+                    };
+                    total += n as u64;
+                    if let Some(limit) = limit
+                        && total > limit
+                    {
+                        return Err(CopyError::TooLong(limit));
+                    }
+                    writer
+                        .write_all(&chunk[len..len + n])
+                        .map_err(CopyError::Write)?;
+                    on_chunk(n as u64);
+                    len += n;
                 }
-                total += len as u64;
-                if let Some(limit) = limit
-                    && total > limit
-                {
-                    return Err(CopyError::TooLong(limit));
-                }
-                writer.write_all(&chunk[..len]).map_err(CopyError::Write)?;
-                on_chunk(len as u64);
-                if to_hasher.send((chunk, len)).is_err() {
+                if len > 0 && to_hasher.send((chunk, len)).is_err() {
                     break;
                 }
             }
@@ -325,20 +340,6 @@ pub fn copy_hashing(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         copied.map(|()| hasher)
     })
-}
-
-/// Reads until `buffer` is full or the input ends; returns the bytes read.
-fn fill(reader: &mut dyn Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut len = 0;
-    while len < buffer.len() {
-        match reader.read(&mut buffer[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(len)
 }
 
 #[cfg(test)]
