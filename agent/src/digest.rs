@@ -269,18 +269,18 @@ impl From<CopyError> for io::Error {
 }
 
 /// Copies `reader` to `writer` and returns the hash of the bytes copied, stopping with
-/// [`CopyError::TooLong`] as soon as more than `limit` bytes arrived; `on_chunk` is told the
-/// size of every chunk written (for progress).
+/// [`CopyError::TooLong`] as soon as more than `limit` bytes arrived; `on_written` is told the
+/// size of every write (for progress).
 ///
 /// SHA-256 costs about as much CPU as receiving and writing the same bytes, so it runs on a
 /// second thread: this one fills a chunk, writing every read as it arrives (while it is still
 /// in this core's cache), and hands the full chunk to the hasher, which hands it back once
-/// hashed. Memory stays at [`CHUNKS`] chunks whatever the size.
+/// hashed. Memory stays at four 256 KiB chunks whatever the size.
 pub fn copy_hashing(
     reader: &mut dyn Read,
     writer: &mut dyn Write,
     limit: Option<u64>,
-    on_chunk: &mut dyn FnMut(u64),
+    on_written: &mut dyn FnMut(u64),
 ) -> Result<Hasher, CopyError> {
     // Chunks travel with their filled length, so they never need resizing (re-zeroing).
     let (to_hasher, filled) = mpsc::sync_channel::<(Vec<u8>, usize)>(CHUNKS);
@@ -324,7 +324,7 @@ pub fn copy_hashing(
                     writer
                         .write_all(&chunk[len..len + n])
                         .map_err(CopyError::Write)?;
-                    on_chunk(n as u64);
+                    on_written(n as u64);
                     len += n;
                 }
                 if len > 0 && to_hasher.send((chunk, len)).is_err() {
