@@ -140,9 +140,20 @@ impl AdmissionRequest {
         &self.0
     }
 
-    /// The payload of the guest's `validate`: `{"request": .., "settings": ..}`.
-    pub fn validate_payload(&self, settings: &Value) -> Value {
-        serde_json::json!({ "request": self.0, "settings": settings })
+    /// The payload of the guest's `validate`: `{"request": .., "settings": ..}`, as JSON text.
+    pub fn validate_payload(&self, settings: &Value) -> String {
+        #[derive(serde::Serialize)]
+        struct Payload<'a> {
+            request: &'a Value,
+            settings: &'a Value,
+        }
+        // Serialized from borrows: the request is not copied on every evaluation. A Value always
+        // serializes, so the fallback is never taken.
+        serde_json::to_string(&Payload {
+            request: &self.0,
+            settings,
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -183,15 +194,9 @@ impl AdmissionResponse {
             });
         }
         let patch = match (object, &response.mutated_object) {
-            (Some(object), Some(mutated)) => {
-                let diff = json_patch::diff(object, mutated);
-                if diff.0.is_empty() {
-                    None
-                } else {
-                    let json = serde_json::to_string(&diff).map_err(AdmissionError::Patch)?;
-                    Some(STANDARD.encode(json))
-                }
-            }
+            (Some(object), Some(mutated)) => crate::patch::diff(object, mutated)
+                .map_err(AdmissionError::Patch)?
+                .map(|json| STANDARD.encode(json)),
             _ => None,
         };
         let status =

@@ -11,7 +11,7 @@ use crate::admission::{
     AdmissionError, AdmissionRequest, AdmissionResponse, CLI_POLICY_ID, PolicyMode,
 };
 use crate::bench::bench;
-use crate::evaluator::{EvalError, EvalOptions, Policy, default_cache_dir};
+use crate::evaluator::{EvalError, EvalOptions, InstanceAllocator, Policy, default_cache_dir};
 use crate::host::HostCapabilities;
 use crate::metadata::{
     METADATA_SECTION, Metadata, MetadataError, TOOL_ANNOTATION, USAGE_ANNOTATION,
@@ -82,6 +82,11 @@ pub struct RunArgs {
     /// Compile the module every time instead of using the on-disk cache.
     #[arg(long)]
     pub disable_wasmtime_cache: bool,
+    /// How fresh instances get their memory: `pooling` reuses reserved slots reset in place,
+    /// `on-demand` maps and unmaps memory per instance (wasmtime's default). Both give every
+    /// call a fresh instance.
+    #[arg(long, value_enum, default_value_t = AllocatorArg::Pooling)]
+    pub instance_allocator: AllocatorArg,
     /// Speak plain HTTP to a registry:// module source (automatic on loopback).
     #[arg(long)]
     pub plain_http: bool,
@@ -90,6 +95,24 @@ pub struct RunArgs {
     pub quiet: bool,
     /// The policy: a path, file:///path.wasm or registry://host/repository:tag.
     pub uri: String,
+}
+
+/// `--instance-allocator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AllocatorArg {
+    /// Slots reserved once and reset in place between instances.
+    Pooling,
+    /// Memory mapped per instance and unmapped after it.
+    OnDemand,
+}
+
+impl From<AllocatorArg> for InstanceAllocator {
+    fn from(arg: AllocatorArg) -> Self {
+        match arg {
+            AllocatorArg::Pooling => InstanceAllocator::Pooling,
+            AllocatorArg::OnDemand => InstanceAllocator::OnDemand,
+        }
+    }
 }
 
 /// `kwrun bench`.
@@ -268,6 +291,7 @@ impl RunArgs {
             } else {
                 default_cache_dir()
             },
+            allocator: self.instance_allocator.into(),
         }
     }
 

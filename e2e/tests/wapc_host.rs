@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kwrun::admission::{AdmissionRequest, PolicyMode};
-use kwrun::evaluator::{EvalOptions, Policy, TIMEOUT_MESSAGE};
+use kwrun::evaluator::{EvalOptions, InstanceAllocator, Policy, TIMEOUT_MESSAGE};
 use kwrun::host::HostCapabilities;
 use kwrun::metadata::ContextAwareResource;
 use kwrun::session::{CallbackRequest, Replay, session_yaml};
@@ -27,6 +27,10 @@ enum Validate {
     Trap,
     /// Never returns.
     Loop,
+    /// Traps unless memory is as the module declares it (one page, the `"v1"` data segment,
+    /// zeros elsewhere), then dirties it: overwrites the data segment, writes a marker and grows
+    /// the memory by a page it also writes to; answers `{"accepted":true}`.
+    DirtyMemory,
     /// Calls `kubewarden/<ns>/<op>` with a payload and answers the host's response, or fails
     /// with the host's error as guest error.
     HostCall {
@@ -49,6 +53,18 @@ fn guest(validate: Validate) -> Vec<u8> {
             format!("(call $guest_error (i32.const 8192) (i32.const {})) (i32.const 0)", text.len()),
         ),
         Validate::Trap => (String::new(), "unreachable".to_owned()),
+        Validate::DirtyMemory => (
+            r#"(data (i32.const 8192) "{\22accepted\22:true}")"#.to_owned(),
+            "(if (i32.ne (memory.size) (i32.const 1)) (then unreachable))
+             (if (i32.ne (i32.load8_u (i32.const 0)) (i32.const 0x22)) (then unreachable))
+             (if (i32.ne (i32.load (i32.const 4096)) (i32.const 0)) (then unreachable))
+             (i32.store8 (i32.const 0) (i32.const 0x58))
+             (i32.store (i32.const 4096) (i32.const 0x2a))
+             (drop (memory.grow (i32.const 1)))
+             (i32.store (i32.const 70000) (i32.const 0x2a))
+             (call $guest_response (i32.const 8192) (i32.const 17)) (i32.const 1)"
+                .to_owned(),
+        ),
         Validate::Loop => (String::new(), "(loop $forever (br $forever)) (i32.const 0)".to_owned()),
         Validate::HostCall { namespace, operation, payload } => (
             format!(
@@ -150,6 +166,24 @@ fn every_call_gets_a_fresh_instance() {
 }
 
 #[test]
+fn memory_a_call_dirtied_is_back_to_the_module_image_in_the_next_call() {
+    // Pooled slots are reset in place rather than unmapped: both allocators must hand every call
+    // the declared memory, whatever the previous call wrote or grew.
+    for allocator in [InstanceAllocator::Pooling, InstanceAllocator::OnDemand] {
+        let options = EvalOptions {
+            cache_dir: None,
+            allocator,
+            ..EvalOptions::default()
+        };
+        let policy = Policy::load(&guest(Validate::DirtyMemory), options).unwrap();
+        for call in 0..5 {
+            let response = policy.validate(&host(), &request("CREATE", pod()), &json!({}));
+            assert!(response.allowed, "{allocator:?}, call {call}: {response:?}");
+        }
+    }
+}
+
+#[test]
 fn a_mutated_object_becomes_a_patch_that_rebuilds_it() {
     let mut mutated = pod();
     mutated["metadata"]["annotations"] = json!({"done": "yes"});
@@ -221,6 +255,7 @@ fn a_guest_that_never_returns_is_interrupted_at_the_deadline() {
         EvalOptions {
             timeout: Some(Duration::from_secs(1)),
             cache_dir: None,
+            ..EvalOptions::default()
         },
     )
     .unwrap();

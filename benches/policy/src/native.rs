@@ -61,7 +61,7 @@ impl NativeEvaluation {
     /// The whole evaluation, as `kwrun` does it around the module, with the policy native.
     pub fn evaluate(&self) -> Result<AdmissionResponse, BenchError> {
         let uid = self.request.uid();
-        let payload = self.request.validate_payload(&self.settings).to_string();
+        let payload = self.request.validate_payload(&self.settings);
         let answer_bytes = validate(payload.as_bytes(), &self.host)?;
         let answer: ValidationResponse = serde_json::from_slice(&answer_bytes)
             .map_err(|e| BenchError::Evaluation(e.to_string()))?;
@@ -78,10 +78,7 @@ impl NativeEvaluation {
 
     /// The `validate` payload of this request, as the runner sends it to the module.
     pub fn payload(&self) -> Vec<u8> {
-        self.request
-            .validate_payload(&self.settings)
-            .to_string()
-            .into_bytes()
+        self.request.validate_payload(&self.settings).into_bytes()
     }
 }
 
