@@ -186,7 +186,17 @@ impl Policy {
                 Err(e) => eprintln!("kwrun: compiling without cache ({}): {e}", dir.display()),
             }
         }
-        let engine = Engine::new(&config).map_err(|e| EvalError::Load(e.to_string()))?;
+        let engine = match Engine::new(&config) {
+            Ok(engine) => engine,
+            // The pool reserves its address space up front, which a tight `ulimit -v` can
+            // refuse: the evaluation is the same on demand, only slower.
+            Err(e) if options.allocator == InstanceAllocator::Pooling => {
+                eprintln!("kwrun: no instance pool ({e}), allocating instances on demand");
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                Engine::new(&config).map_err(|e| EvalError::Load(e.to_string()))?
+            }
+            Err(e) => return Err(EvalError::Load(e.to_string())),
+        };
         let compiled =
             Module::new(&engine, module).map_err(|e| EvalError::Load(format!("{e:#}")))?;
         let pre = WasmtimeEngineProviderBuilder::new()
