@@ -3,7 +3,7 @@
 
 POLICY_TARGET := wasm32-wasip1
 POLICY_WASM_BUILT := $(CARGO_TARGET_DIR)/$(POLICY_TARGET)/policy/oras_cache_policy.wasm
-POLICY_SOURCES := $(shell find policy/src api/src -name '*.rs') policy/Cargo.toml api/Cargo.toml Cargo.toml Cargo.lock
+POLICY_SOURCES := $(shell find policy/src api/src -name '*.rs') policy/Cargo.toml policy/build.rs api/Cargo.toml Cargo.toml Cargo.lock
 # kwctl when it is installed; mk/e2e.mk may point this at the in-repo runner's annotate instead.
 ANNOTATE ?= kwctl annotate
 

@@ -7,6 +7,8 @@ use oras_cache_api::annotations::{
     INJECTED, INPUT_URI, InjectionRequest, OUTPUT_URI, OrasAnnotations, key,
 };
 use oras_cache_api::settings::Settings;
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::command::resolve_argv;
@@ -68,6 +70,18 @@ pub fn evaluate(
     settings: &Settings,
     host: &dyn Host,
 ) -> Verdict {
+    evaluate_object(request, Cow::Borrowed(&request.object), settings, host)
+}
+
+/// As [`evaluate`], with the request's object given apart: the waPC entry point moves it out of
+/// the request, so the mutated object is built in place rather than from a deep copy
+/// (`request.object` is not read).
+pub fn evaluate_object(
+    request: &KubernetesAdmissionRequest,
+    object: Cow<'_, Value>,
+    settings: &Settings,
+    host: &dyn Host,
+) -> Verdict {
     // Pod specs are immutable after creation: mutating anything but CREATE would only make
     // updates fail.
     if request.operation != "CREATE" {
@@ -80,14 +94,13 @@ pub fn evaluate(
             warnings: Vec::new(),
         };
     };
-    let object = &request.object;
     if !object.is_object() {
         return Verdict::Accept {
             warnings: Vec::new(),
         };
     }
     let already_injected = workload.marked_metadata_pointers().iter().any(|pointer| {
-        annotations(object, pointer)
+        annotations(&object, pointer)
             .iter()
             .any(|(k, _)| k == INJECTED)
     });
@@ -97,7 +110,7 @@ pub fn evaluate(
         };
     }
 
-    let pairs = annotations(object, "/metadata");
+    let pairs = annotations(&object, "/metadata");
     let collected = OrasAnnotations::collect(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     if !collected.is_marked() {
         return Verdict::Accept {
@@ -123,8 +136,8 @@ pub fn evaluate(
         return Verdict::Accept { warnings };
     }
 
-    let namespace = namespace_of(request);
-    let mut mutated = object.clone();
+    let namespace = namespace_of(request, &object);
+    let mut mutated = object.into_owned();
     match inject(
         &mut mutated,
         workload,
@@ -147,12 +160,11 @@ pub fn evaluate(
 
 /// The namespace of the object: the request's, else the object's, else `default` (what the API
 /// server would use).
-fn namespace_of(request: &KubernetesAdmissionRequest) -> String {
+fn namespace_of(request: &KubernetesAdmissionRequest, object: &Value) -> String {
     if !request.namespace.is_empty() {
         return request.namespace.clone();
     }
-    request
-        .object
+    object
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .filter(|ns| !ns.is_empty())

@@ -7,12 +7,9 @@
 
 use std::path::Path;
 
-use kubewarden_policy_sdk::request::ValidationRequest;
 use kwrun::admission::{
     AdmissionRequest, AdmissionResponse, CLI_POLICY_ID, PolicyMode, ValidationResponse,
 };
-use oras_cache_api::settings::Settings;
-use oras_cache_policy::evaluate::evaluate;
 use oras_cache_policy::host::Host;
 use serde_json::Value;
 
@@ -82,13 +79,10 @@ impl NativeEvaluation {
     }
 }
 
-/// What the module's `validate` export does, with the host as a parameter: the SDK parses the
-/// payload, the policy decides, the answer is serialized.
+/// What the module's `validate` export does (the same function), with the host as a parameter.
 fn validate(payload: &[u8], host: &dyn Host) -> Result<Vec<u8>, BenchError> {
-    let request = ValidationRequest::<Settings>::new(payload)
-        .map_err(|e| BenchError::Evaluation(e.to_string()))?;
-    let verdict = evaluate(&request.request, &request.settings, host);
-    serde_json::to_vec(&verdict.into_response()).map_err(|e| BenchError::Evaluation(e.to_string()))
+    oras_cache_policy::validate_with_host(payload, host)
+        .map_err(|e| BenchError::Evaluation(e.to_string()))
 }
 
 #[cfg(test)]
