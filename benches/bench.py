@@ -250,6 +250,15 @@ def stage_policy(out):
                 sys.exit(f"bench: the native evaluation of {request} disagrees with the module")
             result["cases"][case] = {"wasm": wasm, "on_demand": on_demand, "native": floor,
                                      "policy_only": policy_only}
+        say("policy: the annotated request's evaluation step by step")
+        phases_args = [native, "phases", module, "--samples", str(samples),
+                       "--request-path", os.path.join(FIXTURES, "annotated-job.json"),
+                       "--settings-path", settings, "--replay-host-capabilities-interactions",
+                       os.path.join(FIXTURES, "cache-ready.yml")]
+        result["phases"] = {
+            "pooling": json.loads(run_measured([phases_args]).stdout),
+            "on_demand": json.loads(run_measured([phases_args + ["--on-demand"]]).stdout),
+        }
         say("policy: cold compile of the module")
         result["compile"] = json.loads(run_measured([[native, "compile", module, "--runs", "5"]]).stdout)
         result["module_bytes"] = os.path.getsize(module)
@@ -637,6 +646,28 @@ def render(results, policy, agent, pod, when):
             f"| {label} | {c['wasm']['p50_us']:.1f} µs | {c['wasm']['p99_us']:.1f} µs | "
             f"{c['on_demand']['p50_us']:.1f} µs | {c['native']['p50_us']:.1f} µs | {c['native']['p99_us']:.1f} µs | "
             f"{c['policy_only']['p50_us']:.1f} µs | {c['wasm']['p50_us'] / c['native']['p50_us']:.2f} |")
+    phases = policy["phases"]
+    steps = {
+        "instance": "a fresh instance answering `protocol_version` (instantiation, `wapc_init`, the call, the drop)",
+        "payload": "the `validate` payload serialized (runner)",
+        "validate_call": "`validate` on a fresh instance (the instance above plus the policy's work)",
+        "answer": "the policy's ValidationResponse parsed (runner)",
+        "response": "the JSON patch and the AdmissionResponse (runner)",
+    }
+    lines += [
+        "",
+        f"The annotated Job step by step (`policy-bench phases`, {phases['pooling']['samples']} samples, each step timed on every",
+        "sample; medians, so the steps do not add up exactly to the whole):",
+        "",
+        "| step | pooled instances | on-demand instances |",
+        "|---|---|---|",
+    ]
+    for step, label in steps.items():
+        lines.append(f"| {label} | {phases['pooling']['p50_us'][step]:.1f} µs | "
+                     f"{phases['on_demand']['p50_us'][step]:.1f} µs |")
+    lines.append(f"| the whole evaluation (all but the first row) | "
+                 f"{phases['pooling']['evaluation_p50_us']:.1f} µs | "
+                 f"{phases['on_demand']['evaluation_p50_us']:.1f} µs |")
     comp = policy["compile"]
     lines += [
         "",
@@ -650,6 +681,7 @@ def render(results, policy, agent, pod, when):
         "Commands: `kwrun bench --json [--instance-allocator on-demand] --samples N -r benches/fixtures/<request> -s "
         "benches/fixtures/settings.json [--allow-context-aware --replay-host-capabilities-interactions "
         "<session>] annotated-policy.wasm`; `policy-bench native` with the same flags; "
+        "`policy-bench phases [--on-demand] annotated-policy.wasm` with the annotated Job's flags; "
         "`policy-bench compile annotated-policy.wasm --runs 5`.",
         "",
         "### Artifacts: oras-agent, the floor and oras-py",

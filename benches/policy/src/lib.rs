@@ -4,10 +4,12 @@
 //! around it exactly what `kwrun` does around the wasm call, so the wasm/native ratio isolates
 //! the cost of running the policy as a module. [`session`] answers the policy's host lookups from
 //! a kwctl session file for every evaluation (a replay answers each recorded exchange once), and
-//! [`compile`] times a cold compile of the module the way the runner loads it.
+//! [`compile`] times a cold compile of the module the way the runner loads it, and
+//! [`phases`] splits one wasm evaluation into its steps.
 
 pub mod compile;
 pub mod native;
+pub mod phases;
 pub mod session;
 
 use std::path::{Path, PathBuf};

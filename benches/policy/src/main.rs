@@ -1,4 +1,5 @@
-//! `policy-bench`: the native floor of the policy's latency, its module's cold compile time, and
+//! `policy-bench`: the native floor of the policy's latency, where a wasm evaluation's time goes,
+//! its module's cold compile time, and
 //! replay sessions long enough for `kwrun bench`. `benches/bench.py` drives it.
 
 use std::path::PathBuf;
@@ -6,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kwrun::bench::bench;
+use kwrun::evaluator::InstanceAllocator;
 use oras_cache_bench::native::NativeEvaluation;
 use oras_cache_bench::session::repeat_session;
-use oras_cache_bench::{BenchError, compile, read};
+use oras_cache_bench::{BenchError, compile, phases, read};
 
 /// Benchmark tools for the oras-cache policy.
 #[derive(Debug, Parser)]
@@ -40,6 +42,26 @@ enum Command {
         /// Time the policy's `validate` alone, without the runner's payload and patch work.
         #[arg(long)]
         policy_only: bool,
+    },
+    /// Each step of a wasm evaluation timed apart, medians in µs (JSON).
+    Phases {
+        /// The module.
+        module: PathBuf,
+        /// AdmissionRequest or AdmissionReview JSON file.
+        #[arg(short = 'r', long)]
+        request_path: PathBuf,
+        /// Settings JSON file.
+        #[arg(short = 's', long)]
+        settings_path: Option<PathBuf>,
+        /// kwctl session file answering the policy's lookups (rewound every sample).
+        #[arg(long)]
+        replay_host_capabilities_interactions: Option<PathBuf>,
+        /// Instances from fresh mappings instead of kwrun's pool.
+        #[arg(long)]
+        on_demand: bool,
+        /// Measured evaluations.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
     },
     /// Cold compile time of a module (JSON).
     Compile {
@@ -92,6 +114,31 @@ fn run(cli: Cli) -> Result<String, BenchError> {
             let mut json = serde_json::to_value(&report).unwrap_or_default();
             json["allowed"] = allowed.into();
             Ok(json.to_string())
+        }
+        Command::Phases {
+            module,
+            request_path,
+            settings_path,
+            replay_host_capabilities_interactions,
+            on_demand,
+            samples,
+        } => {
+            let allocator = if on_demand {
+                InstanceAllocator::OnDemand
+            } else {
+                InstanceAllocator::Pooling
+            };
+            let report = phases::measure(
+                &module,
+                &request_path,
+                settings_path.as_deref(),
+                replay_host_capabilities_interactions.as_deref(),
+                allocator,
+                samples,
+            )?;
+            Ok(serde_json::to_value(&report)
+                .unwrap_or_default()
+                .to_string())
         }
         Command::Compile { module, runs } => {
             let report = compile::measure(&read(&module)?, runs)?;
