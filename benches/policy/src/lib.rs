@@ -78,3 +78,22 @@ pub fn read_json(path: &Path) -> Result<serde_json::Value, BenchError> {
         source,
     })
 }
+
+/// Reads an AdmissionRequest or AdmissionReview JSON file.
+pub fn read_request(path: &Path) -> Result<kwrun::admission::AdmissionRequest, BenchError> {
+    let text = read(path)?;
+    kwrun::admission::AdmissionRequest::from_json(&String::from_utf8_lossy(&text)).map_err(
+        |source| BenchError::Request {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
+}
+
+/// Reads the settings JSON file; `{}` (what Kubewarden sends for no settings) without one.
+pub fn read_settings(path: Option<&Path>) -> Result<serde_json::Value, BenchError> {
+    match path {
+        Some(path) => read_json(path),
+        None => Ok(serde_json::Value::Object(Default::default())),
+    }
+}

@@ -20,19 +20,28 @@ struct Cli {
     command: Command,
 }
 
+/// The request, its settings and the host's recorded answers.
+#[derive(Debug, clap::Args)]
+struct RequestArgs {
+    /// AdmissionRequest or AdmissionReview JSON file.
+    #[arg(short = 'r', long)]
+    request_path: PathBuf,
+    /// Settings JSON file.
+    #[arg(short = 's', long)]
+    settings_path: Option<PathBuf>,
+    /// kwctl session file answering the policy's OrasCache lookups (every evaluation gets the
+    /// same answers).
+    #[arg(long)]
+    replay_host_capabilities_interactions: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Latency of the policy called natively, with kwrun's work around it (JSON, as `kwrun bench --json`).
     Native {
-        /// AdmissionRequest or AdmissionReview JSON file.
-        #[arg(short = 'r', long)]
-        request_path: PathBuf,
-        /// Settings JSON file.
-        #[arg(short = 's', long)]
-        settings_path: Option<PathBuf>,
-        /// kwctl session file answering the policy's OrasCache lookups.
-        #[arg(long)]
-        replay_host_capabilities_interactions: Option<PathBuf>,
+        /// What is evaluated.
+        #[command(flatten)]
+        input: RequestArgs,
         /// Measured evaluations.
         #[arg(long, default_value_t = 500)]
         samples: usize,
@@ -47,15 +56,9 @@ enum Command {
     Phases {
         /// The module.
         module: PathBuf,
-        /// AdmissionRequest or AdmissionReview JSON file.
-        #[arg(short = 'r', long)]
-        request_path: PathBuf,
-        /// Settings JSON file.
-        #[arg(short = 's', long)]
-        settings_path: Option<PathBuf>,
-        /// kwctl session file answering the policy's lookups (rewound every sample).
-        #[arg(long)]
-        replay_host_capabilities_interactions: Option<PathBuf>,
+        /// What is evaluated.
+        #[command(flatten)]
+        input: RequestArgs,
         /// Instances from fresh mappings instead of kwrun's pool.
         #[arg(long)]
         on_demand: bool,
@@ -87,17 +90,15 @@ enum Command {
 fn run(cli: Cli) -> Result<String, BenchError> {
     match cli.command {
         Command::Native {
-            request_path,
-            settings_path,
-            replay_host_capabilities_interactions,
+            input,
             samples,
             warm_up,
             policy_only,
         } => {
             let evaluation = NativeEvaluation::load(
-                &request_path,
-                settings_path.as_deref(),
-                replay_host_capabilities_interactions.as_deref(),
+                &input.request_path,
+                input.settings_path.as_deref(),
+                input.replay_host_capabilities_interactions.as_deref(),
             )?;
             // The verdict is checked once up front, so a broken fixture is an error, not a figure.
             let allowed = evaluation.evaluate()?.allowed;
@@ -117,9 +118,7 @@ fn run(cli: Cli) -> Result<String, BenchError> {
         }
         Command::Phases {
             module,
-            request_path,
-            settings_path,
-            replay_host_capabilities_interactions,
+            input,
             on_demand,
             samples,
         } => {
@@ -130,9 +129,9 @@ fn run(cli: Cli) -> Result<String, BenchError> {
             };
             let report = phases::measure(
                 &module,
-                &request_path,
-                settings_path.as_deref(),
-                replay_host_capabilities_interactions.as_deref(),
+                &input.request_path,
+                input.settings_path.as_deref(),
+                input.replay_host_capabilities_interactions.as_deref(),
                 allocator,
                 samples,
             )?;

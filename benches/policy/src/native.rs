@@ -14,7 +14,7 @@ use oras_cache_policy::host::Host;
 use serde_json::Value;
 
 use crate::session::SessionHost;
-use crate::{BenchError, read, read_json};
+use crate::{BenchError, read_request, read_settings};
 
 /// A request, its settings and the host answers, ready to be evaluated any number of times.
 #[derive(Debug, Clone)]
@@ -32,18 +32,8 @@ impl NativeEvaluation {
         settings_path: Option<&Path>,
         session_path: Option<&Path>,
     ) -> Result<Self, BenchError> {
-        let text = read(request_path)?;
-        let request =
-            AdmissionRequest::from_json(&String::from_utf8_lossy(&text)).map_err(|source| {
-                BenchError::Request {
-                    path: request_path.to_path_buf(),
-                    source,
-                }
-            })?;
-        let settings = match settings_path {
-            Some(path) => read_json(path)?,
-            None => Value::Object(Default::default()),
-        };
+        let request = read_request(request_path)?;
+        let settings = read_settings(settings_path)?;
         let host = match session_path {
             Some(path) => SessionHost::from_file(path)?,
             None => SessionHost::empty(),

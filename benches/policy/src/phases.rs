@@ -7,17 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kwrun::admission::{
-    AdmissionRequest, AdmissionResponse, CLI_POLICY_ID, PolicyMode, ValidationResponse,
-};
+use kwrun::admission::{AdmissionResponse, CLI_POLICY_ID, PolicyMode, ValidationResponse};
 use kwrun::bench::summarize;
 use kwrun::evaluator::{EvalOptions, InstanceAllocator, Policy};
 use kwrun::host::HostCapabilities;
 use kwrun::session::Replay;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::{BenchError, read, read_json};
+use crate::{BenchError, read, read_request, read_settings};
 
 /// The steps, in the order they run.
 pub const PHASES: [&str; 5] = ["instance", "payload", "validate_call", "answer", "response"];
@@ -45,18 +42,8 @@ pub fn measure(
     allocator: InstanceAllocator,
     samples: usize,
 ) -> Result<PhaseReport, BenchError> {
-    let text = read(request_path)?;
-    let request =
-        AdmissionRequest::from_json(&String::from_utf8_lossy(&text)).map_err(|source| {
-            BenchError::Request {
-                path: request_path.to_path_buf(),
-                source,
-            }
-        })?;
-    let settings = match settings_path {
-        Some(path) => read_json(path)?,
-        None => Value::Object(Default::default()),
-    };
+    let request = read_request(request_path)?;
+    let settings = read_settings(settings_path)?;
     let policy = Policy::load(
         &read(module)?,
         EvalOptions {
