@@ -290,15 +290,23 @@ pub fn copy_hashing(
         let _ = to_reader.send(vec![0u8; CHUNK_BYTES]);
     }
     std::thread::scope(|scope| {
-        let hashing = scope.spawn(move || {
-            let mut hasher = Hasher::new();
-            for (chunk, len) in filled {
-                hasher.update(&chunk[..len]);
-                // Fails only when the copy already stopped, and then the chunk is not needed.
-                let _ = to_reader.send(chunk);
-            }
-            hasher
-        });
+        let hashing = std::thread::Builder::new()
+            .name("oras-agent-hash".into())
+            .spawn_scoped(scope, move || {
+                let mut hasher = Hasher::new();
+                for (chunk, len) in filled {
+                    hasher.update(&chunk[..len]);
+                    // Fails only when the copy already stopped, and then the chunk is not needed.
+                    let _ = to_reader.send(chunk);
+                }
+                hasher
+            })
+            // Only when the system refuses a thread (a pids limit): said, not a panic.
+            .map_err(|e| {
+                CopyError::Write(io::Error::other(format!(
+                    "cannot start the thread that checks the digest: {e}"
+                )))
+            })?;
         let copied = (|| {
             let mut total = 0u64;
             let mut ended = false;

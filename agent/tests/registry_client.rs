@@ -97,20 +97,10 @@ fn a_corrupted_blob_is_refused_and_never_appears() {
         .unwrap();
     std::fs::write(stored_blob(&registry, &info.digest), b"tampered content").unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("file");
-    let error = client
-        .pull_blob_to_file(&target, &info.digest, Some(info.size), &out)
-        .unwrap_err();
+    let error = pull_to_empty_dir(&client, &target, &info.digest, info.size);
     assert!(
         matches!(error, RegistryError::DigestMismatch { .. }),
         "{error}"
-    );
-    assert!(!out.exists());
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "no temp file left"
     );
     assert!(matches!(
         client.pull_blob_bytes(&target, &info.digest, 1024),
@@ -233,27 +223,36 @@ fn a_big_corrupted_or_overlong_blob_leaves_nothing_behind() {
     *tampered.last_mut().unwrap() ^= 1;
     std::fs::write(stored_blob(&registry, &info.digest), &tampered).unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("file");
-    let error = client
-        .pull_blob_to_file(&target, &info.digest, Some(info.size), &out)
-        .unwrap_err();
+    let error = pull_to_empty_dir(&client, &target, &info.digest, info.size);
     assert!(
         matches!(error, RegistryError::DigestMismatch { .. }),
         "{error}"
     );
-    let error = client
-        .pull_blob_to_file(&target, &info.digest, Some(info.size - 1), &out)
-        .unwrap_err();
+    let error = pull_to_empty_dir(&client, &target, &info.digest, info.size - 1);
     assert!(
         matches!(error, RegistryError::SizeMismatch { .. }),
         "{error}"
     );
+}
+
+/// Pulls a blob that must be refused into an empty directory; checks that neither the
+/// destination nor a temporary file is left there, and returns the error.
+fn pull_to_empty_dir(
+    client: &RegistryClient,
+    target: &Reference,
+    digest: &Digest,
+    size: u64,
+) -> RegistryError {
+    let dir = tempfile::tempdir().unwrap();
+    let error = client
+        .pull_blob_to_file(target, digest, Some(size), &dir.path().join("file"))
+        .unwrap_err();
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,
-        "neither the destination nor a temp file exists"
+        "neither the destination nor a temp file exists after: {error}"
     );
+    error
 }
 
 /// A TCP relay to the registry that cuts the first connection carrying more than `cut_after`
