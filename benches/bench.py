@@ -352,6 +352,25 @@ def stage_agent(out):
                  f'"$loc${{sep}}digest={digest}"'],
             ]
 
+        # The tools under test: (key in `runs`, name in messages, push argv, pull argv, env).
+        clients = [
+            ("agent", "oras-agent",
+             lambda ref, path: [agent, "push", "--plain-http", ref, path],
+             lambda ref, out: [agent, "pull", "--plain-http", ref, "-o", out], quiet),
+            ("oraspy", "oras-py",
+             lambda ref, path: [sys.executable, "-c", ORASPY, "push", ref, path],
+             lambda ref, out: [sys.executable, "-c", ORASPY, "pull", ref, out], None),
+        ]
+
+        def push_and_pull(client, size, path, check, r):
+            """Pushes `path` (relative to the data) with a client, pulls it back, checks it."""
+            key, who, push, pull, env = client
+            ref = f"{reg}/bench/{key}-{size}-{r}:v1"
+            runs[f"{size}_push_{key}"].append(run_measured([push(ref, path)], cwd=data, env=env))
+            target = fresh(f"{key}-{size}")
+            runs[f"{size}_pull_{key}"].append(run_measured([pull(ref, target)], env=env))
+            check(os.path.join(target, path), who)
+
         runs = {key: [] for key in (
             "big_push_curl", "big_pull_curl", "big_push_agent", "big_pull_agent",
             "big_push_oraspy", "big_pull_oraspy", "small_tar_curl", "small_push_agent",
@@ -369,23 +388,9 @@ def stage_agent(out):
                 f"http://{reg}/v2/{repo}/blobs/{digest}"]]))
             check_big(os.path.join(target, "big.bin"), "curl")
 
-            # The agent, big file.
-            ref = f"{reg}/bench/agent-big-{r}:v1"
-            runs["big_push_agent"].append(run_measured(
-                [[agent, "push", "--plain-http", ref, "big.bin"]], cwd=data, env=quiet))
-            target = fresh("agent-big")
-            runs["big_pull_agent"].append(run_measured(
-                [[agent, "pull", "--plain-http", ref, "-o", target]], env=quiet))
-            check_big(os.path.join(target, "big.bin"), "oras-agent")
-
-            # oras-py, big file.
-            ref = f"{reg}/bench/oraspy-big-{r}:v1"
-            runs["big_push_oraspy"].append(run_measured(
-                [[sys.executable, "-c", ORASPY, "push", ref, "big.bin"]], cwd=data))
-            target = fresh("oraspy-big")
-            runs["big_pull_oraspy"].append(run_measured(
-                [[sys.executable, "-c", ORASPY, "pull", ref, target]]))
-            check_big(os.path.join(target, "big.bin"), "oras-py")
+            # The agent and oras-py, big file.
+            for client in clients:
+                push_and_pull(client, "big", "big.bin", check_big, r)
             shutil.rmtree(pulls, ignore_errors=True)
 
             # Floor, directory: tar czf, its digest, PUT, GET, tar xzf.
@@ -408,23 +413,9 @@ def stage_agent(out):
             tarball_bytes = os.path.getsize(tarball)
             os.remove(tarball)
 
-            # The agent, directory (packs as tar+gzip, unpacks on pull).
-            ref = f"{reg}/bench/agent-small-{r}:v1"
-            runs["small_push_agent"].append(run_measured(
-                [[agent, "push", "--plain-http", ref, "small"]], cwd=data, env=quiet))
-            target = fresh("agent-small")
-            runs["small_pull_agent"].append(run_measured(
-                [[agent, "pull", "--plain-http", ref, "-o", target]], env=quiet))
-            check_small(os.path.join(target, "small"), "oras-agent")
-
-            # oras-py, directory.
-            ref = f"{reg}/bench/oraspy-small-{r}:v1"
-            runs["small_push_oraspy"].append(run_measured(
-                [[sys.executable, "-c", ORASPY, "push", ref, "small"]], cwd=data))
-            target = fresh("oraspy-small")
-            runs["small_pull_oraspy"].append(run_measured(
-                [[sys.executable, "-c", ORASPY, "pull", ref, target]]))
-            check_small(os.path.join(target, "small"), "oras-py")
+            # The agent (packs the directory as tar+gzip, unpacks it on pull) and oras-py.
+            for client in clients:
+                push_and_pull(client, "small", "small", check_small, r)
             shutil.rmtree(pulls, ignore_errors=True)
 
         agent_layer = layer_size(reg, "bench/agent-small-0", "v1")

@@ -314,84 +314,64 @@ fn every_escape_is_refused_and_nothing_is_written_outside() {
         PlaceError::UnsafeTitle { .. }
     ));
 
-    let tar = crafted_targz(&[Entry::Dir("d/"), Entry::File("d/../../evil.txt", b"x")]);
-    let r = push_crafted(
-        &registry,
-        "escape/dotdot-entry",
-        vec![(directory("d"), targz, tar)],
-    );
-    assert!(matches!(
-        assert_refused(&r, base.path(), "d/../../evil.txt"),
-        PlaceError::UnsafeEntry { .. }
-    ));
-
-    let tar = crafted_targz(&[
-        Entry::Dir("d/"),
-        Entry::Dir("d/sub/"),
-        Entry::Symlink("d/link", "sub"),
-        Entry::File("d/link/evil.txt", b"x"),
-    ]);
-    let r = push_crafted(
-        &registry,
-        "escape/through-symlink",
-        vec![(directory("d"), targz, tar)],
-    );
-    assert!(matches!(
-        assert_refused(&r, base.path(), "d/link/evil.txt"),
-        PlaceError::UnsafeEntry { .. }
-    ));
-
+    // Archives unpacked under `d`: each entry named is refused, and nothing lands outside.
     let link_out = format!("../../{}", outside.file_name().unwrap().to_str().unwrap());
-    let tar = crafted_targz(&[
-        Entry::Dir("d/"),
-        Entry::Symlink("d/out", &link_out),
-        Entry::File("d/out/evil.txt", b"x"),
-    ]);
-    let r = push_crafted(
-        &registry,
-        "escape/symlink-outside",
-        vec![(directory("d"), targz, tar)],
-    );
-    assert!(matches!(
-        assert_refused(&r, base.path(), "d/out"),
-        PlaceError::UnsafeEntry { .. }
-    ));
-
-    let tar = crafted_targz(&[Entry::Dir("d/"), Entry::Symlink("d/abs", "/etc")]);
-    let r = push_crafted(
-        &registry,
-        "escape/absolute-symlink",
-        vec![(directory("d"), targz, tar)],
-    );
-    assert!(matches!(
-        assert_refused(&r, base.path(), "d/abs"),
-        PlaceError::UnsafeEntry { .. }
-    ));
-
-    let tar = crafted_targz(&[
-        Entry::Dir("d/"),
-        Entry::Hardlink("d/passwd", "../../etc/passwd"),
-    ]);
-    let r = push_crafted(
-        &registry,
-        "escape/hardlink-outside",
-        vec![(directory("d"), targz, tar)],
-    );
-    assert!(matches!(
-        assert_refused(&r, base.path(), "d/passwd"),
-        PlaceError::UnsafeEntry { .. }
-    ));
-
-    let tar = crafted_targz(&[Entry::Dir("d/"), Entry::Hardlink("d/hl", "other/file")]);
-    let r = push_crafted(
-        &registry,
-        "escape/hardlink-other-title",
-        vec![(directory("d"), targz, tar)],
-    );
-    assert!(matches!(
-        assert_refused(&r, base.path(), "d/hl"),
-        PlaceError::UnsafeEntry { .. }
-    ));
+    let archives: [(&str, Vec<Entry>, &str); 6] = [
+        (
+            "escape/dotdot-entry",
+            vec![Entry::Dir("d/"), Entry::File("d/../../evil.txt", b"x")],
+            "d/../../evil.txt",
+        ),
+        (
+            "escape/through-symlink",
+            vec![
+                Entry::Dir("d/"),
+                Entry::Dir("d/sub/"),
+                Entry::Symlink("d/link", "sub"),
+                Entry::File("d/link/evil.txt", b"x"),
+            ],
+            "d/link/evil.txt",
+        ),
+        (
+            "escape/symlink-outside",
+            vec![
+                Entry::Dir("d/"),
+                Entry::Symlink("d/out", &link_out),
+                Entry::File("d/out/evil.txt", b"x"),
+            ],
+            "d/out",
+        ),
+        (
+            "escape/absolute-symlink",
+            vec![Entry::Dir("d/"), Entry::Symlink("d/abs", "/etc")],
+            "d/abs",
+        ),
+        (
+            "escape/hardlink-outside",
+            vec![
+                Entry::Dir("d/"),
+                Entry::Hardlink("d/passwd", "../../etc/passwd"),
+            ],
+            "d/passwd",
+        ),
+        (
+            "escape/hardlink-other-title",
+            vec![Entry::Dir("d/"), Entry::Hardlink("d/hl", "other/file")],
+            "d/hl",
+        ),
+    ];
+    for (repo, entries, named) in archives {
+        let r = push_crafted(
+            &registry,
+            repo,
+            vec![(directory("d"), targz, crafted_targz(&entries))],
+        );
+        let refused = assert_refused(&r, base.path(), named);
+        assert!(
+            matches!(refused, PlaceError::UnsafeEntry { .. }),
+            "{repo}: {refused}"
+        );
+    }
 
     let tar = crafted_targz(&[
         Entry::Dir("d/"),

@@ -123,12 +123,7 @@ fn init_launch_and_sidecar_move_inputs_in_and_outputs_out() {
             ..Default::default()
         },
     );
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "1\n2\n3\nsum=6\n",
@@ -210,12 +205,7 @@ fn inputs_default_to_the_working_directory_and_unpack_can_be_turned_off() {
             ..Default::default()
         },
     );
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     assert_eq!(output.stdout, b"a");
 
     let packed = work.path().join("packed");
@@ -229,12 +219,7 @@ fn inputs_default_to_the_working_directory_and_unpack_can_be_turned_off() {
             ..Default::default()
         },
     );
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     assert!(!packed.join("dir").exists());
 }
 
@@ -496,12 +481,7 @@ fn a_directory_output_is_packed_on_the_share_and_pushed_by_the_sidecar() {
             ..Default::default()
         },
     );
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     assert!(status(&share).push);
     let target = format!("{}/dir/output:v1", registry.host());
     run_ok(agent().args(sidecar(&share, &target).to_args()));
@@ -514,4 +494,14 @@ fn a_directory_output_is_packed_on_the_share_and_pushed_by_the_sidecar() {
         "--plain-http",
     ]));
     assert_eq!(tree(&pulled.join("results")), tree(&app.join("results")));
+}
+
+/// The process exited 0; its stderr is shown when not.
+fn assert_succeeded(output: &std::process::Output) {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
