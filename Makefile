@@ -6,11 +6,15 @@ SHELL := /bin/bash
 # One target dir for every cargo call, so a second `make` reuses the first one's build.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
+# Python tools (oras-py, pyyaml, jsonpatch) live in the project environment scripts/bootstrap.sh
+# makes: every `python3` a target runs, including the tests', is that environment's.
+export ORAS_VENV ?= $(CURDIR)/.venv
+export PATH := $(ORAS_VENV)/bin:$(PATH)
 
 # Parts append the targets `make test` runs after the workspace's unit tests.
 TEST_TARGETS :=
 
-.PHONY: help bootstrap fmt lint unit-tests test
+.PHONY: help bootstrap bootstrap-tests fmt lint unit-tests test
 help:
 	@echo "make demo    run the two-step workflow end to end (local registry, podman)"
 	@echo "make test    run every test (installs what it needs first)"
@@ -27,6 +31,12 @@ lint:
 
 unit-tests: bootstrap
 	$(CARGO) test --workspace
+
+# The set-up script itself, on a system Python that refuses pip (Debian 12).
+bootstrap-tests: bootstrap
+	bats scripts/bootstrap.bats
+
+TEST_TARGETS += bootstrap-tests
 
 include $(sort $(wildcard mk/*.mk))
 

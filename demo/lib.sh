@@ -5,6 +5,8 @@
 ORAS_ROOT=${ORAS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$ORAS_ROOT/demo/containers.conf}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ORAS_ROOT/target}
+# oras-py and pyyaml are in the project's Python environment (scripts/bootstrap.sh makes it).
+export PATH=${ORAS_VENV:-$ORAS_ROOT/.venv}/bin:$PATH
 # The debug build: `make test` builds it anyway, and the compiled module is cached between runs.
 KWRUN=${KWRUN:-$CARGO_TARGET_DIR/debug/kwrun}
 AGENT_BIN=${AGENT_BIN:-$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/oras-agent}

@@ -3,9 +3,15 @@
 # Each step checks first and installs only what is missing, so running it again is cheap.
 set -euo pipefail
 
-APT_PACKAGES=(docker-registry podman buildah runc busybox-static bats apache2-utils curl jq skopeo uidmap musl-tools catatonit openssl time)
+# python3-venv: Debian's python3 cannot make a virtual environment without it.
+APT_PACKAGES=(docker-registry podman buildah runc busybox-static bats apache2-utils curl jq skopeo uidmap musl-tools catatonit openssl time python3-venv)
 RUST_TARGETS=(wasm32-wasip1 x86_64-unknown-linux-musl)
 PIP_PACKAGES=(oras pyyaml jsonpatch)
+# Python tools go into a project virtual environment, never the system Python: Debian 12 marks its
+# Python EXTERNALLY-MANAGED (PEP 668) and refuses `pip install` into it. The Makefile, demo/lib.sh
+# and the Rust tests put $VENV/bin first on PATH, so `python3` there is this environment's.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${ORAS_VENV:-$ROOT/.venv}
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 
@@ -41,11 +47,17 @@ if command -v rustup >/dev/null 2>&1; then
   done
 fi
 
+# The Python the environment is made from; only its standard library is used.
 PYTHON=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python3" ] || ! "$VENV/bin/python3" -c 'import sys' >/dev/null 2>&1; then
+  log "creating the Python environment $VENV"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
 for pkg in "${PIP_PACKAGES[@]}"; do
-  if ! "$PYTHON" -m pip show -q "$pkg" >/dev/null 2>&1; then
-    log "installing pip package $pkg"
-    "$PYTHON" -m pip install -q "$pkg"
+  if ! "$VENV/bin/python3" -m pip show -q "$pkg" >/dev/null 2>&1; then
+    log "installing pip package $pkg into $VENV"
+    "$VENV/bin/python3" -m pip install -q --disable-pip-version-check "$pkg"
   fi
 done
 log "ok"
