@@ -161,6 +161,17 @@ pub enum AnnotationError {
         /// The value found.
         value: String,
     },
+    /// A path that would read as a command-line flag, or that names the agent's share or the
+    /// whole filesystem.
+    #[error("annotation {key}: {value:?} {reason}")]
+    UnsafePath {
+        /// The full key.
+        key: String,
+        /// The value found.
+        value: String,
+        /// Why, and the fix.
+        reason: String,
+    },
     /// `input-uri_` with nothing after the separator.
     #[error(
         "annotation {key} has an empty suffix: write {PREFIX}{INPUT_URI}_<suffix>, e.g. {PREFIX}{INPUT_URI}_2"
@@ -339,7 +350,14 @@ impl OrasAnnotations {
                 key: key(field),
                 value: v.to_string(),
             }),
-            Some(v) => Ok(Some(v.to_string())),
+            Some(v) => match check_path(v) {
+                Ok(()) => Ok(Some(v.to_string())),
+                Err(reason) => Err(AnnotationError::UnsafePath {
+                    key: key(field),
+                    value: v.to_string(),
+                    reason,
+                }),
+            },
         }
     }
 
@@ -386,7 +404,9 @@ impl OrasAnnotations {
                     ));
                 }
                 RegistrySource::Remote {
-                    host: host.to_string(),
+                    // Host names compare without case (RFC 4343); one spelling keeps the
+                    // allow-list, the docker config lookup and the written references in step.
+                    host: host.to_ascii_lowercase(),
                     plain_http,
                 }
             }
@@ -551,6 +571,43 @@ fn split_chunk(s: &str) -> (&str, &str) {
         .find(|c: char| c.is_ascii_digit() != digits)
         .unwrap_or(s.len());
     s.split_at(end)
+}
+
+/// Why a path annotation value cannot be used, if it cannot: it would read as a flag of the agent
+/// (`-...`), or it names the whole filesystem or the agent's own share (`/mnt/oras` and below),
+/// which packing would publish or placing inputs would overwrite. Absolute paths are compared
+/// after `.`, `..` and repeated `/` are resolved, so `/mnt//oras/.` is the share too.
+pub fn check_path(value: &str) -> Result<(), String> {
+    if value.starts_with('-') {
+        return Err(
+            "starts with '-' and would read as a flag: write a path, e.g. ./-name for a file called -name"
+                .into(),
+        );
+    }
+    if !value.starts_with('/') {
+        return Ok(());
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in value.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    let resolved = format!("/{}", parts.join("/"));
+    if resolved == "/" {
+        return Err("is the whole filesystem: name a file or directory below it".into());
+    }
+    let share = crate::agent::SHARE_MOUNT;
+    if resolved == share || resolved.starts_with(&format!("{share}/")) {
+        return Err(format!(
+            "is inside {share}, the agent's own volume: use a path outside it"
+        ));
+    }
+    Ok(())
 }
 
 /// `true`/`false`, case-insensitive, surrounding blanks ignored.
@@ -943,6 +1000,81 @@ mod tests {
         assert_eq!(r.packed_path(), None);
         assert!(!r.has_work());
         assert!(r.warnings[0].contains("nothing is pushed"));
+    }
+
+    #[test]
+    fn path_values_that_read_as_flags_or_name_the_share_or_the_root_are_refused() {
+        for (field, value, expected) in [
+            (OUTPUT_PATH, "--push-on-failure", "would read as a flag"),
+            (OUTPUT_PATH, "--", "would read as a flag"),
+            (INPUT_PATH, "--no-unpack", "would read as a flag"),
+            (OUTPUT_PIPE, "-", "would read as a flag"),
+            (OUTPUT_PATH, "/", "whole filesystem"),
+            (INPUT_PATH, "//", "whole filesystem"),
+            (OUTPUT_PATH, "/tmp/..", "whole filesystem"),
+            (OUTPUT_PATH, "/mnt/oras", "agent's own volume"),
+            (INPUT_PATH, "/mnt/oras/inputs", "agent's own volume"),
+            (
+                OUTPUT_PIPE,
+                "/mnt//oras/./state/status.json",
+                "agent's own volume",
+            ),
+            (OUTPUT_PATH, "/data/../mnt/oras/bin", "agent's own volume"),
+        ] {
+            let error =
+                annotations(&[("oras-cache", "c"), ("output-uri", "a/b:1"), (field, value)])
+                    .validate()
+                    .unwrap_err();
+            let message = error.to_string();
+            assert!(
+                matches!(error, AnnotationError::UnsafePath { .. }),
+                "{field}={value}: {message}"
+            );
+            assert!(message.contains(&key(field)), "{message}");
+            assert!(message.contains(expected), "{field}={value}: {message}");
+        }
+        for fine in [
+            "out.txt",
+            "./-dash",
+            "results/",
+            "/tmp/out",
+            "/mnt/orasx",
+            "/mnt/other",
+            "a-b",
+        ] {
+            let request = annotations(&[
+                ("oras-cache", "c"),
+                ("output-uri", "a/b:1"),
+                ("output-path", fine),
+                ("input-path", fine),
+            ])
+            .validate()
+            .unwrap_or_else(|e| panic!("{fine}: {e}"));
+            assert_eq!(request.output_path.as_deref(), Some(fine));
+        }
+    }
+
+    #[test]
+    fn a_registry_host_is_written_in_lower_case() {
+        let request = annotations(&[("registry", "GHCR.IO"), ("input-uri", "org/data:1")])
+            .validate()
+            .unwrap();
+        assert_eq!(
+            request.source,
+            RegistrySource::Remote {
+                host: "ghcr.io".into(),
+                plain_http: false
+            }
+        );
+        let request = annotations(&[
+            ("registry", "Registry.Example.com:5000"),
+            ("input-uri", "a:1"),
+        ])
+        .validate()
+        .unwrap();
+        assert!(
+            matches!(request.source, RegistrySource::Remote { ref host, .. } if host == "registry.example.com:5000")
+        );
     }
 
     #[test]

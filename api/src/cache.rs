@@ -16,16 +16,94 @@ pub const KIND: &str = "OrasCache";
 /// Port the registry listens on when the controller deploys it and no port is set.
 pub const DEFAULT_PORT: u16 = 5000;
 
-/// An `OrasCache` as the policy sees it: its name and what the controller reported.
+/// An `OrasCache` as the policy sees it: its name, the part of its spec that says where a remote
+/// registry is and which Secret holds its credentials, and what the controller reported.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrasCacheView {
     /// Object metadata; only `name` and `namespace` are read.
     #[serde(default)]
     pub metadata: ObjectMetaView,
+    /// What the user asked for; the fields the policy reads.
+    #[serde(default)]
+    pub spec: OrasCacheSpecView,
     /// What the controller wrote, if it has reconciled the object yet.
     #[serde(default)]
     pub status: Option<OrasCacheStatusView>,
+}
+
+/// The fields of `OrasCache.spec` the policy reads. Unknown fields are ignored: the controller's
+/// CRD owns the full spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrasCacheSpecView {
+    /// `false` when the controller deploys nothing (a remote registry, or none); `true` (the
+    /// CRD's default) when unset.
+    #[serde(default)]
+    pub deploy: Option<bool>,
+    /// The remote registry of a cache with `deploy: false`.
+    #[serde(default)]
+    pub registry: Option<RemoteRegistryView>,
+    /// Secret references.
+    #[serde(default)]
+    pub secrets: Option<CacheSecretsView>,
+}
+
+/// `OrasCache.spec.registry`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteRegistryView {
+    /// `host[:port]`.
+    #[serde(default)]
+    pub address: String,
+    /// Plain HTTP instead of HTTPS.
+    #[serde(default)]
+    pub plain_http: bool,
+    /// Secret with the registry's credentials.
+    #[serde(default)]
+    pub credentials_secret: Option<String>,
+}
+
+/// `OrasCache.spec.secrets`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSecretsView {
+    /// For a remote registry, the Secret with its credentials when `registry.credentialsSecret`
+    /// is unset (as the controller's own check reads it).
+    #[serde(default)]
+    pub oras_env: Option<String>,
+}
+
+impl OrasCacheSpecView {
+    /// Whether the controller deploys a registry for this cache (the CRD defaults `deploy` to true).
+    pub fn deploys(&self) -> bool {
+        self.deploy != Some(false)
+    }
+
+    /// The remote registry of a cache that deploys none, if it names one.
+    pub fn remote_registry(&self) -> Option<&RemoteRegistryView> {
+        if self.deploys() {
+            return None;
+        }
+        self.registry
+            .as_ref()
+            .filter(|r| !r.address.trim().is_empty())
+    }
+
+    /// The Secret whose credentials the agent containers need for a remote registry:
+    /// `registry.credentialsSecret`, else `secrets.orasEnv`, as the controller's AuthReady check
+    /// reads them. `None` for a deployed cache, whose `secrets.orasEnv` configures the registry
+    /// process, not its clients.
+    pub fn remote_credentials_secret(&self) -> Option<&str> {
+        let registry = self.remote_registry()?;
+        non_empty(&registry.credentials_secret)
+            .or_else(|| self.secrets.as_ref().and_then(|s| non_empty(&s.oras_env)))
+    }
+}
+
+/// The value of an optional name, unless it is blank (the original operator's "unset").
+fn non_empty(name: &Option<String>) -> Option<&str> {
+    name.as_deref().filter(|s| !s.trim().is_empty())
 }
 
 /// The metadata fields of an `OrasCache` the policy reads.
@@ -109,6 +187,38 @@ mod tests {
         );
         assert_eq!(status.condition("Ready").unwrap().status, "True");
         assert!(status.condition("AuthReady").is_none());
+    }
+
+    #[test]
+    fn a_remote_cache_names_its_registry_and_credentials() {
+        let cache: OrasCacheView = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "remote"},
+            "spec": {"deploy": false, "registry": {"address": "ghcr.io", "credentialsSecret": "ghcr"},
+                     "secrets": {"orasEnv": "other"}, "image": "ignored"}
+        }))
+        .unwrap();
+        assert!(!cache.spec.deploys());
+        assert_eq!(cache.spec.remote_registry().unwrap().address, "ghcr.io");
+        assert_eq!(cache.spec.remote_credentials_secret(), Some("ghcr"));
+
+        let fallback: OrasCacheSpecView = serde_json::from_value(serde_json::json!({
+            "deploy": false, "registry": {"address": "ghcr.io", "credentialsSecret": ""},
+            "secrets": {"orasEnv": "oras-env"}
+        }))
+        .unwrap();
+        assert_eq!(fallback.remote_credentials_secret(), Some("oras-env"));
+
+        // A deployed cache's orasEnv configures the registry process, not its clients.
+        let deployed: OrasCacheSpecView = serde_json::from_value(
+            serde_json::json!({"secrets": {"orasEnv": "registry-settings"}}),
+        )
+        .unwrap();
+        assert!(deployed.deploys());
+        assert_eq!(deployed.remote_credentials_secret(), None);
+
+        let nothing: OrasCacheSpecView =
+            serde_json::from_value(serde_json::json!({"deploy": false})).unwrap();
+        assert!(nothing.remote_registry().is_none());
     }
 
     #[test]

@@ -28,8 +28,11 @@ pub struct Settings {
     pub agent_image_pull_policy: String,
     /// DNS domain of the cluster, used by the fallback cache address.
     pub cluster_domain: String,
-    /// Registries the `registry` annotation may name: `host[:port]`, or `*.domain` for any host
-    /// under a domain. Empty: any registry.
+    /// Registries the `registry` annotation may name. An entry is a host (`ghcr.io`) or `*.domain`
+    /// for any host under a domain, then optionally `:port` or `:*`. The port rule is explicit:
+    /// an entry without a port allows only a registry written without one (the default HTTPS
+    /// port), `:5000` only that port, `:*` any port. Names compare without case. Empty: any
+    /// registry.
     pub allowed_registries: Vec<String>,
     /// Read the named `OrasCache` with the `get_resource` host capability. `false` for policy
     /// servers that are not granted context-aware reads: the cache is then assumed at
@@ -134,10 +137,15 @@ impl Settings {
             ));
         }
         for entry in &self.allowed_registries {
-            let host = entry.strip_prefix("*.").unwrap_or(entry);
-            if let Err(reason) = validate_registry(host) {
+            let (host, port) = split_address(entry);
+            let host = host.strip_prefix("*.").unwrap_or(host);
+            let checked = match port {
+                Some("*") | None => host.to_string(),
+                Some(port) => format!("{host}:{port}"),
+            };
+            if let Err(reason) = validate_registry(&checked) {
                 return Err(format!(
-                    "allowedRegistries entry {entry:?} is not a registry ({reason}): write host[:port] or *.domain"
+                    "allowedRegistries entry {entry:?} is not a registry pattern ({reason}): write host, host:port, host:* or *.domain with the same port forms"
                 ));
             }
         }
@@ -177,22 +185,30 @@ impl Settings {
         Ok(())
     }
 
-    /// Whether the `registry` annotation may name `host` (`host[:port]`).
-    pub fn registry_allowed(&self, host: &str) -> bool {
-        self.allowed_registries.is_empty()
-            || self
-                .allowed_registries
-                .iter()
-                .any(|entry| match entry.strip_prefix("*.") {
-                    Some(domain) => {
-                        let name = host_without_port(host);
-                        name.len() > domain.len()
-                            && name
-                                .to_ascii_lowercase()
-                                .ends_with(&format!(".{}", domain.to_ascii_lowercase()))
-                    }
-                    None => entry.eq_ignore_ascii_case(host),
-                })
+    /// Whether the `registry` annotation may name `registry` (`host[:port]`), by the rules of
+    /// [`Settings::allowed_registries`].
+    pub fn registry_allowed(&self, registry: &str) -> bool {
+        if self.allowed_registries.is_empty() {
+            return true;
+        }
+        let (name, port) = split_address(registry);
+        let name = name.to_ascii_lowercase();
+        self.allowed_registries.iter().any(|entry| {
+            let (pattern, pattern_port) = split_address(entry);
+            let port_ok = match pattern_port {
+                Some("*") => true,
+                Some(p) => port == Some(p),
+                None => port.is_none(),
+            };
+            let pattern = pattern.to_ascii_lowercase();
+            let name_ok = match pattern.strip_prefix("*.") {
+                Some(domain) => {
+                    name.len() > domain.len() + 1 && name.ends_with(&format!(".{domain}"))
+                }
+                None => name == pattern,
+            };
+            port_ok && name_ok
+        })
     }
 
     /// The address of a cache when it cannot be read: its Service in the object's namespace.
@@ -205,11 +221,16 @@ impl Settings {
     }
 }
 
-fn host_without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host;
+/// `host[:port]` split into the host and the port, IPv6 brackets kept with the host.
+fn split_address(address: &str) -> (&str, Option<&str>) {
+    if let Some(end) = address.find(']') {
+        let (host, rest) = address.split_at(end + 1);
+        return (host, rest.strip_prefix(':'));
     }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
+    match address.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (address, None),
+    }
 }
 
 /// A Kubernetes quantity: a decimal number with an optional binary, decimal or exponent suffix.
@@ -337,11 +358,44 @@ mod tests {
         };
         assert!(s.registry_allowed("ghcr.io"));
         assert!(s.registry_allowed("GHCR.io"));
-        assert!(s.registry_allowed("r.example.com:5000"));
+        assert!(s.registry_allowed("r.example.com"));
         assert!(!s.registry_allowed("example.com"));
         assert!(!s.registry_allowed("evil-example.com"));
         assert!(!s.registry_allowed("docker.io"));
         assert!(Settings::default().registry_allowed("anything.io"));
+    }
+
+    /// The port rule of an entry is explicit: none means no port, `:N` that port, `:*` any.
+    #[test]
+    fn a_pattern_allows_only_the_ports_it_names() {
+        let s = Settings {
+            allowed_registries: vec![
+                "ghcr.io".into(),
+                "*.example.com".into(),
+                "*.corp.internal:*".into(),
+                "cache.local:5000".into(),
+                "[::1]:*".into(),
+            ],
+            ..Settings::default()
+        };
+        assert_eq!(s.validate(), Ok(()));
+        assert!(!s.registry_allowed("ghcr.io:8443"));
+        assert!(!s.registry_allowed("r.example.com:5000"));
+        assert!(s.registry_allowed("R.Example.COM"));
+        assert!(s.registry_allowed("r.corp.internal:31000"));
+        assert!(s.registry_allowed("r.corp.internal"));
+        assert!(s.registry_allowed("cache.local:5000"));
+        assert!(!s.registry_allowed("cache.local:5001"));
+        assert!(!s.registry_allowed("cache.local"));
+        assert!(s.registry_allowed("[::1]:5000"));
+        for bad in ["*.example.com:port", "ghcr.io:*x", "*", "https://ghcr.io"] {
+            let settings = Settings {
+                allowed_registries: vec![bad.into()],
+                ..Settings::default()
+            };
+            let error = settings.validate().unwrap_err();
+            assert!(error.contains("allowedRegistries"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -35,18 +35,21 @@ pub enum PolicyError {
         /// What the host said.
         reason: String,
     },
+    /// The named `OrasCache` deploys no registry and names no remote one.
+    #[error(
+        "annotation {key}: OrasCache {cache:?} in namespace {namespace:?} has deploy: false and no spec.registry, so it gives no registry address: set annotation {registry} on the pod to the registry host[:port], or give the OrasCache a spec.registry.address",
+        key = key(ORAS_CACHE),
+        registry = key(REGISTRY)
+    )]
+    CacheWithoutRegistry {
+        /// Name of the cache.
+        cache: String,
+        /// Namespace of the object.
+        namespace: String,
+    },
     /// The pod has no container to wrap.
     #[error("the pod template has no containers: add the container oras-cache should wrap")]
     NoContainers,
-    /// Several containers, and no annotation says which one to wrap.
-    #[error(
-        "the pod has several containers ({names}): set annotation {key} to the one whose inputs and outputs oras-cache handles",
-        key = key(CONTAINER)
-    )]
-    SeveralContainers {
-        /// The container names, comma separated.
-        names: String,
-    },
     /// The `container` annotation names no container of the pod.
     #[error(
         "annotation {key} names container {name:?}, but the pod's containers are ({names}): name one of them",

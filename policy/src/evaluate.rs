@@ -4,7 +4,7 @@ use kubewarden_policy_sdk::request::KubernetesAdmissionRequest;
 use kubewarden_policy_sdk::response::ValidationResponse;
 use oras_cache_api::agent::{InitArgs, LaunchArgs, SHARE_MOUNT, SidecarArgs, shared_agent_path};
 use oras_cache_api::annotations::{
-    INJECTED, INPUT_URI, InjectionRequest, OUTPUT_URI, OrasAnnotations, key,
+    CONTAINER, INJECTED, INPUT_URI, InjectionRequest, OUTPUT_URI, OrasAnnotations, key,
 };
 use oras_cache_api::settings::Settings;
 use std::borrow::Cow;
@@ -184,6 +184,13 @@ fn inject(
     // Checks that need no host call come first, so a wrong object is refused without a lookup.
     let spec = PodSpecView::read(object, workload.pod_spec_pointer())?;
     let target = spec.target(injection.container.as_deref())?;
+    if injection.container.is_none() && spec.containers.len() > 1 {
+        warnings.push(format!(
+            "the pod has several containers and {} is not set: oras-cache wraps the first, {:?}; set the annotation to choose another",
+            key(CONTAINER),
+            spec.containers[target].name
+        ));
+    }
     let with_sidecar = injection.output_uri.is_some();
     spec.check_free_names(with_sidecar)?;
     let registry = resolve(&injection.source, namespace, settings, host, warnings)?;
@@ -197,7 +204,11 @@ fn inject(
         .agent_image
         .as_deref()
         .unwrap_or(&settings.agent_image);
-    let oras_env = injection.oras_env.as_deref();
+    // The pod's own Secret replaces the one its remote OrasCache names, never mixes with it.
+    let oras_env = injection
+        .oras_env
+        .as_deref()
+        .or(registry.credentials_secret.as_deref());
     let init = InitArgs {
         share: SHARE_MOUNT.into(),
         inputs: injection

@@ -52,8 +52,8 @@ impl PodSpecView {
         })
     }
 
-    /// The index of the container to wrap: the one named by the `container` annotation, or the
-    /// only one.
+    /// The index of the container to wrap: the one named by the `container` annotation, else the
+    /// first (the original user guide's default; the caller warns when there are several).
     pub fn target(&self, wanted: Option<&str>) -> Result<usize, PolicyError> {
         let names = || {
             self.containers
@@ -71,11 +71,8 @@ impl PodSpecView {
                     name: name.to_string(),
                     names: names(),
                 }),
-            None => match self.containers.len() {
-                0 => Err(PolicyError::NoContainers),
-                1 => Ok(0),
-                _ => Err(PolicyError::SeveralContainers { names: names() }),
-            },
+            None if self.containers.is_empty() => Err(PolicyError::NoContainers),
+            None => Ok(0),
         }
     }
 
@@ -186,10 +183,8 @@ mod tests {
         assert_eq!(view.init_containers, ["init"]);
         assert_eq!(view.volumes, ["v"]);
         assert_eq!(view.target(Some("b")), Ok(1));
-        assert!(matches!(
-            view.target(None),
-            Err(PolicyError::SeveralContainers { .. })
-        ));
+        // The original user guide: `container` defaults to the first container.
+        assert_eq!(view.target(None), Ok(0));
     }
 
     #[test]

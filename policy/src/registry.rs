@@ -14,6 +14,9 @@ pub struct ResolvedRegistry {
     pub address: String,
     /// Plain HTTP instead of TLS.
     pub plain_http: bool,
+    /// The Secret with the registry's credentials that a remote `OrasCache` names, for the agent
+    /// containers (the pod's own `oras-env` replaces it).
+    pub credentials_secret: Option<String>,
 }
 
 impl ResolvedRegistry {
@@ -45,6 +48,7 @@ pub fn resolve(
             Ok(ResolvedRegistry {
                 address: address.clone(),
                 plain_http: *plain_http,
+                credentials_secret: None,
             })
         }
         RegistrySource::Cache(name) => {
@@ -52,18 +56,43 @@ pub fn resolve(
             let fallback = ResolvedRegistry {
                 address: settings.fallback_cache_address(name, namespace),
                 plain_http: true,
+                credentials_secret: None,
             };
             if !settings.context_aware {
                 return Ok(fallback);
             }
             match host.oras_cache(namespace, name) {
                 Ok(cache) => {
-                    let status = cache.status.unwrap_or_default();
+                    let spec = &cache.spec;
+                    // `deploy: false` without `registry` is a cache with no address at all: only
+                    // pods that name their own registry can use it.
+                    if !spec.deploys() && spec.remote_registry().is_none() {
+                        return Err(PolicyError::CacheWithoutRegistry {
+                            cache: name.clone(),
+                            namespace: namespace.to_string(),
+                        });
+                    }
+                    let credentials_secret = spec.remote_credentials_secret().map(str::to_string);
+                    let status = cache.status.clone().unwrap_or_default();
                     match status.address.filter(|a| !a.trim().is_empty()) {
                         Some(address) => Ok(ResolvedRegistry {
                             address,
                             plain_http: status.plain_http != Some(false),
+                            credentials_secret,
                         }),
+                        // A remote registry is known from the spec before the controller reports.
+                        None if spec.remote_registry().is_some() => {
+                            let remote = spec.remote_registry().expect("checked above");
+                            let address = remote.address.trim().to_ascii_lowercase();
+                            warnings.push(format!(
+                                "OrasCache {name:?} has no status.address yet (is the oras-cache controller running?): using its spec.registry.address {address}"
+                            ));
+                            Ok(ResolvedRegistry {
+                                address,
+                                plain_http: remote.plain_http,
+                                credentials_secret,
+                            })
+                        }
                         None => {
                             warnings.push(format!(
                                 "OrasCache {name:?} has no status.address yet (is the oras-cache controller running?): using {}",
@@ -136,7 +165,8 @@ mod tests {
             r.unwrap(),
             ResolvedRegistry {
                 address: "10.0.0.1:5000".into(),
-                plain_http: true
+                plain_http: true,
+                credentials_secret: None,
             }
         );
         assert!(w.is_empty());
@@ -161,11 +191,58 @@ mod tests {
         );
     }
 
+    fn cache_with_spec(spec: serde_json::Value, status: serde_json::Value) -> Caches {
+        Caches(Ok(serde_json::from_value(
+            serde_json::json!({"spec": spec, "status": status}),
+        )
+        .unwrap()))
+    }
+
+    #[test]
+    fn a_cache_that_deploys_nothing_and_names_no_registry_is_an_error() {
+        let (r, _) = resolve_cache(&cache_with_spec(
+            serde_json::json!({"deploy": false}),
+            serde_json::json!({}),
+        ));
+        let message = r.unwrap_err().to_string();
+        assert!(message.contains("\"c\""), "{message}");
+        assert!(message.contains("\"ns\""), "{message}");
+        assert!(message.contains("deploy: false"), "{message}");
+        assert!(
+            message.contains("oras.converged-computing.github.io/registry"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_remote_cache_gives_its_credentials_and_its_address_before_any_status() {
+        let (r, w) = resolve_cache(&cache_with_spec(
+            serde_json::json!({"deploy": false, "registry": {"address": "Ghcr.io", "credentialsSecret": "ghcr-creds"}}),
+            serde_json::json!(null),
+        ));
+        assert_eq!(
+            r.unwrap(),
+            ResolvedRegistry {
+                address: "ghcr.io".into(),
+                plain_http: false,
+                credentials_secret: Some("ghcr-creds".into()),
+            }
+        );
+        assert!(w[0].contains("spec.registry.address"), "{w:?}");
+        let (r, w) = resolve_cache(&cache_with_spec(
+            serde_json::json!({"deploy": false, "registry": {"address": "ghcr.io"}, "secrets": {"orasEnv": "env"}}),
+            serde_json::json!({"address": "ghcr.io", "plainHttp": false}),
+        ));
+        assert_eq!(r.unwrap().credentials_secret.as_deref(), Some("env"));
+        assert!(w.is_empty());
+    }
+
     #[test]
     fn references_join_address_and_uri() {
         let r = ResolvedRegistry {
             address: "h:1".into(),
             plain_http: false,
+            credentials_secret: None,
         };
         assert_eq!(r.reference("a/b:c"), "h:1/a/b:c");
     }

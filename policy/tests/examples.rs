@@ -343,3 +343,70 @@ fn the_unannotated_pumpkin_pod_is_left_alone() {
     assert!(accepted_warnings(run(&pod, &host)).is_empty());
     assert!(host.calls().is_empty());
 }
+
+/// examples/cache/orascache-remote.yaml as the API server returns it (the YAML's OrasCache with the
+/// status the controller writes): a pod naming the cache gets the cache's credentials Secret on
+/// its agent containers, so the cache's users need not repeat it; its own `oras-env` replaces it.
+#[test]
+fn a_remote_cache_gives_the_agent_its_credentials_secret() {
+    use serde::Deserialize;
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/cache/orascache-remote.yaml"),
+    )
+    .unwrap();
+    let mut cache: Value = serde_yaml::Deserializer::from_str(&example)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .find(|doc| doc["kind"] == "OrasCache")
+        .expect("the example has an OrasCache");
+    cache["status"] = json!({"address": "ghcr.io", "plainHttp": false,
+                             "conditions": [{"type": "Ready", "status": "True"}]});
+    let mut host = FakeHost::default();
+    host.add_cache_object("workflows", "remote-cache", cache);
+
+    let pod = |annotations: Value| {
+        json!({
+            "kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p", "namespace": "workflows", "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "ubuntu", "command": ["true"]}]}
+        })
+    };
+    let (object, _) = mutated(run(
+        &pod(json!({
+            "oras.converged-computing.github.io/oras-cache": "remote-cache",
+            "oras.converged-computing.github.io/input-uri": "my-github-user/data:1",
+            "oras.converged-computing.github.io/output-uri": "my-github-user/out:1",
+            "oras.converged-computing.github.io/output-path": "out.txt"
+        })),
+        &host,
+    ));
+    let spec = &object["spec"];
+    let from_cache = json!([{"secretRef": {"name": "ghcr-credentials"}}]);
+    assert_eq!(
+        container(spec, "initContainers", "oras-init")["envFrom"],
+        from_cache
+    );
+    assert_eq!(container(spec, "containers", "oras")["envFrom"], from_cache);
+    assert!(
+        container(spec, "containers", "app")
+            .get("envFrom")
+            .is_none()
+    );
+    assert!(
+        strings(&container(spec, "initContainers", "oras-init")["args"])
+            .contains(&"ghcr.io/my-github-user/data:1".to_string())
+    );
+
+    let (object, _) = mutated(run(
+        &pod(json!({
+            "oras.converged-computing.github.io/oras-cache": "remote-cache",
+            "oras.converged-computing.github.io/oras-env": "my-own-token",
+            "oras.converged-computing.github.io/input-uri": "my-github-user/data:1"
+        })),
+        &host,
+    ));
+    assert_eq!(
+        container(&object["spec"], "initContainers", "oras-init")["envFrom"],
+        json!([{"secretRef": {"name": "my-own-token"}}])
+    );
+}

@@ -47,26 +47,141 @@ fn a_missing_cache_and_registry_is_rejected() {
     assert!(message.contains(&format!("{PREFIX}registry")), "{message}");
 }
 
+/// The original operator's user guide: "container" defaults to the first container of the pod
+/// (`../shared/seeds/oras-operator-user-guide.txt`). With several, a warning names the one chosen.
 #[test]
-fn several_containers_without_container_are_rejected() {
+fn several_containers_without_container_wrap_the_first_with_a_warning() {
     let containers = json!([
         {"name": "app", "image": "busybox", "command": ["true"]},
-        {"name": "helper", "image": "busybox", "command": ["true"]}
+        {"name": "helper", "image": "busybox", "command": ["sleep", "1"]}
     ]);
-    let verdict = run(
+    let (object, warnings) = mutated(run(
         &pod(
             json!({format!("{PREFIX}oras-cache"): "c", format!("{PREFIX}input-uri"): "a:1"}),
             containers,
         ),
         &cache_host(),
+    ));
+    assert_eq!(
+        object["spec"]["containers"][0]["command"][0],
+        "/mnt/oras/bin/oras-agent"
     );
-    let message = rejection(verdict);
+    assert_eq!(
+        object["spec"]["containers"][1]["command"],
+        json!(["sleep", "1"])
+    );
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        message.contains("several containers (app, helper)"),
+        warnings[0].contains("wraps the first, \"app\""),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[0].contains(&format!("{PREFIX}container")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn one_container_needs_no_warning() {
+    let (_, warnings) = mutated(run(
+        &pod(
+            json!({format!("{PREFIX}oras-cache"): "c", format!("{PREFIX}input-uri"): "a:1"}),
+            one_container(),
+        ),
+        &cache_host(),
+    ));
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+/// A cache with `deploy: false` and no `registry` gives no address (its status has none): a pod
+/// that names it without its own `registry` annotation is refused at admission with the fix,
+/// instead of being admitted with an address that leads nowhere.
+#[test]
+fn a_cache_that_deploys_nothing_and_names_no_registry_is_refused() {
+    let mut host = FakeHost::default();
+    host.add_cache_object(
+        "work",
+        "c",
+        json!({"spec": {"deploy": false}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+    );
+    let message = rejection(run(
+        &pod(
+            json!({format!("{PREFIX}oras-cache"): "c", format!("{PREFIX}input-uri"): "a:1"}),
+            one_container(),
+        ),
+        &host,
+    ));
+    assert!(
+        message.contains("OrasCache \"c\" in namespace \"work\""),
         "{message}"
     );
     assert!(
-        message.contains(&format!("set annotation {PREFIX}container")),
+        message.contains("deploy: false and no spec.registry"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("set annotation {PREFIX}registry")),
+        "{message}"
+    );
+    // The pod's own registry annotation makes the cache irrelevant.
+    let (object, _) = mutated(run(
+        &pod(
+            json!({format!("{PREFIX}oras-cache"): "c", format!("{PREFIX}registry"): "ghcr.io",
+                   format!("{PREFIX}input-uri"): "a:1"}),
+            one_container(),
+        ),
+        &host,
+    ));
+    assert!(
+        object["spec"]["initContainers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ghcr.io/a:1"))
+    );
+}
+
+/// A failing host call reaches the guest as `Callback evaluation failure: <error>` in Kubewarden's
+/// policy-evaluator; wrapped like that, the rejection still names the cache, the namespace and the
+/// fix.
+#[test]
+fn a_host_failure_as_kubewarden_words_it_still_names_the_cache_namespace_and_fix() {
+    let mut host = FakeHost::default();
+    host.caches.insert(
+        ("work".into(), "c".into()),
+        Err("Callback evaluation failure: orascaches.cache.converged-computing.github.io \"c\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" cannot get resource \"orascaches\"".into()),
+    );
+    let message = rejection(run(
+        &pod(
+            json!({format!("{PREFIX}oras-cache"): "c", format!("{PREFIX}input-uri"): "a:1"}),
+            one_container(),
+        ),
+        &host,
+    ));
+    assert!(message.starts_with(&format!("annotation {PREFIX}oras-cache: OrasCache \"c\" in namespace \"work\" could not be read (Callback evaluation failure: ")), "{message}");
+    assert!(message.contains("create it in that namespace"), "{message}");
+
+    let mut host = cache_host();
+    host.images.insert(
+        "distroless".into(),
+        Err("Callback evaluation failure: cannot fetch manifest of distroless: timeout".into()),
+    );
+    let message = rejection(run(
+        &pod(
+            json!({format!("{PREFIX}oras-cache"): "c", format!("{PREFIX}input-uri"): "a:1"}),
+            json!([{"name": "app", "image": "distroless"}]),
+        ),
+        &host,
+    ));
+    assert!(
+        message.contains("container \"app\" has no command"),
+        "{message}"
+    );
+    assert!(
+        message.contains("(Callback evaluation failure: cannot fetch manifest"),
+        "{message}"
+    );
+    assert!(
+        message.contains("set command (and args) on the container"),
         "{message}"
     );
 }

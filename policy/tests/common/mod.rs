@@ -54,6 +54,15 @@ impl FakeHost {
             .insert((namespace.to_string(), name.to_string()), Ok(view));
     }
 
+    /// Adds a cache from its JSON (`spec`, `status`), as the API server would return it.
+    pub fn add_cache_object(&mut self, namespace: &str, name: &str, object: Value) {
+        let mut object = object;
+        object["metadata"] = json!({"name": name, "namespace": namespace});
+        let view: OrasCacheView = serde_json::from_value(object).expect("a valid cache view");
+        self.caches
+            .insert((namespace.to_string(), name.to_string()), Ok(view));
+    }
+
     pub fn add_image(&mut self, image: &str, entrypoint: &[&str], cmd: &[&str]) {
         self.images.insert(
             image.to_string(),
