@@ -28,10 +28,28 @@ pub const DEFAULT_CONTROLLER_IMAGE: &str = "ghcr.io/oras-cache/oras-cache-contro
 pub const DEFAULT_POLICY_MODULE: &str = "registry://ghcr.io/oras-cache/policies/oras-cache:v0.1.0";
 /// Agent image the policy injects by default.
 pub const DEFAULT_AGENT_IMAGE: &str = oras_cache_api::settings::DEFAULT_AGENT_IMAGE;
-/// Namespace of Kubewarden's default policy server.
+/// Namespace of Kubewarden's default policy server: the namespace the `kubewarden-defaults` chart
+/// is installed in, `kubewarden` in Kubewarden's install guide.
 pub const DEFAULT_POLICY_SERVER_NAMESPACE: &str = "kubewarden";
-/// Service account of Kubewarden's default policy server.
-pub const DEFAULT_POLICY_SERVER_ACCOUNT: &str = "policy-server-default";
+/// ServiceAccount the default PolicyServer runs as. Its Deployment and Service are called
+/// `policy-server-default`, but the ServiceAccount is `policy-server`: kubewarden/helm-charts,
+/// `charts/kubewarden-defaults/values.yaml` (`policyServer.serviceAccountName: policy-server`),
+/// used by `templates/policyserver-default.yaml` as the PolicyServer's `serviceAccountName`.
+pub const DEFAULT_POLICY_SERVER_ACCOUNT: &str = "policy-server";
+/// The PolicyServer the policy runs on (`kubewarden-defaults` creates one called `default`).
+pub const DEFAULT_POLICY_SERVER: &str = "default";
+/// `spec.timeoutSeconds` of the ClusterAdmissionPolicy: the webhook's own deadline.
+pub const POLICY_TIMEOUT_SECONDS: i32 = 10;
+/// `spec.timeoutEvalSeconds`: the policy-server's budget for one evaluation, host calls included.
+/// A container without `command` costs a registry round trip for its image's config, which the
+/// policy server's 2 s default cannot always cover. Kubewarden accepts 2 to 30 and no more than
+/// `timeoutSeconds` (kubewarden-controller `api/policies/v1/policy_validation.go`,
+/// `validateTimeoutSeconds`, and the CRD's `minimum`/`maximum`).
+pub const POLICY_TIMEOUT_EVAL_SECONDS: i32 = 8;
+/// `io.kubewarden.policy.severity` of the policy, as `metadata.yml` says.
+pub const POLICY_SEVERITY: &str = "low";
+/// `io.kubewarden.policy.category` of the policy, as `metadata.yml` says.
+pub const POLICY_CATEGORY: &str = "Workflow";
 /// Name of the controller's ServiceAccount, ClusterRole, ClusterRoleBinding and Deployment.
 pub const CONTROLLER_NAME: &str = "oras-cache-controller";
 /// Name of the ClusterRole and binding that let the policy server read OrasCaches.
@@ -231,14 +249,25 @@ pub fn cluster_admission_policy(opts: &InstallOptions) -> Value {
     json!({
         "apiVersion": "policies.kubewarden.io/v1",
         "kind": "ClusterAdmissionPolicy",
-        "metadata": {"name": POLICY_NAME, "labels": labels()},
+        "metadata": {
+            "name": POLICY_NAME,
+            "labels": labels(),
+            // What `kwctl scaffold manifest` copies from the policy's metadata (kwctl
+            // `src/scaffold/manifest.rs`, `build_objmetadata`); Kubewarden's printer columns and
+            // UI read them.
+            "annotations": {
+                "io.kubewarden.policy.severity": POLICY_SEVERITY,
+                "io.kubewarden.policy.category": POLICY_CATEGORY,
+            },
+        },
         "spec": {
             "module": opts.policy_module,
             "mode": "protect",
             "mutating": true,
-            "policyServer": "default",
+            "policyServer": DEFAULT_POLICY_SERVER,
             "failurePolicy": "Fail",
-            "timeoutSeconds": 10,
+            "timeoutSeconds": POLICY_TIMEOUT_SECONDS,
+            "timeoutEvalSeconds": POLICY_TIMEOUT_EVAL_SECONDS,
             "backgroundAudit": false,
             "contextAwareResources": [
                 {"apiVersion": oras_cache_api::cache::API_VERSION, "kind": oras_cache_api::cache::KIND}

@@ -147,3 +147,107 @@ fn the_policy_settings_are_valid_policy_settings() {
         "the install grants context-aware reads"
     );
 }
+
+fn install_object(kind: &str) -> serde_json::Value {
+    parse_documents(&read("deploy/oras-cache.yaml"))
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("the install has no {kind}"))
+}
+
+/// Kubewarden's default PolicyServer runs as the ServiceAccount `policy-server` in the namespace of
+/// the `kubewarden-defaults` release (`kubewarden`); `policy-server-default` is only its Deployment
+/// and Service. Source: kubewarden/helm-charts, `charts/kubewarden-defaults/values.yaml`
+/// (`policyServer.serviceAccountName: policy-server`) and `templates/policyserver-default.yaml`.
+/// Binding any other name leaves every context-aware lookup of the policy refused.
+#[test]
+fn the_read_grant_goes_to_the_service_account_kubewarden_runs_its_policy_server_as() {
+    let binding = parse_documents(&read("deploy/oras-cache.yaml"))
+        .unwrap()
+        .into_iter()
+        .find(|d| {
+            d["kind"] == "ClusterRoleBinding"
+                && d["metadata"]["name"] == "oras-cache-policy-server-reader"
+        })
+        .expect("the install grants the policy server its reads");
+    let subject = &binding["subjects"][0];
+    assert_eq!(subject["kind"], "ServiceAccount");
+    assert_eq!(subject["name"], "policy-server");
+    assert_eq!(subject["namespace"], "kubewarden");
+    // The chart installs the same default.
+    let values: serde_json::Value =
+        serde_yaml::from_str(&read("charts/oras-cache/values.yaml")).unwrap();
+    assert_eq!(values["policyServer"]["serviceAccount"], "policy-server");
+    assert_eq!(values["policyServer"]["namespace"], "kubewarden");
+    assert_eq!(values["policy"]["policyServer"], "default");
+}
+
+/// Host calls count against the policy's evaluation timeout, 2 s by default in policy-server; the
+/// image-config lookup is a registry round trip. Kubewarden accepts `timeoutEvalSeconds` from 2 to
+/// 30 (the ClusterAdmissionPolicy CRD's `minimum`/`maximum`) and refuses one greater than
+/// `timeoutSeconds` (kubewarden-controller `api/policies/v1/policy_validation.go`,
+/// `validateTimeoutSeconds`).
+#[test]
+fn the_policy_has_an_evaluation_budget_kubewarden_accepts() {
+    let policy = install_object("ClusterAdmissionPolicy");
+    let eval = policy["spec"]["timeoutEvalSeconds"]
+        .as_i64()
+        .expect("spec.timeoutEvalSeconds is set");
+    let webhook = policy["spec"]["timeoutSeconds"].as_i64().unwrap();
+    assert!((2..=30).contains(&eval), "timeoutEvalSeconds {eval}");
+    assert!(eval > 2, "more than policy-server's 2 s default");
+    assert!(eval <= webhook, "{eval} > timeoutSeconds {webhook}");
+}
+
+/// `kwctl scaffold manifest` copies `io.kubewarden.policy.severity` and `.category` from the
+/// policy's metadata into the policy's annotations (kwctl `src/scaffold/manifest.rs`,
+/// `build_objmetadata`); the shipped policy carries the same values as `metadata.yml`.
+#[test]
+fn the_policy_carries_the_severity_and_category_of_its_metadata() {
+    let metadata: serde_json::Value = serde_yaml::from_str(&read("metadata.yml")).unwrap();
+    let policy = install_object("ClusterAdmissionPolicy");
+    for key in [
+        "io.kubewarden.policy.severity",
+        "io.kubewarden.policy.category",
+    ] {
+        let expected = metadata["annotations"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("metadata.yml has no {key}"));
+        assert_eq!(policy["metadata"]["annotations"][key], expected, "{key}");
+    }
+}
+
+/// The Kubewarden webhook refuses changing `spec.policyServer` of an existing policy and moving
+/// `spec.mode` from `protect` to `monitor` (kubewarden-controller
+/// `api/policies/v1/policy_validation.go`, `validatePolicyServerField` and
+/// `validatePolicyModeField`): values.yaml must say so where it offers them.
+#[test]
+fn values_warn_about_the_policy_fields_kubewarden_will_not_change_in_place() {
+    let values = read("charts/oras-cache/values.yaml");
+    let lines: Vec<&str> = values.lines().collect();
+    // The comment lines right above `  <key>:` (a key of the `policy` block).
+    let comment_before = |key: &str| {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("  {key}:")))
+            .unwrap_or_else(|| panic!("values.yaml has no policy.{key}"));
+        lines[..at]
+            .iter()
+            .rev()
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        comment_before("policyServer").contains("immutable"),
+        "{}",
+        comment_before("policyServer")
+    );
+    assert!(
+        comment_before("mode").contains("protect to monitor"),
+        "{}",
+        comment_before("mode")
+    );
+}
