@@ -17,7 +17,7 @@ BENCH_ENV = KWRUN=$(BENCH_KWRUN) POLICY_BENCH=$(BENCH_POLICY_TOOL) AGENT_BIN=$(A
 
 ## Release builds: latency is measured on what a policy server would run, not a debug build.
 bench-tools: | bootstrap
-	$(CARGO) build --release -p oras-cache-e2e --bin kwrun -p oras-cache-bench --bin policy-bench
+	$(CARGO) build --release -p oras-cache-kwrun --bin kwrun -p oras-cache-bench --bin policy-bench
 	@# Newer than its sources, so that mk/e2e.mk's rule for $$(KWRUN) leaves the release build alone.
 	@touch $(BENCH_KWRUN)
 	$(MAKE) --no-print-directory KWRUN=$(BENCH_KWRUN) policy.wasm annotated-policy.wasm agent

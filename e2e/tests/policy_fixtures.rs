@@ -2,8 +2,6 @@
 //! kwrun's host exactly as `kwrun run` does: the verdict, the message, the warnings, and the
 //! object after applying the response's patch, which must equal the policy's `mutated_object`.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -13,8 +11,8 @@ use kwrun::cli::load_settings;
 use kwrun::evaluator::{EvalOptions, Policy};
 use kwrun::host::HostCapabilities;
 use kwrun::session::Replay;
+use oras_cache_e2e::{annotated_policy, fixtures};
 use serde_json::{Value, json};
-use support::{annotated_policy, fixtures};
 
 const AGENT: &str = "/mnt/oras/bin/oras-agent";
 

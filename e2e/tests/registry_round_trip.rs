@@ -1,27 +1,24 @@
 //! The policy as an OCI artifact on the real local registry: `kwrun push`, `kwrun pull` gives the
 //! same bytes, and `kwrun run registry://...` evaluates what was pushed.
 
-mod support;
-
 use std::process::Command;
 
+use kwrun::cli::{Cli, CliError, execute};
 use kwrun::oci::{WASM_CONFIG, WASM_LAYER};
 use oras_agent::{ClientOptions, Reference, RegistryClient};
+use oras_cache_e2e::{annotated_policy, annotated_policy_path, fixtures};
 use oras_test_support::Registry;
 use serde_json::Value;
-use support::{annotated_policy, annotated_policy_path, fixtures, kwrun};
+
+/// `kwrun ARGS` through the runner's library, as its `main` does: what it prints, or its error.
+fn kwrun(args: &[&str]) -> Result<String, CliError> {
+    let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("kwrun").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("kwrun {args:?}: {e}"));
+    execute(&cli).map(|printed| printed.map(|line| line + "\n").unwrap_or_default())
+}
 
 fn kwrun_ok(args: &[&str]) -> String {
-    let output = Command::new(kwrun())
-        .args(args)
-        .output()
-        .expect("run kwrun");
-    assert!(
-        output.status.success(),
-        "kwrun {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    kwrun(args).unwrap_or_else(|e| panic!("kwrun {args:?}: {e}"))
 }
 
 #[test]
@@ -116,12 +113,8 @@ fn an_unannotated_module_is_refused_unless_forced() {
     )
     .unwrap();
     let uri = format!("registry://{}/policies/plain:v1", registry.host());
-    let output = Command::new(kwrun())
-        .args(["push", plain.to_str().unwrap(), &uri])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--force"));
+    let refused = kwrun(&["push", plain.to_str().unwrap(), &uri]).unwrap_err();
+    assert!(refused.to_string().contains("--force"), "{refused}");
     kwrun_ok(&["push", "--force", plain.to_str().unwrap(), &uri]);
 }
 
