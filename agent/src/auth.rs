@@ -184,92 +184,13 @@ pub fn from_docker_config(path: &Path, host: &str) -> Result<Option<BasicCredent
     }))
 }
 
-/// A parsed `WWW-Authenticate` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// `basic` or `bearer` (lowercased).
-    pub scheme: String,
-    /// Parameters such as `realm`, `service`, `scope`.
-    pub params: HashMap<String, String>,
-}
-
-impl Challenge {
-    /// Parses `Scheme key="value", key2=value2`. Returns `None` for an empty header.
-    pub fn parse(header: &str) -> Option<Challenge> {
-        let header = header.trim();
-        let (scheme, rest) = match header.split_once(char::is_whitespace) {
-            Some((scheme, rest)) => (scheme, rest),
-            None => (header, ""),
-        };
-        if scheme.is_empty() {
-            return None;
-        }
-        let mut params = HashMap::new();
-        let mut chars = rest.chars().peekable();
-        loop {
-            while matches!(chars.peek(), Some(c) if *c == ',' || c.is_whitespace()) {
-                chars.next();
-            }
-            let key: String = chars
-                .by_ref()
-                .take_while(|c| *c != '=')
-                .collect::<String>()
-                .trim()
-                .to_ascii_lowercase();
-            if key.is_empty() {
-                break;
-            }
-            let mut value = String::new();
-            if chars.peek() == Some(&'"') {
-                chars.next();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => {
-                            if let Some(escaped) = chars.next() {
-                                value.push(escaped);
-                            }
-                        }
-                        '"' => break,
-                        c => value.push(c),
-                    }
-                }
-            } else {
-                while let Some(c) = chars.peek() {
-                    if *c == ',' {
-                        break;
-                    }
-                    value.push(*c);
-                    chars.next();
-                }
-                value = value.trim().to_string();
-            }
-            params.insert(key, value);
-        }
-        Some(Challenge {
-            scheme: scheme.to_ascii_lowercase(),
-            params,
-        })
-    }
-}
+/// The parsed `WWW-Authenticate` header, shared with the controller (see
+/// [`oras_cache_api::challenge`]).
+pub use oras_cache_api::challenge::Challenge;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_a_bearer_challenge_with_a_comma_inside_the_scope() {
-        let c = Challenge::parse(
-            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
-        )
-        .unwrap();
-        assert_eq!(c.scheme, "bearer");
-        assert_eq!(c.params["realm"], "https://auth.example/token");
-        assert_eq!(c.params["service"], "registry.example");
-        assert_eq!(c.params["scope"], "repository:a/b:pull,push");
-        let c = Challenge::parse(r#"Basic realm="oras-cache-tests""#).unwrap();
-        assert_eq!(c.scheme, "basic");
-        assert_eq!(c.params["realm"], "oras-cache-tests");
-    }
 
     #[test]
     fn the_operation_picks_its_password_before_the_shared_one() {

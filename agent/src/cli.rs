@@ -2,9 +2,11 @@
 //! `oras_cache_api::agent::{InitArgs, LaunchArgs, SidecarArgs}::to_args()` build (the policy's
 //! side of the contract), and convert back into those structs.
 
+use crate::registry::NetworkOverrides;
 use clap::{Args, Parser, Subcommand};
 use oras_cache_api::agent::{
     DEFAULT_HEARTBEAT_TIMEOUT_SECS, DEFAULT_START_TIMEOUT_SECS, InitArgs, LaunchArgs, SidecarArgs,
+    UnpackLimits, parse_size,
 };
 use std::path::PathBuf;
 
@@ -15,6 +17,60 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Network limits, accepted by every subcommand.
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// Deadlines and retries of registry traffic. Unset flags fall back to the environment
+/// variables named in their help, then to the defaults.
+#[derive(Debug, Args, Default)]
+pub struct NetworkArgs {
+    /// Seconds without any data from the registry before an attempt counts as stalled
+    /// (default 30; env ORAS_AGENT_READ_TIMEOUT).
+    #[arg(long, global = true, value_name = "SECS")]
+    pub read_timeout: Option<u64>,
+    /// Minimum download rate in bytes per second, averaged over --read-timeout windows; slower
+    /// counts as stalled; 0 disables (default 1024; env ORAS_AGENT_MIN_RATE).
+    #[arg(long, global = true, value_name = "BYTES_PER_SEC")]
+    pub min_rate: Option<u64>,
+    /// Attempts per request, the first included; stalls count as failed attempts (default 8;
+    /// env ORAS_AGENT_ATTEMPTS).
+    #[arg(long, global = true, value_name = "N")]
+    pub attempts: Option<u32>,
+}
+
+impl From<&NetworkArgs> for NetworkOverrides {
+    fn from(n: &NetworkArgs) -> Self {
+        NetworkOverrides {
+            read_timeout_secs: n.read_timeout,
+            min_rate: n.min_rate,
+            attempts: n.attempts,
+        }
+    }
+}
+
+/// The limits of unpacking a directory layer (the `--max-unpacked-size` and
+/// `--max-unpack-ratio` flags).
+#[derive(Debug, Args, Clone, PartialEq, Eq)]
+pub struct UnpackLimitArgs {
+    /// Largest uncompressed size of one directory layer (bytes, or with a suffix: 512Mi, 20Gi,
+    /// 1Ti; default 10Gi); a larger layer is refused before anything past the limit is written.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_unpacked_size: Option<u64>,
+    /// Largest ratio of uncompressed to compressed size of a directory layer once it passes
+    /// 256 MiB uncompressed (a gzip bomb); 0 disables (default 200).
+    #[arg(long, value_name = "RATIO")]
+    pub max_unpack_ratio: Option<u64>,
+}
+
+impl From<&UnpackLimitArgs> for UnpackLimits {
+    fn from(a: &UnpackLimitArgs) -> Self {
+        UnpackLimits {
+            max_unpacked_size: a.max_unpacked_size,
+            max_unpack_ratio: a.max_unpack_ratio,
+        }
+    }
 }
 
 /// The subcommands.
@@ -94,6 +150,9 @@ pub struct LaunchCommand {
     /// Keep directory layers of the inputs as `<title>.tar.gz` files.
     #[arg(long)]
     pub no_unpack: bool,
+    /// Limits of unpacking the inputs' directory layers.
+    #[command(flatten)]
+    pub unpack_limits: UnpackLimitArgs,
     /// Pack (and so push) the outputs even when the application failed.
     #[arg(long)]
     pub push_on_failure: bool,
@@ -175,6 +234,9 @@ pub struct PullCommand {
     /// Keep directory layers as `<title>.tar.gz` files.
     #[arg(long)]
     pub no_unpack: bool,
+    /// Limits of unpacking directory layers.
+    #[command(flatten)]
+    pub unpack_limits: UnpackLimitArgs,
     /// Log every step.
     #[arg(long)]
     pub debug: bool,
@@ -224,6 +286,12 @@ mod tests {
                 share: "/s".into(),
                 ..Default::default()
             },
+            // Values that look like flags stay values (issue 16).
+            InitArgs {
+                share: "--debug".into(),
+                inputs: vec!["--plain-http".into(), "--".into()],
+                ..Default::default()
+            },
         ];
         for args in cases {
             let Command::Init(parsed) = parse(args.to_args()) else {
@@ -264,12 +332,42 @@ mod tests {
                 command: vec!["--help".into(), "--share".into()],
                 ..Default::default()
             },
+            // Path values that look like flags, or are the separator, stay values (issue 16):
+            // the policy admitted these once, and the agent must never read one as a flag.
+            LaunchArgs {
+                share: "/mnt/oras".into(),
+                input_path: Some("--no-unpack".into()),
+                output_path: Some("--push-on-failure".into()),
+                output_pipe: Some("--".into()),
+                unpack: true,
+                command: vec!["--".into(), "-x".into()],
+                ..Default::default()
+            },
+            LaunchArgs {
+                share: "-".into(),
+                input_path: Some("-".into()),
+                output_path: Some("--output-path=x".into()),
+                output_pipe: Some("-h".into()),
+                unpack: true,
+                command: vec!["true".into()],
+                ..Default::default()
+            },
+        ];
+        let limits = [
+            UnpackLimits::default(),
+            UnpackLimits {
+                max_unpacked_size: Some(3 << 30),
+                max_unpack_ratio: Some(0),
+            },
         ];
         for args in cases {
-            let Command::Launch(parsed) = parse(args.to_args()) else {
-                panic!("not launch")
-            };
-            assert_eq!(LaunchArgs::from(parsed), args);
+            for limit in limits {
+                let Command::Launch(parsed) = parse(args.to_args_with_limits(&limit)) else {
+                    panic!("not launch")
+                };
+                assert_eq!(UnpackLimits::from(&parsed.unpack_limits), limit);
+                assert_eq!(LaunchArgs::from(parsed), args);
+            }
         }
     }
 
@@ -285,6 +383,13 @@ mod tests {
                 debug: true,
             },
             SidecarArgs {
+                share: "--plain-http".into(),
+                output: "--debug".into(),
+                start_timeout_secs: 1,
+                heartbeat_timeout_secs: 2,
+                ..Default::default()
+            },
+            SidecarArgs {
                 share: "/s".into(),
                 output: "r.io/o".into(),
                 start_timeout_secs: DEFAULT_START_TIMEOUT_SECS,
@@ -298,6 +403,40 @@ mod tests {
             };
             assert_eq!(SidecarArgs::from(parsed), args);
         }
+    }
+
+    #[test]
+    fn network_flags_are_accepted_by_every_subcommand_and_sizes_take_units() {
+        let cli = Cli::try_parse_from([
+            "oras-agent",
+            "pull",
+            "r/a:1",
+            "--read-timeout=2",
+            "--min-rate",
+            "10",
+            "--attempts=3",
+            "--max-unpacked-size=4Mi",
+        ])
+        .unwrap();
+        assert_eq!(
+            NetworkOverrides::from(&cli.network),
+            NetworkOverrides {
+                read_timeout_secs: Some(2),
+                min_rate: Some(10),
+                attempts: Some(3)
+            }
+        );
+        let Command::Pull(pull) = cli.command else {
+            panic!("not pull")
+        };
+        assert_eq!(pull.unpack_limits.max_unpacked_size, Some(4 << 20));
+        let cli =
+            Cli::try_parse_from(["oras-agent", "--attempts=1", "init", "--share=/s"]).unwrap();
+        assert_eq!(cli.network.attempts, Some(1));
+        assert!(
+            Cli::try_parse_from(["oras-agent", "pull", "r/a:1", "--max-unpacked-size=lots"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::layout::Layout;
 use crate::reference::{Reference, ReferenceError};
-use crate::registry::{ClientOptions, RegistryClient};
+use crate::registry::{ClientOptions, NetworkOverrides, RegistryClient};
 use crate::transfer::{TransferError, pull_to_layout};
 use crate::unpack::{PlaceError, Placer};
 use crate::{debug, info};
@@ -49,8 +49,8 @@ pub fn input_layout_dir(share: &Path, index: usize) -> PathBuf {
     share.join(INPUTS_DIR).join(index.to_string())
 }
 
-/// Runs the init role.
-pub fn run(args: &InitArgs) -> Result<(), InitError> {
+/// Runs the init role; `network` are the command line's network settings.
+pub fn run(args: &InitArgs, network: &NetworkOverrides) -> Result<(), InitError> {
     let share = Path::new(&args.share);
     install_binary(share)?;
     let references = args
@@ -65,10 +65,12 @@ pub fn run(args: &InitArgs) -> Result<(), InitError> {
         return Ok(());
     }
     let client =
-        RegistryClient::new(ClientOptions::new(args.plain_http)).map_err(|e| InitError::Fetch {
-            index: 0,
-            reference: args.inputs[0].clone(),
-            source: e.into(),
+        RegistryClient::new(network.apply(ClientOptions::new(args.plain_http))).map_err(|e| {
+            InitError::Fetch {
+                index: 0,
+                reference: args.inputs[0].clone(),
+                source: e.into(),
+            }
         })?;
     // Titles are claimed up front, so inputs that would overwrite each other fail here, before
     // the application starts, exactly as the launcher would refuse them.

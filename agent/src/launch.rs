@@ -9,11 +9,11 @@ use crate::digest::readable;
 use crate::init::input_layout_dir;
 use crate::layout::Layout;
 use crate::transfer::{pack_into_layout, place_layout};
-use crate::unpack::{PlaceMode, Placer};
+use crate::unpack::{Limits, PlaceMode, Placer};
 use crate::{debug, info};
 use oras_cache_api::agent::{
     HEARTBEAT_FILE, HEARTBEAT_INTERVAL_SECS, INPUTS_DIR, LaunchArgs, LaunchStatus, OUTPUTS_DIR,
-    STARTED_FILE, STATE_DIR, STATUS_FILE,
+    STARTED_FILE, STATE_DIR, STATUS_FILE, UnpackLimits,
 };
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -41,8 +41,9 @@ const FORWARDED_SIGNALS: &[i32] = &[
     libc::SIGWINCH,
 ];
 
-/// Runs the launcher and returns the exit code the container must end with.
-pub fn run(args: &LaunchArgs) -> i32 {
+/// Runs the launcher and returns the exit code the container must end with; `limits` bound the
+/// unpacking of the inputs' directory layers.
+pub fn run(args: &LaunchArgs, limits: &UnpackLimits) -> i32 {
     let share = PathBuf::from(&args.share);
     let state = share.join(STATE_DIR);
     if let Err(e) = std::fs::create_dir_all(&state) {
@@ -50,7 +51,7 @@ pub fn run(args: &LaunchArgs) -> i32 {
         return EXIT_LAUNCHER_FAILED;
     }
     let heartbeat = Heartbeat::start(share.join(HEARTBEAT_FILE));
-    let status = run_with_share(args, &share);
+    let status = run_with_share(args, limits, &share);
     let code = status.exit_code;
     if let Some(error) = &status.error {
         eprintln!("oras-agent: error: {error}");
@@ -62,14 +63,14 @@ pub fn run(args: &LaunchArgs) -> i32 {
     code
 }
 
-fn run_with_share(args: &LaunchArgs, share: &Path) -> LaunchStatus {
+fn run_with_share(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> LaunchStatus {
     let failed = |exit_code: i32, error: String| LaunchStatus {
         exit_code,
         signal: None,
         push: false,
         error: Some(error),
     };
-    if let Err(error) = place_inputs(args, share) {
+    if let Err(error) = place_inputs(args, limits, share) {
         return failed(EXIT_LAUNCHER_FAILED, error);
     }
     let (exit_code, signal) = match run_child(args, share) {
@@ -118,8 +119,9 @@ fn run_with_share(args: &LaunchArgs, share: &Path) -> LaunchStatus {
     status
 }
 
-/// Places every input layout of the share (in input order) into the input path.
-fn place_inputs(args: &LaunchArgs, share: &Path) -> Result<(), String> {
+/// Places every input layout of the share (in input order) into the input path; on failure,
+/// removes what it placed, so the step's directory is as it was.
+fn place_inputs(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> Result<(), String> {
     let inputs_dir = share.join(INPUTS_DIR);
     if !inputs_dir.is_dir() {
         return Ok(());
@@ -136,14 +138,27 @@ fn place_inputs(args: &LaunchArgs, share: &Path) -> Result<(), String> {
         Some(path) => PathBuf::from(path),
         None => std::env::current_dir().map_err(|e| format!("working directory: {e}"))?,
     };
-    let mut placer = Placer::new(&target, args.unpack).map_err(|e| e.to_string())?;
+    let mut placer = Placer::new(&target, args.unpack)
+        .map_err(|e| e.to_string())?
+        .with_limits(Limits::from(limits));
     for index in indexes {
-        let layout = Layout::open(&input_layout_dir(share, index)).map_err(|e| e.to_string())?;
         let owner = format!("input #{index}");
-        let written = place_layout(&layout, &mut placer, &owner, PlaceMode::Copy)
-            .map_err(|e| format!("{owner}: {e}"))?;
-        for path in written {
-            debug!("{owner}: placed {}", path.display());
+        let placed = Layout::open(&input_layout_dir(share, index))
+            .map_err(|e| e.to_string())
+            .and_then(|layout| {
+                place_layout(&layout, &mut placer, &owner, PlaceMode::Copy)
+                    .map_err(|e| format!("{owner}: {e}"))
+            });
+        match placed {
+            Ok(written) => {
+                for path in written {
+                    debug!("{owner}: placed {}", path.display());
+                }
+            }
+            Err(error) => {
+                placer.rollback();
+                return Err(error);
+            }
         }
     }
     info!("inputs placed in {}", placer.root().display());

@@ -7,6 +7,7 @@
 //! (the `kwrun` policy runner pushes and pulls policies with it).
 
 pub mod auth;
+pub mod cleanup;
 pub mod cli;
 pub mod digest;
 pub mod init;

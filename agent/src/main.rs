@@ -3,14 +3,17 @@
 use clap::Parser;
 use oras_agent::cli::{Cli, Command};
 use oras_agent::log::{Level, set_level};
+use oras_agent::registry::NetworkOverrides;
 use oras_agent::registry::{ClientOptions, RegistryClient};
 use oras_agent::{Reference, init, launch, sidecar, transfer};
+use oras_cache_api::agent::UnpackLimits;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     set_level(level(cli.command.debug()));
-    match run(cli.command) {
+    let network = NetworkOverrides::from(&cli.network);
+    match run(cli.command, &network) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(error) => {
             eprintln!("oras-agent: error: {error}");
@@ -32,24 +35,37 @@ fn level(debug: bool) -> Level {
 }
 
 /// Runs one command; returns the process exit code.
-fn run(command: Command) -> Result<i32, Box<dyn std::error::Error>> {
+fn run(command: Command, network: &NetworkOverrides) -> Result<i32, Box<dyn std::error::Error>> {
     match command {
         // The launcher reports its own failures in the status file and its exit code.
-        Command::Launch(command) => return Ok(launch::run(&command.into())),
-        Command::Init(command) => init::run(&command.into())?,
-        Command::Sidecar(command) => sidecar::run(&command.into())?,
+        Command::Launch(command) => {
+            let limits = UnpackLimits::from(&command.unpack_limits);
+            return Ok(launch::run(&command.into(), &limits));
+        }
+        Command::Init(command) => init::run(&command.into(), network)?,
+        Command::Sidecar(command) => sidecar::run(&command.into(), network)?,
         Command::Pull(command) => {
             let reference = Reference::parse(&command.reference)?;
-            let client = RegistryClient::new(ClientOptions::new(command.plain_http))?;
-            let written =
-                transfer::pull_to_dir(&client, &reference, &command.output, !command.no_unpack)?;
+            let client =
+                RegistryClient::new(network.apply(ClientOptions::new(command.plain_http)))?;
+            // An interrupted pull removes what it wrote (issue 16).
+            oras_agent::cleanup::remove_on_signal()?;
+            let limits = UnpackLimits::from(&command.unpack_limits);
+            let written = transfer::pull_to_dir_with_limits(
+                &client,
+                &reference,
+                &command.output,
+                !command.no_unpack,
+                (&limits).into(),
+            )?;
             for path in written {
                 println!("{}", path.display());
             }
         }
         Command::Push(command) => {
             let reference = Reference::parse(&command.reference)?;
-            let client = RegistryClient::new(ClientOptions::new(command.plain_http))?;
+            let client =
+                RegistryClient::new(network.apply(ClientOptions::new(command.plain_http)))?;
             let digest = transfer::push_paths(&client, &reference, &command.paths)?;
             println!("{reference}@{digest}");
         }

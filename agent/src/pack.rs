@@ -51,6 +51,26 @@ pub enum PackError {
     /// The path is neither a file nor a directory.
     #[error("cannot pack {0}: only regular files and directories can be pushed")]
     Unsupported(PathBuf),
+    /// A symlink inside a pushed directory points outside it.
+    #[error(
+        "cannot pack {path}: it is a symlink to {target}, outside the directory being pushed; the agent's pull refuses such links, so nothing was pushed: copy the target in or remove the link"
+    )]
+    LinkEscapes {
+        /// The link.
+        path: PathBuf,
+        /// Its target.
+        target: PathBuf,
+    },
+    /// A name the agent's pull would refuse.
+    #[error(
+        "cannot pack {path:?}: its name {reason}; the agent's pull refuses such names, so nothing was pushed: rename it"
+    )]
+    UnpullableName {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with the name.
+        reason: String,
+    },
     /// Two paths have the same title.
     #[error("cannot pack {0}: another path has the same title; push them from different folders")]
     DuplicateTitle(String),
@@ -113,6 +133,7 @@ pub fn pack_paths(paths: &[PathBuf], scratch: &Path) -> Result<Vec<PackedLayer>,
     let mut titles = std::collections::HashSet::new();
     for path in paths {
         let title = title_for(path)?;
+        check_name(path, &title)?;
         if !titles.insert(title.clone()) {
             return Err(PackError::DuplicateTitle(title));
         }
@@ -169,7 +190,8 @@ pub fn pack_directory(dir: &Path, title: &str, scratch: &Path) -> Result<PackedL
     let encoder = GzEncoder::new(gzip_hashing, Compression::new(gzip_level()));
     let mut builder = tar::Builder::new(HashingWriter::new(encoder));
     builder.follow_symlinks(false);
-    append_tree(&mut builder, dir, Path::new(title))?;
+    // The directory itself is followed when it is a symlink: the user named it (issue 16).
+    append_tree(&mut builder, dir, Path::new(title), Path::new(title), true)?;
     let finish = |e: io::Error| PackError::Io {
         path: content.clone(),
         source: e,
@@ -198,13 +220,38 @@ pub fn pack_directory(dir: &Path, title: &str, scratch: &Path) -> Result<PackedL
     })
 }
 
+/// Refuses a name the agent's pull would refuse: not UTF-8, or with control characters.
+fn check_name(path: &Path, name: &str) -> Result<(), PackError> {
+    if name.chars().any(char::is_control) {
+        return Err(PackError::UnpullableName {
+            path: path.to_path_buf(),
+            reason: "contains control characters".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Appends `path` as `name`, and its children sorted by name (so packing is reproducible).
+/// `root` is the title every entry lies under; `follow` reads through `path` when it is a
+/// symlink (only for the directory the user named).
 fn append_tree<W: Write>(
     builder: &mut tar::Builder<W>,
     path: &Path,
     name: &Path,
+    root: &Path,
+    follow: bool,
 ) -> Result<(), PackError> {
-    let metadata = std::fs::symlink_metadata(path).map_err(io_err(path))?;
+    let metadata = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    }
+    .map_err(io_err(path))?;
+    let text = name.to_str().ok_or_else(|| PackError::UnpullableName {
+        path: path.to_path_buf(),
+        reason: "is not UTF-8".into(),
+    })?;
+    check_name(path, text)?;
     let mut header = tar::Header::new_gnu();
     header.set_metadata_in_mode(&metadata, tar::HeaderMode::Complete);
     // Owners mean nothing on the pulling side: oras-go zeroes them too.
@@ -215,6 +262,17 @@ fn append_tree<W: Write>(
     let file_type = metadata.file_type();
     if file_type.is_symlink() {
         let target = std::fs::read_link(path).map_err(io_err(path))?;
+        // The pull resolves links lexically from their directory and refuses any that leave
+        // the target; a link leaving the pushed directory is refused here, where it can be
+        // fixed, instead of there.
+        let inside = crate::unpack::resolve_link_target(name, &target)
+            .is_some_and(|resolved| resolved.starts_with(root));
+        if !inside {
+            return Err(PackError::LinkEscapes {
+                path: path.to_path_buf(),
+                target,
+            });
+        }
         header.set_size(0);
         builder
             .append_link(&mut header, name, &target)
@@ -230,7 +288,13 @@ fn append_tree<W: Write>(
             .map_err(io_err(path))?;
         children.sort_by_key(|entry| entry.file_name());
         for child in children {
-            append_tree(builder, &child.path(), &name.join(child.file_name()))?;
+            append_tree(
+                builder,
+                &child.path(),
+                &name.join(child.file_name()),
+                root,
+                false,
+            )?;
         }
     } else if file_type.is_file() {
         let file = std::fs::File::open(path).map_err(io_err(path))?;
@@ -238,8 +302,8 @@ fn append_tree<W: Write>(
             .append_data(&mut header, name, file)
             .map_err(io_err(path))?;
     } else {
-        crate::debug!(
-            "skipping {}: not a file, directory or symlink",
+        crate::info!(
+            "skipping {}: not a file, directory or symlink (a device, FIFO or socket is not pushed)",
             path.display()
         );
     }

@@ -23,6 +23,7 @@ use crate::digest::{CopyError, Digest};
 use crate::log::Progress;
 use crate::reference::Reference;
 use crate::{debug, info};
+use oras_cache_api::challenge::{RealmError, check_token_realm};
 use oras_cache_api::media_types as mt;
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -83,10 +84,35 @@ pub struct ClientOptions {
     /// PEM file of the certificate authorities to trust instead of the public web roots (for
     /// registries with a private CA); `None` trusts the bundled public roots.
     pub ca_file: Option<PathBuf>,
+    /// The read deadline: the longest the client waits for the next bytes of an answer (and for
+    /// the registry to take the next bytes of an upload). A stall counts as a failed attempt.
+    pub read_timeout: Duration,
+    /// The minimum transfer rate of a download, in bytes per second, averaged over windows of
+    /// [`ClientOptions::read_timeout`]; a slower transfer counts as a stall. 0 disables it.
+    pub min_rate: u64,
 }
 
 /// Environment variable naming [`ClientOptions::ca_file`].
 pub const ENV_CA_FILE: &str = "ORAS_AGENT_CA_FILE";
+/// Environment variable setting [`ClientOptions::read_timeout`] in seconds.
+pub const ENV_READ_TIMEOUT: &str = "ORAS_AGENT_READ_TIMEOUT";
+/// Environment variable setting [`ClientOptions::min_rate`] in bytes per second.
+pub const ENV_MIN_RATE: &str = "ORAS_AGENT_MIN_RATE";
+/// Environment variable setting [`RetryPolicy::attempts`].
+pub const ENV_ATTEMPTS: &str = "ORAS_AGENT_ATTEMPTS";
+/// Default of [`ClientOptions::read_timeout`]: a registry that sends nothing for this long is
+/// stalled. Well above a loaded registry's pauses, well below a step's patience.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 30;
+/// Default of [`ClientOptions::min_rate`]: 1 KiB/s, far below any working network, so only a
+/// trickle (a hostile or broken server) trips it.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
+/// How much longer than the read deadline a registry may take to answer a finished blob upload:
+/// committing a big blob (a copy on object storage) sends nothing for a while.
+const UPLOAD_COMMIT_FACTOR: u32 = 20;
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
 
 impl ClientOptions {
     /// Credentials from the environment and docker config, default retries, TLS unless
@@ -100,7 +126,52 @@ impl ClientOptions {
             ca_file: std::env::var_os(ENV_CA_FILE)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            read_timeout: Duration::from_secs(DEFAULT_READ_TIMEOUT_SECS),
+            min_rate: DEFAULT_MIN_RATE,
         }
+        .with_environment()
+    }
+
+    /// Applies `ORAS_AGENT_READ_TIMEOUT`, `ORAS_AGENT_MIN_RATE` and `ORAS_AGENT_ATTEMPTS` when
+    /// set (so that every role honours them from the pod's environment).
+    fn with_environment(mut self) -> ClientOptions {
+        if let Some(secs) = env_number(ENV_READ_TIMEOUT).filter(|s| *s > 0) {
+            self.read_timeout = Duration::from_secs(secs);
+        }
+        if let Some(rate) = env_number(ENV_MIN_RATE) {
+            self.min_rate = rate;
+        }
+        if let Some(attempts) = env_number(ENV_ATTEMPTS).filter(|a| *a > 0) {
+            self.retry.attempts = attempts.min(u64::from(u32::MAX)) as u32;
+        }
+        self
+    }
+}
+
+/// Network settings given on the command line; they win over the environment variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkOverrides {
+    /// [`ClientOptions::read_timeout`] in seconds.
+    pub read_timeout_secs: Option<u64>,
+    /// [`ClientOptions::min_rate`] in bytes per second.
+    pub min_rate: Option<u64>,
+    /// [`RetryPolicy::attempts`].
+    pub attempts: Option<u32>,
+}
+
+impl NetworkOverrides {
+    /// Sets what was given on `options`.
+    pub fn apply(&self, mut options: ClientOptions) -> ClientOptions {
+        if let Some(secs) = self.read_timeout_secs.filter(|s| *s > 0) {
+            options.read_timeout = Duration::from_secs(secs);
+        }
+        if let Some(rate) = self.min_rate {
+            options.min_rate = rate;
+        }
+        if let Some(attempts) = self.attempts.filter(|a| *a > 0) {
+            options.retry.attempts = attempts;
+        }
+        options
     }
 }
 
@@ -141,6 +212,22 @@ pub enum RegistryError {
         /// The last error.
         source: Box<ureq::Error>,
     },
+    /// The registry stopped sending (or sent too slowly) on every attempt.
+    #[error(
+        "{what} from {host} stalled: {reason}; gave up after {attempts} attempt(s) and {waited_secs:.1} s waited; on a slow network raise --read-timeout or lower --min-rate ({ENV_READ_TIMEOUT}, {ENV_MIN_RATE})"
+    )]
+    Stalled {
+        /// The operation (it names the blob or manifest).
+        what: String,
+        /// The registry host.
+        host: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Seconds from the first attempt to giving up.
+        waited_secs: f64,
+        /// The last stall.
+        reason: String,
+    },
     /// The registry answered with an unexpected status.
     #[error("registry answered HTTP {status} to {what} ({url}): {body}")]
     Status {
@@ -172,6 +259,14 @@ pub enum RegistryError {
         realm: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The registry names a token realm the client must not contact.
+    #[error("registry {registry}: {source}")]
+    TokenRealm {
+        /// The registry host.
+        registry: String,
+        /// Why the realm is refused (it names the realm).
+        source: RealmError,
     },
     /// Downloaded content does not match its digest.
     #[error("{what}: content digest is {actual}, expected {expected}; the download was discarded")]
@@ -256,6 +351,11 @@ impl RegistryClient {
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(options.connect_timeout))
+            // Each read and write waits at most the deadline, and the whole head of an answer
+            // must come within it, so a server that trickles headers is a stall too.
+            .timeout_per_read(Some(options.read_timeout))
+            .timeout_per_write(Some(options.read_timeout))
+            .timeout_recv_response(Some(options.read_timeout))
             .user_agent(concat!("oras-agent/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &options.ca_file {
             let roots = read_ca_file(path)?;
@@ -394,6 +494,7 @@ impl RegistryClient {
         }
         let what = format!("upload blob {} ({label})", info.digest);
         let mut failures = 0;
+        let first_attempt = std::time::Instant::now();
         loop {
             let start_url = format!("{}/blobs/uploads/", self.repository_url(reference));
             let started = self.execute(
@@ -426,6 +527,10 @@ impl RegistryClient {
             )
             .header("Content-Type", "application/octet-stream")
             .header("Content-Length", info.size.to_string())
+            .config()
+            .timeout_per_read(Some(self.options.read_timeout * UPLOAD_COMMIT_FACTOR))
+            .timeout_recv_response(Some(self.options.read_timeout * UPLOAD_COMMIT_FACTOR))
+            .build()
             .send(ureq::SendBody::from_reader(&mut progress));
             match attempt {
                 Ok(response) if response.status().as_u16() == 201 => {
@@ -440,12 +545,9 @@ impl RegistryClient {
                     if failures >= self.options.retry.attempts {
                         return Err(match outcome {
                             Ok(response) => status_error(&what, &put_url, response),
-                            Err(source) => RegistryError::Unreachable {
-                                what,
-                                url: put_url,
-                                attempts: failures,
-                                source: Box::new(source),
-                            },
+                            Err(source) => {
+                                self.give_up(&what, &put_url, failures, first_attempt, source)
+                            }
                         });
                     }
                     let wait = self.options.retry.backoff(failures);
@@ -512,7 +614,7 @@ impl RegistryClient {
             return Err(status_error(&what, &url, response));
         }
         let content_type = header(&response, "content-type").unwrap_or_default();
-        let bytes = read_limited(&mut response, MAX_MANIFEST_BYTES, &what)?;
+        let bytes = read_limited(self, &mut response, MAX_MANIFEST_BYTES, &what, &url)?;
         let digest = Digest::of_bytes(&bytes);
         if let Some(expected) = &reference.digest
             && *expected != digest
@@ -547,7 +649,8 @@ impl RegistryClient {
     ) -> Result<Vec<u8>, RegistryError> {
         let what = format!("pull blob {digest}");
         let mut response = self.get_blob(reference, digest, &what)?;
-        let bytes = read_limited(&mut response, max_size, &what)?;
+        let url = self.blob_url(reference, digest);
+        let bytes = read_limited(self, &mut response, max_size, &what, &url)?;
         let actual = Digest::of_bytes(&bytes);
         if actual != *digest {
             return Err(RegistryError::DigestMismatch {
@@ -603,6 +706,7 @@ impl RegistryClient {
             .unwrap_or(Path::new("."));
         let what = format!("pull blob {digest}");
         let mut failures = 0;
+        let started = std::time::Instant::now();
         loop {
             let mut temp = tempfile::Builder::new()
                 .prefix(".oras-agent-")
@@ -615,7 +719,7 @@ impl RegistryClient {
                 expected_size,
             );
             let copied = crate::digest::copy_hashing(
-                &mut response.body_mut().as_reader(),
+                &mut self.guarded(response.body_mut().as_reader()),
                 temp.as_file_mut(),
                 expected_size,
                 &mut |n| progress.advance(n),
@@ -656,18 +760,77 @@ impl RegistryClient {
                 Err(CopyError::Read(e)) => {
                     failures += 1;
                     if failures >= self.options.retry.attempts {
-                        return Err(RegistryError::Unreachable {
-                            what,
-                            url: self.blob_url(reference, digest),
-                            attempts: failures,
-                            source: Box::new(ureq::Error::Io(e)),
-                        });
+                        let url = self.blob_url(reference, digest);
+                        return Err(self.give_up(
+                            &what,
+                            &url,
+                            failures,
+                            started,
+                            ureq::Error::Io(e),
+                        ));
                     }
                     let wait = self.options.retry.backoff(failures);
                     info!("{what}: download interrupted ({e}), retrying in {wait:?}");
                     std::thread::sleep(wait);
                 }
             }
+        }
+    }
+
+    /// `inner` (a response body) failing as a stall when it falls below the minimum rate.
+    fn guarded<R: Read>(&self, inner: R) -> RateGuard<R> {
+        RateGuard::new(inner, self.options.read_timeout, self.options.min_rate)
+    }
+
+    /// Why `error` is a stall (a deadline or the minimum rate passed), or `None` for any other
+    /// failure.
+    fn stall_reason(&self, error: &ureq::Error) -> Option<String> {
+        let deadline = self.options.read_timeout.as_secs_f64();
+        match error {
+            ureq::Error::Timeout(ureq::Timeout::PerRead) => Some(format!(
+                "nothing received for {deadline} s (the read deadline)"
+            )),
+            ureq::Error::Timeout(ureq::Timeout::PerWrite) => Some(format!(
+                "the registry took nothing for {deadline} s (the read deadline)"
+            )),
+            ureq::Error::Timeout(ureq::Timeout::RecvResponse) => Some(format!(
+                "no complete answer within {deadline} s (the read deadline)"
+            )),
+            ureq::Error::Timeout(other) => Some(format!("timeout ({other})")),
+            ureq::Error::Io(e) => {
+                if let Some(inner) = e.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()) {
+                    return self.stall_reason(inner);
+                }
+                (e.kind() == io::ErrorKind::TimedOut).then(|| e.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// The final error after `attempts` failed attempts, the last with `error`: a stall names the
+    /// time waited, anything else the address.
+    fn give_up(
+        &self,
+        what: &str,
+        url: &str,
+        attempts: u32,
+        started: std::time::Instant,
+        error: ureq::Error,
+    ) -> RegistryError {
+        match self.stall_reason(&error) {
+            Some(reason) => RegistryError::Stalled {
+                what: what.into(),
+                host: host_of(url),
+                attempts,
+                waited_secs: started.elapsed().as_secs_f64(),
+                reason,
+            },
+            None => RegistryError::Unreachable {
+                what: what.into(),
+                url: url.into(),
+                attempts,
+                source: Box::new(error),
+            },
         }
     }
 
@@ -701,6 +864,7 @@ impl RegistryClient {
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let mut failures = 0;
         let mut authenticated = false;
+        let started = std::time::Instant::now();
         loop {
             let authorization = self.cached_authorization(reference, operation);
             debug!("{what}: {url}");
@@ -734,14 +898,10 @@ impl RegistryClient {
                     if !(retry && is_retryable_error(&error))
                         || failures + 1 >= self.options.retry.attempts
                     {
-                        return Err(RegistryError::Unreachable {
-                            what: what.into(),
-                            url: url.into(),
-                            attempts: failures + 1,
-                            source: Box::new(error),
-                        });
+                        return Err(self.give_up(what, url, failures + 1, started, error));
                     }
-                    error.to_string()
+                    self.stall_reason(&error)
+                        .unwrap_or_else(|| error.to_string())
                 }
             };
             failures += 1;
@@ -805,6 +965,16 @@ impl RegistryClient {
                 realm: "<none>".into(),
                 reason: "the Bearer challenge has no realm".into(),
             })?;
+        // Checked before anything is sent: a plain-HTTP realm of an HTTPS registry gets neither
+        // the credentials nor a request (the rule and the clients it was compared with:
+        // oras_cache_api::challenge::check_token_realm; oras-go registry/remote/auth/client.go
+        // sends credentials to any realm).
+        check_token_realm(&realm, self.options.plain_http).map_err(|source| {
+            RegistryError::TokenRealm {
+                registry: reference.registry.clone(),
+                source,
+            }
+        })?;
         let actions = match operation {
             Operation::Pull => "pull",
             Operation::Push => "pull,push",
@@ -836,7 +1006,7 @@ impl RegistryClient {
                 }
             )));
         }
-        let body = read_limited(&mut response, 1024 * 1024, "token")?;
+        let body = read_limited(self, &mut response, 1024 * 1024, "token", &realm)?;
         let json: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| token_error(e.to_string()))?;
         json.get("token")
@@ -925,20 +1095,30 @@ fn status_error(what: &str, url: &str, mut response: Response<ureq::Body>) -> Re
     }
 }
 
+/// Reads a small body into memory through the client's [`RateGuard`]; `url` names the host in a
+/// stall.
 fn read_limited(
+    client: &RegistryClient,
     response: &mut Response<ureq::Body>,
     limit: u64,
     what: &str,
+    url: &str,
 ) -> Result<Vec<u8>, RegistryError> {
+    let started = std::time::Instant::now();
     let mut bytes = Vec::new();
-    response
-        .body_mut()
-        .as_reader()
+    client
+        .guarded(response.body_mut().as_reader())
         .take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| RegistryError::Protocol {
-            what: what.into(),
-            reason: e.to_string(),
+        .map_err(|e| {
+            let error = ureq::Error::Io(e);
+            match client.stall_reason(&error) {
+                Some(_) => client.give_up(what, url, 1, started, error),
+                None => RegistryError::Protocol {
+                    what: what.into(),
+                    reason: error.to_string(),
+                },
+            }
         })?;
     if bytes.len() as u64 > limit {
         return Err(RegistryError::TooLarge {
@@ -947,6 +1127,63 @@ fn read_limited(
         });
     }
     Ok(bytes)
+}
+
+/// `https://host:port/v2/...` → `host:port`.
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+/// A reader that fails with `TimedOut` when fewer than `min_rate` bytes per second arrived over
+/// a window of `window`: a server that sends a byte just often enough to beat the read deadline
+/// is still a stall. The last, partial window is not judged.
+struct RateGuard<R> {
+    inner: R,
+    window: Duration,
+    min_rate: u64,
+    window_start: std::time::Instant,
+    window_bytes: u64,
+}
+
+impl<R> RateGuard<R> {
+    fn new(inner: R, window: Duration, min_rate: u64) -> RateGuard<R> {
+        RateGuard {
+            inner,
+            window: window.max(Duration::from_millis(1)),
+            min_rate,
+            window_start: std::time::Instant::now(),
+            window_bytes: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for RateGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 || self.min_rate == 0 {
+            return Ok(n);
+        }
+        self.window_bytes += n as u64;
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= self.window {
+            let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
+            if rate < self.min_rate as f64 {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{} bytes in {:.1} s ({rate:.0} B/s), below the minimum rate of {} B/s",
+                        self.window_bytes,
+                        elapsed.as_secs_f64(),
+                        self.min_rate
+                    ),
+                ));
+            }
+            self.window_start = std::time::Instant::now();
+            self.window_bytes = 0;
+        }
+        Ok(n)
+    }
 }
 
 struct ProgressReader<R> {
@@ -986,6 +1223,54 @@ mod tests {
         assert_eq!(policy.backoff(2), Duration::from_secs(1));
         assert_eq!(policy.backoff(5), Duration::from_secs(8));
         assert_eq!(policy.backoff(30), Duration::from_secs(8));
+    }
+
+    /// A reader that yields one byte per call, sleeping `pause` first.
+    struct Slow {
+        left: usize,
+        pause: Duration,
+    }
+
+    impl Read for Slow {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            std::thread::sleep(self.pause);
+            self.left -= 1;
+            buf[0] = b'x';
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn the_rate_guard_fails_a_trickle_as_timed_out_and_passes_fast_or_disabled_reads() {
+        let trickle = Slow {
+            left: 1000,
+            pause: Duration::from_millis(5),
+        };
+        let mut guard = RateGuard::new(trickle, Duration::from_millis(50), 1_000_000);
+        let error = io::copy(&mut guard, &mut io::sink()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(error.to_string().contains("minimum rate"), "{error}");
+
+        let mut fast = RateGuard::new(&[7u8; 100_000][..], Duration::from_millis(1), 1);
+        assert_eq!(io::copy(&mut fast, &mut io::sink()).unwrap(), 100_000);
+        let disabled = Slow {
+            left: 5,
+            pause: Duration::from_millis(2),
+        };
+        let mut off = RateGuard::new(disabled, Duration::from_millis(1), 0);
+        assert_eq!(io::copy(&mut off, &mut io::sink()).unwrap(), 5);
+    }
+
+    #[test]
+    fn hosts_are_read_from_urls() {
+        assert_eq!(
+            host_of("https://r.example:5000/v2/a/blobs/x"),
+            "r.example:5000"
+        );
+        assert_eq!(host_of("http://127.0.0.1:1/token?x=y"), "127.0.0.1:1");
     }
 
     #[test]

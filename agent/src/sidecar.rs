@@ -7,7 +7,7 @@
 
 use crate::layout::Layout;
 use crate::reference::{Reference, ReferenceError};
-use crate::registry::{ClientOptions, RegistryClient};
+use crate::registry::{ClientOptions, NetworkOverrides, RegistryClient};
 use crate::transfer::{TransferError, push_layout};
 use crate::{debug, info};
 use oras_cache_api::agent::{
@@ -51,8 +51,8 @@ pub enum SidecarError {
     },
 }
 
-/// Runs the sidecar role.
-pub fn run(args: &SidecarArgs) -> Result<(), SidecarError> {
+/// Runs the sidecar role; `network` are the command line's network settings.
+pub fn run(args: &SidecarArgs, network: &NetworkOverrides) -> Result<(), SidecarError> {
     let reference = Reference::parse(&args.output)?;
     let share = Path::new(&args.share);
     let status = wait_for_status(share, args)?;
@@ -71,7 +71,7 @@ pub fn run(args: &SidecarArgs) -> Result<(), SidecarError> {
         source,
     };
     let layout = Layout::open(&share.join(OUTPUTS_DIR)).map_err(|e| push_error(e.into()))?;
-    let client = RegistryClient::new(ClientOptions::new(args.plain_http))
+    let client = RegistryClient::new(network.apply(ClientOptions::new(args.plain_http)))
         .map_err(|e| push_error(e.into()))?;
     push_layout(&client, &layout, &reference).map_err(push_error)?;
     Ok(())

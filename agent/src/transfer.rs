@@ -9,7 +9,7 @@ use crate::manifest::{Descriptor, ImageManifest, ManifestError};
 use crate::pack::{PackError, PackedLayer};
 use crate::reference::Reference;
 use crate::registry::{BlobInfo, RegistryClient, RegistryError};
-use crate::unpack::{PlaceError, PlaceMode, Placer};
+use crate::unpack::{Limits, PlaceError, PlaceMode, Placer};
 use crate::{Digest, info};
 use oras_cache_api::media_types as mt;
 use std::collections::BTreeMap;
@@ -168,6 +168,8 @@ pub fn pull_to_layout(
             source,
         }
     })?;
+    // Titles are printed below: one with control characters is refused before it is.
+    crate::unpack::check_titles(&manifest.layers)?;
     let layout = Layout::create(root)?;
     if manifest.config.size <= MAX_CONFIG_BYTES && !layout.has_blob(&manifest.config.digest) {
         let config =
@@ -208,6 +210,15 @@ pub fn place_layout(
     mode: PlaceMode,
 ) -> Result<Vec<PathBuf>, TransferError> {
     let (manifest, _, _) = layout.manifest()?;
+    let placed: Vec<Descriptor> = manifest
+        .layers
+        .iter()
+        .filter(|layer| layer.media_type != mt::EMPTY_CONFIG)
+        .cloned()
+        .collect();
+    // Every title is claimed on trial first: two layers on one path fail before either is
+    // written.
+    placer.precheck(owner, &placed)?;
     // Layers with the same content share one blob: only its last use may consume it.
     let mut uses: std::collections::HashMap<&Digest, usize> = std::collections::HashMap::new();
     for layer in &manifest.layers {
@@ -235,30 +246,58 @@ pub fn place_layout(
     Ok(written)
 }
 
-/// `oras pull`: pulls `reference` and places its layers into `out_dir`.
+/// `oras pull`: pulls `reference` and places its layers into `out_dir`, with the default unpack
+/// limits (see [`pull_to_dir_with_limits`]).
 pub fn pull_to_dir(
     client: &RegistryClient,
     reference: &Reference,
     out_dir: &Path,
     unpack: bool,
 ) -> Result<Vec<PathBuf>, TransferError> {
-    let mut placer = Placer::new(out_dir, unpack)?;
-    // Blobs land in a scratch layout inside the target so that placing them is a rename.
-    let scratch = tempfile::Builder::new()
-        .prefix(".oras-agent-pull-")
-        .tempdir_in(placer.root())
+    pull_to_dir_with_limits(client, reference, out_dir, unpack, Limits::default())
+}
+
+/// `oras pull`: pulls `reference` and places its layers into `out_dir`, directory layers
+/// unpacked within `limits` when `unpack`. On failure, what the pull wrote is removed (the
+/// scratch directory with its partial blobs, and every file already placed).
+pub fn pull_to_dir_with_limits(
+    client: &RegistryClient,
+    reference: &Reference,
+    out_dir: &Path,
+    unpack: bool,
+    limits: Limits,
+) -> Result<Vec<PathBuf>, TransferError> {
+    let mut placer = Placer::new(out_dir, unpack)?.with_limits(limits);
+    // Blobs land in a scratch layout inside the target so that placing them is a rename. It is
+    // tracked so that a signal removes it too (a TempDir is only removed by a destructor).
+    let scratch_tracker = crate::cleanup::Tracker::new();
+    let scratch = scratch_tracker
+        .create_then_record(
+            || {
+                tempfile::Builder::new()
+                    .prefix(".oras-agent-pull-")
+                    .tempdir_in(placer.root())
+            },
+            |dir| dir.path().to_path_buf(),
+        )
         .map_err(|source| TransferError::Scratch {
             path: out_dir.to_path_buf(),
             source,
         })?;
-    pull_to_layout(client, reference, scratch.path())?;
-    let layout = Layout::open(scratch.path())?;
-    place_layout(
-        &layout,
-        &mut placer,
-        &reference.to_string(),
-        PlaceMode::Move,
-    )
+    let placed = pull_to_layout(client, reference, scratch.path())
+        .and_then(|_| Ok(Layout::open(scratch.path())?))
+        .and_then(|layout| {
+            place_layout(
+                &layout,
+                &mut placer,
+                &reference.to_string(),
+                PlaceMode::Move,
+            )
+        });
+    if placed.is_err() {
+        placer.rollback();
+    }
+    placed
 }
 
 /// Now as RFC 3339 UTC (`2026-11-23T10:00:00Z`), for `org.opencontainers.image.created`.

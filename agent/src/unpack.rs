@@ -7,8 +7,14 @@
 //! before its first entry is written: the whole tar stream is checked (names, links, and the
 //! uncompressed digest of `io.deis.oras.content.digest`) in a first pass, then extracted in a
 //! second one that re-checks the disk. Two layers (of one artifact or of several inputs) that
-//! would write the same path are an error.
+//! would write the same path are an error, found before anything is written.
+//!
+//! Issue 16 added: a directory layer may not expand past [`Limits`] (checked in the first pass,
+//! so a gzip bomb is refused before a byte of it is written); titles and entry names with
+//! control characters, and device, FIFO and sparse entries, are refused with a message; and the
+//! [`Placer`] records what it creates, so that a failed pull can remove it ([`Placer::rollback`]).
 
+use crate::cleanup::Tracker;
 use crate::digest::{CopyError, Digest, HashingReader, copy_hashing};
 use crate::manifest::Descriptor;
 use flate2::read::GzDecoder;
@@ -39,6 +45,16 @@ pub enum PlaceError {
         /// The entry name.
         entry: String,
         /// Why.
+        reason: String,
+    },
+    /// A directory layer expands past the limits.
+    #[error(
+        "refusing directory layer {title:?}: {reason}; nothing past the limit was written (raise --max-unpacked-size or --max-unpack-ratio if the layer is expected)"
+    )]
+    TooLarge {
+        /// The layer title.
+        title: String,
+        /// Which limit, and the sizes.
         reason: String,
     },
     /// Two layers write the same path.
@@ -126,7 +142,7 @@ pub fn clean_relative(path: &str) -> Result<PathBuf, String> {
 }
 
 /// Resolves a symlink target lexically from the link's directory; `None` when it leaves the root.
-fn resolve_link_target(link: &Path, target: &Path) -> Option<PathBuf> {
+pub(crate) fn resolve_link_target(link: &Path, target: &Path) -> Option<PathBuf> {
     if target.is_absolute() {
         return None;
     }
@@ -147,11 +163,91 @@ fn resolve_link_target(link: &Path, target: &Path) -> Option<PathBuf> {
     Some(parts.iter().collect())
 }
 
+/// Uncompressed size past which [`Limits::max_ratio`] applies: below it, any ratio is fine (small
+/// zero-filled files compress a thousand times and harm nobody).
+pub const RATIO_FLOOR: u64 = 256 * 1024 * 1024;
+
+/// How far one directory layer may expand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest uncompressed tar size, in bytes.
+    pub max_size: u64,
+    /// Largest uncompressed/compressed ratio once past [`RATIO_FLOOR`]; 0 disables.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::from(&oras_cache_api::agent::UnpackLimits::default())
+    }
+}
+
+impl From<&oras_cache_api::agent::UnpackLimits> for Limits {
+    fn from(limits: &oras_cache_api::agent::UnpackLimits) -> Self {
+        Limits {
+            max_size: limits
+                .max_unpacked_size
+                .unwrap_or(oras_cache_api::agent::DEFAULT_MAX_UNPACKED_SIZE),
+            max_ratio: limits
+                .max_unpack_ratio
+                .unwrap_or(oras_cache_api::agent::DEFAULT_MAX_UNPACK_RATIO),
+        }
+    }
+}
+
+impl Limits {
+    /// Whether `uncompressed` bytes out of a `compressed`-byte layer are still within the limits;
+    /// the reason when not.
+    pub fn check(&self, uncompressed: u64, compressed: u64) -> Result<(), String> {
+        if uncompressed > self.max_size {
+            return Err(format!(
+                "it expands past {} bytes (--max-unpacked-size {})",
+                self.max_size,
+                crate::log::human_bytes(self.max_size)
+            ));
+        }
+        if self.max_ratio > 0
+            && uncompressed > RATIO_FLOOR
+            && uncompressed > compressed.max(1).saturating_mul(self.max_ratio)
+        {
+            return Err(format!(
+                "it expands past {uncompressed} bytes from {compressed} compressed, more than {} times (--max-unpack-ratio)",
+                self.max_ratio
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Counts what the decompressor yields and fails once [`Limits`] are passed; the reason is kept
+/// in `exceeded` so that the caller can tell this failure from a broken archive.
+struct Bounded<R> {
+    inner: R,
+    limits: Limits,
+    compressed: u64,
+    read: u64,
+    exceeded: std::rc::Rc<std::cell::RefCell<Option<String>>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if let Err(reason) = self.limits.check(self.read, self.compressed) {
+            *self.exceeded.borrow_mut() = Some(reason.clone());
+            return Err(io::Error::other(reason));
+        }
+        Ok(n)
+    }
+}
+
 /// Places layers into one target directory and remembers what each wrote.
 pub struct Placer {
     root: PathBuf,
     unpack: bool,
     claimed: Vec<(PathBuf, String)>,
+    limits: Limits,
+    created: Tracker,
 }
 
 impl Placer {
@@ -164,7 +260,41 @@ impl Placer {
             root,
             unpack,
             claimed: Vec::new(),
+            limits: Limits::default(),
+            created: Tracker::new(),
         })
+    }
+
+    /// The same placer with other unpack limits.
+    pub fn with_limits(mut self, limits: Limits) -> Placer {
+        self.limits = limits;
+        self
+    }
+
+    /// Removes everything this placer created (files, entries, directories), newest first: what
+    /// a failed pull wrote. Paths that existed before are left alone.
+    pub fn rollback(&mut self) {
+        self.created.remove_all();
+        self.claimed.clear();
+    }
+
+    /// Checks, writing nothing, that `layers` can all be claimed by `owner`: safe titles, no
+    /// control characters, no two layers (nor an earlier owner) on one path. Run before the first
+    /// layer is placed, so a conflict leaves nothing behind.
+    pub fn precheck(&self, owner: &str, layers: &[Descriptor]) -> Result<(), PlaceError> {
+        let mut trial = Placer {
+            root: self.root.clone(),
+            unpack: self.unpack,
+            claimed: self.claimed.clone(),
+            limits: self.limits,
+            created: Tracker::new(),
+        };
+        for layer in layers {
+            if let Some(title) = placed_title(layer, self.unpack) {
+                trial.claim(owner, &title)?;
+            }
+        }
+        Ok(())
     }
 
     /// The (canonical) target directory.
@@ -212,7 +342,9 @@ impl Placer {
         match mode {
             PlaceMode::Move => {
                 // rename(2) replaces a symlink at the destination instead of following it.
-                std::fs::rename(blob, &destination).map_err(io_err(&destination))?;
+                self.created
+                    .create(&destination, || std::fs::rename(blob, &destination))
+                    .map_err(io_err(&destination))?;
             }
             PlaceMode::Copy => {
                 let parent = destination.parent().unwrap_or(&self.root);
@@ -237,10 +369,11 @@ impl Placer {
                         actual,
                     });
                 }
-                temp.persist(&destination).map_err(|e| PlaceError::Io {
-                    path: destination.clone(),
-                    source: e.error,
-                })?;
+                self.created
+                    .create(&destination, || {
+                        temp.persist(&destination).map(|_| ()).map_err(|e| e.error)
+                    })
+                    .map_err(io_err(&destination))?;
             }
         }
         crate::debug!("{owner}: wrote {}", destination.display());
@@ -250,6 +383,7 @@ impl Placer {
     /// Records that `owner` writes `title`, refusing unsafe titles and overlaps with what other
     /// owners (or the same one) claimed before. Returns the cleaned relative path.
     pub fn claim(&mut self, owner: &str, title: &str) -> Result<PathBuf, PlaceError> {
+        check_title(title)?;
         let relative = clean_relative(title).map_err(|reason| PlaceError::UnsafeTitle {
             title: title.into(),
             reason,
@@ -296,7 +430,9 @@ impl Placer {
                     )));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir(&current).map_err(io_err(&current))?;
+                    self.created
+                        .create(&current, || std::fs::create_dir(&current))
+                        .map_err(io_err(&current))?;
                 }
                 Err(e) => return Err(io_err(&current)(e)),
             }
@@ -311,15 +447,31 @@ impl Placer {
         descriptor: &Descriptor,
         blob: &Path,
     ) -> Result<(), PlaceError> {
-        // Pass 1: check every name and link, and the uncompressed digest, writing nothing.
+        // Pass 1: check every name and link, the size and the uncompressed digest, writing
+        // nothing.
+        let exceeded = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let too_large = |error: io::Error| match exceeded.borrow().clone() {
+            Some(reason) => PlaceError::TooLarge {
+                title: title.into(),
+                reason,
+            },
+            None => io_err(blob)(error),
+        };
+        let bounded = |file: std::fs::File| Bounded {
+            inner: GzDecoder::new(BufReader::new(file)),
+            limits: self.limits,
+            compressed: descriptor.size,
+            read: 0,
+            exceeded: exceeded.clone(),
+        };
         let file = std::fs::File::open(blob).map_err(io_err(blob))?;
-        let mut hashing = HashingReader::new(GzDecoder::new(BufReader::new(file)));
+        let mut hashing = HashingReader::new(bounded(file));
         {
             let mut archive = tar::Archive::new(&mut hashing);
             let mut symlinks: HashSet<PathBuf> = HashSet::new();
             let mut files: HashSet<PathBuf> = HashSet::new();
-            for entry in archive.entries().map_err(io_err(blob))? {
-                let entry = entry.map_err(io_err(blob))?;
+            for entry in archive.entries().map_err(&too_large)? {
+                let entry = entry.map_err(&too_large)?;
                 let checked = check_entry(relative_title, &entry, &symlinks, Some(&files))
                     .map_err(|(entry, reason)| PlaceError::UnsafeEntry {
                         title: title.into(),
@@ -337,7 +489,7 @@ impl Placer {
                 }
             }
         }
-        io::copy(&mut hashing, &mut io::sink()).map_err(io_err(blob))?;
+        io::copy(&mut hashing, &mut io::sink()).map_err(&too_large)?;
         let actual = hashing.into_hasher().finish();
         if let Some(expected) = descriptor.annotations.get(mt::ANNOTATION_CONTENT_DIGEST)
             && *expected != actual.as_str()
@@ -349,12 +501,13 @@ impl Placer {
             });
         }
 
-        // Pass 2: extract, re-checking the disk for every parent.
+        // Pass 2: extract, re-checking the disk for every parent (and the limits, should the
+        // blob have changed in between).
         let file = std::fs::File::open(blob).map_err(io_err(blob))?;
-        let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
+        let mut archive = tar::Archive::new(bounded(file));
         let no_links = HashSet::new();
-        for entry in archive.entries().map_err(io_err(blob))? {
-            let mut entry = entry.map_err(io_err(blob))?;
+        for entry in archive.entries().map_err(&too_large)? {
+            let mut entry = entry.map_err(&too_large)?;
             let checked = check_entry(relative_title, &entry, &no_links, None).map_err(
                 |(entry, reason)| PlaceError::UnsafeEntry {
                     title: title.into(),
@@ -376,9 +529,14 @@ impl Placer {
                         Some(m) if m.is_dir() => {}
                         Some(_) => {
                             std::fs::remove_file(&destination).map_err(io_err(&destination))?;
-                            std::fs::create_dir(&destination).map_err(io_err(&destination))?;
+                            self.created
+                                .create(&destination, || std::fs::create_dir(&destination))
+                                .map_err(io_err(&destination))?;
                         }
-                        None => std::fs::create_dir(&destination).map_err(io_err(&destination))?,
+                        None => self
+                            .created
+                            .create(&destination, || std::fs::create_dir(&destination))
+                            .map_err(io_err(&destination))?,
                     }
                     continue;
                 }
@@ -398,12 +556,22 @@ impl Placer {
                 EntryKind::File => {
                     let mode = entry.header().mode().unwrap_or(0o644) & 0o777 | 0o600;
                     let mtime = entry.header().mtime().ok();
-                    let mut output = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&destination)
+                    let mut output = self
+                        .created
+                        .create(&destination, || {
+                            std::fs::OpenOptions::new()
+                                .write(true)
+                                .create_new(true)
+                                .open(&destination)
+                        })
                         .map_err(io_err(&destination))?;
-                    io::copy(&mut entry, &mut output).map_err(io_err(&destination))?;
+                    io::copy(&mut entry, &mut output).map_err(|e| {
+                        if exceeded.borrow().is_some() {
+                            too_large(e)
+                        } else {
+                            io_err(&destination)(e)
+                        }
+                    })?;
                     use std::os::unix::fs::PermissionsExt;
                     output
                         .set_permissions(std::fs::Permissions::from_mode(mode))
@@ -419,7 +587,10 @@ impl Placer {
                         .map_err(io_err(&destination))?
                         .unwrap_or_default()
                         .into_owned();
-                    std::os::unix::fs::symlink(&target, &destination)
+                    self.created
+                        .create(&destination, || {
+                            std::os::unix::fs::symlink(&target, &destination)
+                        })
                         .map_err(io_err(&destination))?;
                 }
                 EntryKind::Hardlink(source) => {
@@ -435,12 +606,45 @@ impl Placer {
                                     .into(),
                         });
                     }
-                    std::fs::hard_link(&source, &destination).map_err(io_err(&destination))?;
+                    self.created
+                        .create(&destination, || std::fs::hard_link(&source, &destination))
+                        .map_err(io_err(&destination))?;
                 }
                 EntryKind::Directory | EntryKind::Skipped => {}
             }
         }
         Ok(())
+    }
+}
+
+/// Refuses titles with control characters (a newline or an escape sequence would forge or hide
+/// log lines; errors print titles escaped).
+fn check_title(title: &str) -> Result<(), PlaceError> {
+    if title.chars().any(char::is_control) {
+        return Err(PlaceError::UnsafeTitle {
+            title: title.into(),
+            reason: "contains control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks every title of `layers` for control characters before any is printed.
+pub fn check_titles(layers: &[Descriptor]) -> Result<(), PlaceError> {
+    layers
+        .iter()
+        .filter_map(Descriptor::title)
+        .try_for_each(check_title)
+}
+
+/// The relative path a layer is placed at: its title, or `<title>.tar.gz` for a directory layer
+/// kept packed.
+fn placed_title(layer: &Descriptor, unpack: bool) -> Option<String> {
+    let title = layer.title()?;
+    if layer.is_unpack_directory() && !unpack {
+        Some(format!("{title}.tar.gz"))
+    } else {
+        Some(title.to_string())
     }
 }
 
@@ -469,6 +673,9 @@ fn check_entry<R: Read>(
     let raw = entry.path_bytes();
     let name = String::from_utf8_lossy(&raw).into_owned();
     let fail = |reason: String| (name.clone(), reason);
+    if name.chars().any(char::is_control) {
+        return Err(fail("contains control characters".into()));
+    }
     let path = clean_relative(
         std::ffi::OsStr::from_bytes(&raw)
             .to_str()
@@ -533,8 +740,28 @@ fn check_entry<R: Read>(
             )));
         }
         EntryKind::Hardlink(target)
-    } else {
+    } else if matches!(
+        entry_type,
+        tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink
+    ) {
+        // Metadata of the archive itself, not a file (the tar crate applies what it needs).
         EntryKind::Skipped
+    } else {
+        // oras-go (pkg/content/file's extractTarDirectory) writes only directories, regular
+        // files and links and drops the rest without a word; refusing says why a file is missing.
+        let kind = match entry_type {
+            tar::EntryType::Char => "a character device".to_string(),
+            tar::EntryType::Block => "a block device".to_string(),
+            tar::EntryType::Fifo => "a FIFO".to_string(),
+            tar::EntryType::GNUSparse => "a sparse file".to_string(),
+            other => format!("an entry of tar type {:?}", other.as_byte() as char),
+        };
+        return Err(fail(format!(
+            "is {kind}; only files, directories and links are unpacked"
+        )));
     };
     Ok(CheckedEntry { path, kind })
 }
@@ -551,6 +778,34 @@ mod tests {
         assert!(clean_relative("a/../../x").is_err());
         assert!(clean_relative("/etc/passwd").is_err());
         assert!(clean_relative(".").is_err());
+    }
+
+    #[test]
+    fn limits_refuse_past_the_size_and_past_the_ratio_beyond_the_floor() {
+        let limits = Limits {
+            max_size: 10 * RATIO_FLOOR,
+            max_ratio: 200,
+        };
+        assert!(limits.check(10 * RATIO_FLOOR, RATIO_FLOOR).is_ok());
+        let error = limits.check(10 * RATIO_FLOOR + 1, RATIO_FLOOR).unwrap_err();
+        assert!(error.contains("--max-unpacked-size"), "{error}");
+        // Below the floor any ratio passes: small zero-filled files are harmless.
+        assert!(limits.check(RATIO_FLOOR, 1).is_ok());
+        let error = limits.check(RATIO_FLOOR + 1, 1024 * 1024).unwrap_err();
+        assert!(error.contains("--max-unpack-ratio"), "{error}");
+        assert!(limits.check(RATIO_FLOOR + 1, RATIO_FLOOR / 100).is_ok());
+        let no_ratio = Limits {
+            max_ratio: 0,
+            ..limits
+        };
+        assert!(no_ratio.check(RATIO_FLOOR + 1, 1).is_ok());
+        assert_eq!(
+            Limits::default(),
+            Limits {
+                max_size: 10 << 30,
+                max_ratio: 200
+            }
+        );
     }
 
     #[test]

@@ -74,14 +74,14 @@ pub struct InitArgs {
 }
 
 impl InitArgs {
-    /// The argv after the binary name.
+    /// The argv after the binary name. Values are joined to their flag (`--input=VALUE`), so
+    /// that none can ever be read as a flag, whatever it starts with.
     pub fn to_args(&self) -> Vec<String> {
-        let mut args = vec!["init".to_string(), "--share".into(), self.share.clone()];
+        let mut args = vec!["init".to_string(), flag_value("--share", &self.share)];
         push_flag(&mut args, "--plain-http", self.plain_http);
         push_flag(&mut args, "--debug", self.debug);
         for input in &self.inputs {
-            args.push("--input".into());
-            args.push(input.clone());
+            args.push(flag_value("--input", input));
         }
         args
     }
@@ -111,12 +111,30 @@ pub struct LaunchArgs {
 }
 
 impl LaunchArgs {
-    /// The argv after the binary name.
+    /// The argv after the binary name, with the default unpack limits. Values are joined to
+    /// their flag (`--output-path=VALUE`), and the application's argv follows `--`, so no value
+    /// is ever read as a flag.
     pub fn to_args(&self) -> Vec<String> {
-        let mut args = vec!["launch".to_string(), "--share".into(), self.share.clone()];
+        self.to_args_with_limits(&UnpackLimits::default())
+    }
+
+    /// [`LaunchArgs::to_args`] with the unpack limits of the inputs (`--max-unpacked-size=N`,
+    /// `--max-unpack-ratio=N` when set).
+    pub fn to_args_with_limits(&self, limits: &UnpackLimits) -> Vec<String> {
+        let mut args = vec!["launch".to_string(), flag_value("--share", &self.share)];
         push_opt(&mut args, "--input-path", &self.input_path);
         push_opt(&mut args, "--output-path", &self.output_path);
         push_opt(&mut args, "--output-pipe", &self.output_pipe);
+        push_opt(
+            &mut args,
+            "--max-unpacked-size",
+            &limits.max_unpacked_size.map(|n| n.to_string()),
+        );
+        push_opt(
+            &mut args,
+            "--max-unpack-ratio",
+            &limits.max_unpack_ratio.map(|n| n.to_string()),
+        );
         push_flag(&mut args, "--no-unpack", !self.unpack);
         push_flag(&mut args, "--push-on-failure", self.push_on_failure);
         push_flag(&mut args, "--pack-outputs", self.pack_outputs);
@@ -125,6 +143,18 @@ impl LaunchArgs {
         args.extend(self.command.iter().cloned());
         args
     }
+}
+
+/// Limits of unpacking the inputs' directory layers in the launcher (and in `oras-agent pull`).
+/// A separate struct so that [`LaunchArgs`] literals stay valid; `None` means the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnpackLimits {
+    /// Largest uncompressed size in bytes of one directory layer; `None` is
+    /// [`DEFAULT_MAX_UNPACKED_SIZE`]. Passed as `--max-unpacked-size=<bytes>`.
+    pub max_unpacked_size: Option<u64>,
+    /// Largest uncompressed/compressed ratio of a directory layer past 256 MiB; `None` is
+    /// [`DEFAULT_MAX_UNPACK_RATIO`], 0 disables. Passed as `--max-unpack-ratio=<n>`.
+    pub max_unpack_ratio: Option<u64>,
 }
 
 /// Role of the push sidecar: wait for the launcher's status, then push the packed outputs.
@@ -151,18 +181,17 @@ pub const DEFAULT_START_TIMEOUT_SECS: u64 = 1800;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_SECS: u64 = 30;
 
 impl SidecarArgs {
-    /// The argv after the binary name.
+    /// The argv after the binary name, values joined to their flags.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec![
             "sidecar".to_string(),
-            "--share".into(),
-            self.share.clone(),
-            "--output".into(),
-            self.output.clone(),
-            "--start-timeout".into(),
-            self.start_timeout_secs.to_string(),
-            "--heartbeat-timeout".into(),
-            self.heartbeat_timeout_secs.to_string(),
+            flag_value("--share", &self.share),
+            flag_value("--output", &self.output),
+            flag_value("--start-timeout", &self.start_timeout_secs.to_string()),
+            flag_value(
+                "--heartbeat-timeout",
+                &self.heartbeat_timeout_secs.to_string(),
+            ),
         ];
         push_flag(&mut args, "--plain-http", self.plain_http);
         push_flag(&mut args, "--debug", self.debug);
@@ -192,11 +221,56 @@ fn push_flag(args: &mut Vec<String>, flag: &str, set: bool) {
     }
 }
 
+/// `--flag=value`: a value starting with `-` (or equal to `--`) stays a value.
+fn flag_value(flag: &str, value: &str) -> String {
+    format!("{flag}={value}")
+}
+
 fn push_opt(args: &mut Vec<String>, flag: &str, value: &Option<String>) {
     if let Some(value) = value {
-        args.push(flag.to_string());
-        args.push(value.clone());
+        args.push(flag_value(flag, value));
     }
+}
+
+/// Default of `--max-unpacked-size`: 10 GiB, far above the directory outputs workflow steps hand
+/// each other, far below what fills a node's disk by surprise.
+pub const DEFAULT_MAX_UNPACKED_SIZE: u64 = 10 * 1024 * 1024 * 1024;
+/// Default of `--max-unpack-ratio`: text compresses about 5-20 times; only long runs of one
+/// byte (a gzip bomb, or a zero-filled image) pass 200.
+pub const DEFAULT_MAX_UNPACK_RATIO: u64 = 200;
+
+/// Parses a size: plain bytes (`1048576`) or a number with a binary suffix `Ki`, `Mi`, `Gi`,
+/// `Ti` (also `K`, `M`, `G`, `T` and a trailing `B`, all powers of 1024), as the
+/// `--max-unpacked-size` flag and its annotation take it.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, suffix) = trimmed.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a size: write bytes or a number with Ki, Mi, Gi or Ti")
+    })?;
+    let suffix = suffix.trim();
+    let suffix = suffix
+        .strip_suffix(['B', 'b'])
+        .unwrap_or(suffix)
+        .trim_end_matches('i');
+    let shift = match suffix {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit: write bytes or a number with Ki, Mi, Gi or Ti"
+            ));
+        }
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[cfg(test)]
@@ -238,15 +312,45 @@ mod tests {
             argv,
             [
                 "init",
-                "--share",
-                "/mnt/oras",
+                "--share=/mnt/oras",
                 "--plain-http",
-                "--input",
-                "r:5000/a:1",
-                "--input",
-                "r:5000/b:2"
+                "--input=r:5000/a:1",
+                "--input=r:5000/b:2"
             ]
         );
+    }
+
+    #[test]
+    fn path_values_that_look_like_flags_stay_joined_to_their_flag() {
+        let argv = LaunchArgs {
+            share: SHARE_MOUNT.into(),
+            input_path: Some("--no-unpack".into()),
+            output_path: Some("--push-on-failure".into()),
+            output_pipe: Some("--".into()),
+            command: vec!["true".into()],
+            ..Default::default()
+        }
+        .to_args();
+        assert!(argv.contains(&"--input-path=--no-unpack".to_string()));
+        assert!(argv.contains(&"--output-path=--push-on-failure".to_string()));
+        assert!(argv.contains(&"--output-pipe=--".to_string()));
+        assert!(!argv.contains(&"--push-on-failure".to_string()));
+        assert_eq!(argv.iter().filter(|a| *a == "--").count(), 1);
+    }
+
+    #[test]
+    fn sizes_take_bytes_or_binary_suffixes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512Mi"), Ok(512 << 20));
+        assert_eq!(parse_size("20Gi"), Ok(20 << 30));
+        assert_eq!(parse_size("20G"), Ok(20 << 30));
+        assert_eq!(parse_size("1TiB"), Ok(1 << 40));
+        assert_eq!(parse_size(" 3 Ki "), Ok(3 << 10));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("1.5Gi").is_err());
+        assert!(parse_size("10Pi").is_err());
+        assert!(parse_size("99999999999Ti").is_err());
     }
 
     #[test]

@@ -9,5 +9,6 @@
 pub mod agent;
 pub mod annotations;
 pub mod cache;
+pub mod challenge;
 pub mod media_types;
 pub mod settings;

@@ -339,12 +339,14 @@ impl RegistryChecker {
                 );
             }
         };
-        // Basic credentials must not travel in clear text to a realm of an HTTPS registry.
-        if credentials.is_some() && !target.plain_http && token_url.scheme() != "https" {
-            return Verdict::fail(
-                "InsecureTokenRealm",
-                format!("the registry sends credentials to the plain HTTP realm {realm}; refusing"),
-            );
+        // The shared rule (oras_cache_api::challenge): a realm of an HTTPS registry must be
+        // HTTPS, credentials or not, so nothing travels in clear text to it.
+        if let Err(error) = oras_cache_api::challenge::check_token_realm(realm, target.plain_http) {
+            let reason = match error {
+                oras_cache_api::challenge::RealmError::Insecure { .. } => "InsecureTokenRealm",
+                oras_cache_api::challenge::RealmError::NotHttp { .. } => "UnsupportedChallenge",
+            };
+            return Verdict::fail(reason, error.to_string());
         }
         let mut request = self.client.get(token_url.clone());
         if let Some(credentials) = credentials {

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod hostile;
+
 /// The binary the harness runs; override with `ORAS_TEST_REGISTRY_BIN`.
 pub const DEFAULT_REGISTRY_BIN: &str = "docker-registry";
 
@@ -26,12 +28,39 @@ pub struct BasicAuth {
     pub password: String,
 }
 
+/// Token authentication (`auth.token` of distribution's configuration): the registry answers
+/// `401` with `Bearer realm="<realm>",service="<service>"` and accepts tokens signed by a
+/// throwaway certificate the harness generates (no test here needs a valid token: those that do
+/// run their own token server).
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    /// The realm URL the registry names in its challenge.
+    pub realm: String,
+    /// The `service` parameter.
+    pub service: String,
+}
+
+/// How [`Registry::spawn_with`] configures the registry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// htpasswd basic auth with these credentials.
+    pub auth: Option<BasicAuth>,
+    /// Token auth pointing at a realm (exclusive with `auth`).
+    pub token: Option<TokenAuth>,
+    /// Serve HTTPS with a certificate for `127.0.0.1` signed by a CA generated for this registry
+    /// (its PEM is [`Registry::ca_file`]); needs `openssl`.
+    pub tls: bool,
+    /// A fixed port (used to restart a registry on the address it had); `None` picks a free one.
+    pub port: Option<u16>,
+}
+
 /// A running registry on loopback, stopped when dropped.
 pub struct Registry {
     child: Option<Child>,
     addr: SocketAddr,
     dir: tempfile::TempDir,
     auth: Option<BasicAuth>,
+    options: RegistryOptions,
 }
 
 impl Registry {
@@ -54,10 +83,19 @@ impl Registry {
     /// Writes the configuration and spawns the registry; `port` picks a fixed port (used to
     /// restart a registry on the address it had).
     pub fn spawn(auth: Option<BasicAuth>, port: Option<u16>) -> std::io::Result<Registry> {
+        Self::spawn_with(RegistryOptions {
+            auth,
+            port,
+            ..Default::default()
+        })
+    }
+
+    /// Writes the configuration `options` describe and spawns the registry.
+    pub fn spawn_with(options: RegistryOptions) -> std::io::Result<Registry> {
         let dir = tempfile::Builder::new()
             .prefix("oras-test-registry-")
             .tempdir()?;
-        let port = match port {
+        let port = match options.port {
             Some(port) => port,
             None => free_port()?,
         };
@@ -66,11 +104,17 @@ impl Registry {
             child: None,
             addr,
             dir,
-            auth,
+            auth: options.auth.clone(),
+            options,
         };
         registry.write_config()?;
         registry.launch()?;
         Ok(registry)
+    }
+
+    /// The PEM of the CA that signed the registry's certificate (`tls` registries only).
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.options.tls.then(|| self.dir.path().join("ca.pem"))
     }
 
     /// Stops the registry process, keeping its storage, so that tests can see a registry go down.
@@ -97,9 +141,10 @@ impl Registry {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` for a TLS registry).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.options.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The credentials the registry requires, if any.
@@ -126,6 +171,15 @@ impl Registry {
             storage = self.storage_dir().display(),
             addr = self.addr,
         );
+        // Still inside the `http:` section.
+        if self.options.tls {
+            generate_tls(self.dir.path())?;
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                self.dir.path().join("server.pem").display(),
+                self.dir.path().join("server.key").display()
+            ));
+        }
         if let Some(auth) = &self.auth {
             let hash = bcrypt::hash(&auth.password, 4).map_err(std::io::Error::other)?;
             let htpasswd = self.dir.path().join("htpasswd");
@@ -133,6 +187,33 @@ impl Registry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: oras-cache-tests\n    path: {}\n",
                 htpasswd.display()
+            ));
+        }
+        if let Some(token) = &self.options.token {
+            // The registry only reads this certificate to verify tokens.
+            openssl(
+                self.dir.path(),
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=oras-test-token",
+                    "-keyout",
+                    "token.key",
+                    "-out",
+                    "token.pem",
+                ],
+            )?;
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: oras-test-issuer\n    rootcertbundle: {}\n",
+                token.realm,
+                token.service,
+                self.dir.path().join("token.pem").display()
             ));
         }
         std::fs::write(self.config_path(), config)
@@ -162,7 +243,13 @@ impl Registry {
                     self.log()
                 )));
             }
-            if probe_v2(self.addr).is_some() {
+            // A TLS registry does not answer plain HTTP: a connection means it listens.
+            let ready = if self.options.tls {
+                TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).is_ok()
+            } else {
+                probe_v2(self.addr).is_some()
+            };
+            if ready {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -192,6 +279,86 @@ impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs `openssl` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) -> std::io::Result<()> {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| {
+            std::io::Error::other(format!("openssl (scripts/bootstrap.sh installs it): {e}"))
+        })?;
+    if !output.status.success() {
+        return Err(std::io::Error::other(format!(
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `ca.pem`/`ca.key` and `server.pem`/`server.key` (for `IP:127.0.0.1`, signed by the CA)
+/// into `dir`.
+pub fn generate_tls(dir: &Path) -> std::io::Result<()> {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=oras-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    )?;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    )?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    )
 }
 
 /// A loopback port that was free a moment ago.

@@ -1,0 +1,551 @@
+//! Issue 16: what a hostile registry, a stalled network or a careless artifact can do. Each test
+//! failed on the agent before the issue. The real registry serves what it can show (a TLS
+//! registry naming a token realm, artifacts with crafted layers); the fakes of
+//! `oras_test_support::hostile` serve what no real registry does (stalls, a realm that records).
+
+mod common;
+
+use common::{agent, run, run_ok, tree};
+use oras_agent::manifest::{Descriptor, ImageManifest};
+use oras_agent::registry::{ClientOptions, RegistryClient};
+use oras_agent::{Digest, Reference};
+use oras_cache_api::media_types as mt;
+use oras_test_support::hostile::{BlobBehaviour, FakeRegistry, RecordingServer};
+use oras_test_support::{Registry, RegistryOptions, TokenAuth};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn titled(title: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(mt::ANNOTATION_TITLE.to_string(), title.to_string())])
+}
+
+fn directory(title: &str) -> BTreeMap<String, String> {
+    let mut annotations = titled(title);
+    annotations.insert(mt::ANNOTATION_UNPACK.into(), "true".into());
+    annotations
+}
+
+/// Pushes an artifact of `layers` (annotations, media type, blob) to the real registry.
+fn push_crafted(
+    registry: &Registry,
+    repo: &str,
+    layers: Vec<(BTreeMap<String, String>, &str, Vec<u8>)>,
+) -> Reference {
+    let client = RegistryClient::new(ClientOptions::new(true)).unwrap();
+    let reference = Reference::parse(&format!("{}/{repo}:v1", registry.host())).unwrap();
+    client.push_blob_bytes(&reference, b"{}").unwrap();
+    let manifest = artifact(
+        layers
+            .into_iter()
+            .map(|(annotations, media_type, blob)| {
+                let info = client.push_blob_bytes(&reference, &blob).unwrap();
+                descriptor(annotations, media_type, &blob, info.digest)
+            })
+            .collect(),
+    );
+    client
+        .push_manifest(&reference, &manifest, mt::OCI_MANIFEST)
+        .unwrap();
+    reference
+}
+
+fn descriptor(
+    annotations: BTreeMap<String, String>,
+    media_type: &str,
+    blob: &[u8],
+    digest: Digest,
+) -> Descriptor {
+    Descriptor {
+        media_type: media_type.into(),
+        digest,
+        size: blob.len() as u64,
+        annotations,
+        artifact_type: None,
+    }
+}
+
+fn artifact(layers: Vec<Descriptor>) -> Vec<u8> {
+    ImageManifest::artifact(mt::DEFAULT_ARTIFACT_TYPE, layers, BTreeMap::new()).to_bytes()
+}
+
+/// A tar+gzip of `(name, type, data)` entries, written header by header.
+fn targz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut builder = tar::Builder::new(encoder);
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(name).unwrap();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn pull(reference: &str, out: &Path) -> std::process::Command {
+    let mut command = agent();
+    command.args([
+        "pull",
+        reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--plain-http",
+    ]);
+    command
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Everything under `dir` (empty when it does not exist).
+fn contents(dir: &Path) -> Vec<String> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    tree(dir).into_keys().collect()
+}
+
+// ---- 1. Credentials never go in clear text ------------------------------------------------
+
+/// A real registry over HTTPS with token auth whose realm is plain HTTP on another loopback
+/// listener: the pull fails naming the realm, and the realm receives nothing (no request, so no
+/// `Authorization` and no password). The rule is `oras_cache_api::challenge::check_token_realm`;
+/// oras-go (`registry/remote/auth/client.go`, `fetchDistributionToken`) and the distribution
+/// client (`internal/client/auth/session.go`) would have sent the credentials there.
+#[test]
+fn an_https_registry_naming_a_plain_http_realm_gets_no_credentials_sent_there() {
+    let realm = RecordingServer::start("200 OK", r#"{"token":"t"}"#).unwrap();
+    let realm_url = format!("http://{}/token", realm.host());
+    let registry = Registry::spawn_with(RegistryOptions {
+        tls: true,
+        token: Some(TokenAuth {
+            realm: realm_url.clone(),
+            service: "oras-hardening".into(),
+        }),
+        ..Default::default()
+    })
+    .expect("start a TLS registry with token auth");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let reference = format!("{}/hardening/realm:v1", registry.host());
+    let output = run(agent()
+        .env("ORAS_AGENT_CA_FILE", registry.ca_file().unwrap())
+        .env("ORAS_USER", "alice")
+        .env("ORAS_PASS", "s3cret-in-clear")
+        .args(["pull", &reference, "-o", out.to_str().unwrap()]));
+    assert!(!output.status.success(), "the pull must fail");
+    let message = stderr(&output);
+    assert!(
+        message.contains(&realm_url) && message.contains("plain-HTTP"),
+        "the message names the realm: {message}"
+    );
+    let received = realm.received();
+    for request in &received {
+        assert!(
+            request.header("authorization").is_none(),
+            "credentials reached the plain-HTTP realm: {}",
+            request.request_line
+        );
+        let raw = String::from_utf8_lossy(&request.raw);
+        assert!(!raw.contains("s3cret"), "{raw}");
+    }
+    assert!(received.is_empty(), "the realm was contacted: {received:?}");
+    assert!(contents(&out).is_empty(), "{:?}", contents(&out));
+}
+
+// ---- 2. Nothing waits for ever ----------------------------------------------------------
+
+/// A fake registry serving one file layer whose blob behaves as `behaviour`.
+fn stalling_registry(behaviour: BlobBehaviour, blob: &[u8]) -> (FakeRegistry, Digest) {
+    let digest = Digest::of_bytes(blob);
+    let manifest = artifact(vec![descriptor(
+        titled("stalled.bin"),
+        mt::DEFAULT_FILE_LAYER,
+        blob,
+        digest.clone(),
+    )]);
+    let config = b"{}".to_vec();
+    let blobs = HashMap::from([
+        (digest.to_string(), behaviour),
+        (
+            Digest::of_bytes(&config).to_string(),
+            BlobBehaviour::Serve(config),
+        ),
+    ]);
+    (
+        FakeRegistry::start(manifest, mt::OCI_MANIFEST, blobs).unwrap(),
+        digest,
+    )
+}
+
+const READ_TIMEOUT_SECS: u64 = 1;
+const ATTEMPTS: u64 = 2;
+
+/// Runs a pull against `registry` with a 1 s read deadline, 2 attempts and a 100 B/s minimum
+/// rate, and checks that it ends non-zero naming the host, the blob and the time waited, within
+/// what those settings allow (measured here; the bound is generous: it only proves the pull
+/// ended because of the settings, not how fast the machine is).
+fn assert_pull_stalls(registry: &FakeRegistry, digest: &Digest) {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let reference = format!("{}/hardening/stall:v1", registry.host());
+    let started = Instant::now();
+    let child = pull(&reference, &out)
+        .args([
+            &format!("--read-timeout={READ_TIMEOUT_SECS}"),
+            &format!("--attempts={ATTEMPTS}"),
+            "--min-rate=100",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_or_kill(child, Duration::from_secs(120));
+    let elapsed = started.elapsed();
+    let message = stderr(&output);
+    assert!(!output.status.success(), "{message}");
+    assert!(
+        output.status.code().is_some(),
+        "killed by the test: {message}"
+    );
+    assert!(
+        message.contains("stalled")
+            && message.contains(&registry.host())
+            && message.contains(digest.as_str())
+            && message.contains("s waited"),
+        "{message}"
+    );
+    // Per attempt: the read deadline (or one rate window) plus the backoff of at most 1 s,
+    // twice over for a stall in the body (each body retry may re-request the headers).
+    let bound = Duration::from_secs(ATTEMPTS * ATTEMPTS * (READ_TIMEOUT_SECS + 1) + 15);
+    assert!(
+        elapsed < bound,
+        "took {elapsed:?}, bound {bound:?}: {message}"
+    );
+    assert!(
+        registry.blob_requests().len() as u64 <= ATTEMPTS * ATTEMPTS,
+        "{:?}",
+        registry.blob_requests()
+    );
+    assert!(contents(&out).is_empty(), "{:?}", contents(&out));
+}
+
+/// Waits for `child`; a child still running after `limit` is killed so that a hang fails the
+/// test instead of hanging it (the test's assertions are on the measured time, not this).
+fn wait_or_kill(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_registry_that_accepts_and_never_answers_ends_the_pull_with_the_stall() {
+    let blob = b"never sent".to_vec();
+    let (registry, digest) = stalling_registry(BlobBehaviour::Silent, &blob);
+    assert_pull_stalls(&registry, &digest);
+}
+
+#[test]
+fn a_blob_sent_a_byte_every_few_hundred_ms_ends_the_pull_below_the_minimum_rate() {
+    let blob = vec![b'x'; 200];
+    let (registry, digest) = stalling_registry(
+        BlobBehaviour::Trickle {
+            bytes: blob.clone(),
+            // Under the read deadline, so only the minimum rate can catch it.
+            every: Duration::from_millis(300),
+        },
+        &blob,
+    );
+    assert_pull_stalls(&registry, &digest);
+}
+
+#[test]
+fn a_blob_whose_headers_come_and_body_never_does_ends_the_pull() {
+    let blob = vec![b'y'; 4096];
+    let (registry, digest) = stalling_registry(
+        BlobBehaviour::HeadersOnly {
+            len: blob.len() as u64,
+        },
+        &blob,
+    );
+    assert_pull_stalls(&registry, &digest);
+}
+
+// ---- 4. Bounded unpacking ---------------------------------------------------------------
+
+/// 8 MiB of zeros gzip to about 8 KiB: with `--max-unpacked-size=4Mi` the layer is refused
+/// before anything of it is written; raising the flag lets it through.
+#[test]
+fn a_gzip_bomb_is_refused_past_max_unpacked_size_and_the_flag_raises_the_cap() {
+    let registry = Registry::start();
+    let zeros = vec![0u8; 8 << 20];
+    let bomb = targz(&[
+        ("bomb", tar::EntryType::Directory, b""),
+        ("bomb/zeros", tar::EntryType::Regular, &zeros),
+    ]);
+    assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+    let r = push_crafted(
+        &registry,
+        "hardening/bomb",
+        vec![(directory("bomb"), mt::TAR_GZIP_LAYER, bomb)],
+    )
+    .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let refused = run(pull(&r, &out).arg("--max-unpacked-size=4Mi"));
+    let message = stderr(&refused);
+    assert!(!refused.status.success(), "{message}");
+    assert!(
+        message.contains("\"bomb\"") && message.contains("--max-unpacked-size"),
+        "{message}"
+    );
+    assert!(contents(&out).is_empty(), "{:?}", contents(&out));
+
+    run_ok(pull(&r, &out).arg("--max-unpacked-size=16Mi"));
+    assert_eq!(
+        std::fs::metadata(out.join("bomb/zeros")).unwrap().len(),
+        8 << 20
+    );
+}
+
+// ---- 5. Outputs say what they hold ------------------------------------------------------
+
+#[test]
+fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let real = work.path().join("real");
+    std::fs::create_dir_all(real.join("sub")).unwrap();
+    std::fs::write(real.join("sub/data.txt"), "through the link").unwrap();
+    std::os::unix::fs::symlink("sub/data.txt", real.join("inner-link")).unwrap();
+    std::os::unix::fs::symlink("real", work.path().join("results")).unwrap();
+    let reference = format!("{}/hardening/symlinked:v1", registry.host());
+    run_ok(
+        agent()
+            .current_dir(work.path())
+            .args(["push", &reference, "results", "--plain-http"]),
+    );
+    let out = work.path().join("out");
+    run_ok(&mut pull(&reference, &out));
+    assert_eq!(
+        std::fs::read_to_string(out.join("results/sub/data.txt")).unwrap(),
+        "through the link"
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("results/inner-link")).unwrap(),
+        Path::new("sub/data.txt")
+    );
+
+    // A link that leaves the pushed directory: the agent's pull would refuse the artifact, so
+    // the push fails and publishes nothing.
+    std::os::unix::fs::symlink("../../outside.txt", real.join("sub/escape")).unwrap();
+    let escaping = format!("{}/hardening/escaping:v1", registry.host());
+    let refused =
+        run(agent()
+            .current_dir(work.path())
+            .args(["push", &escaping, "results", "--plain-http"]));
+    let message = stderr(&refused);
+    assert!(!refused.status.success(), "{message}");
+    assert!(
+        message.contains("escape") && message.contains("outside the directory"),
+        "{message}"
+    );
+    let missing = run(&mut pull(&escaping, &work.path().join("out2")));
+    assert!(!missing.status.success(), "nothing was published");
+}
+
+// ---- 6. Clean failures ------------------------------------------------------------------
+
+/// SIGTERM while a blob downloads: the scratch directory and its partial blob are removed.
+#[test]
+fn an_interrupted_pull_removes_its_scratch_directory_and_partial_blob() {
+    let blob = vec![b'z'; 10_000];
+    let (registry, _) = stalling_registry(
+        BlobBehaviour::Trickle {
+            bytes: blob.clone(),
+            every: Duration::from_millis(20),
+        },
+        &blob,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let reference = format!("{}/hardening/interrupted:v1", registry.host());
+    let mut child = pull(&reference, &out)
+        .arg("--min-rate=0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the partial blob is on disk: a temporary file inside the scratch layout.
+    let started = Instant::now();
+    let partial_blob_exists = || {
+        contents(&out)
+            .iter()
+            .any(|p| p.starts_with(".oras-agent-pull-") && p.contains("/.oras-agent-"))
+    };
+    while !partial_blob_exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no partial blob appeared: {:?}",
+            contents(&out)
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the pull ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = wait_or_kill(child, Duration::from_secs(60));
+    assert_eq!(
+        output.status.code(),
+        Some(128 + libc::SIGTERM),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        contents(&out).is_empty(),
+        "left behind: {:?}",
+        contents(&out)
+    );
+}
+
+#[test]
+fn two_layers_with_one_title_leave_nothing_behind() {
+    let registry = Registry::start();
+    let r = push_crafted(
+        &registry,
+        "hardening/duplicate",
+        vec![
+            (
+                titled("dir/same.txt"),
+                mt::DEFAULT_FILE_LAYER,
+                b"one".to_vec(),
+            ),
+            (
+                titled("dir/same.txt"),
+                mt::DEFAULT_FILE_LAYER,
+                b"two".to_vec(),
+            ),
+        ],
+    )
+    .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let refused = run(&mut pull(&r, &out));
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("same.txt"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        contents(&out).is_empty(),
+        "left behind: {:?}",
+        contents(&out)
+    );
+}
+
+#[test]
+fn a_failure_in_a_later_layer_removes_the_files_of_the_earlier_ones() {
+    let registry = Registry::start();
+    let fifo = targz(&[
+        ("pipes", tar::EntryType::Directory, b""),
+        ("pipes/fifo", tar::EntryType::Fifo, b""),
+    ]);
+    let r = push_crafted(
+        &registry,
+        "hardening/later",
+        vec![
+            (
+                titled("first.txt"),
+                mt::DEFAULT_FILE_LAYER,
+                b"first".to_vec(),
+            ),
+            (directory("pipes"), mt::TAR_GZIP_LAYER, fifo),
+        ],
+    )
+    .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let refused = run(&mut pull(&r, &out));
+    let message = stderr(&refused);
+    assert!(!refused.status.success(), "{message}");
+    assert!(message.contains("is a FIFO"), "{message}");
+    assert!(
+        contents(&out).is_empty(),
+        "left behind: {:?}",
+        contents(&out)
+    );
+}
+
+#[test]
+fn titles_with_control_characters_are_refused_and_never_printed_raw() {
+    let registry = Registry::start();
+    let title = "evil\u{1b}[2K\rINFO pulled ok.txt";
+    let r = push_crafted(
+        &registry,
+        "hardening/control",
+        vec![(titled(title), mt::DEFAULT_FILE_LAYER, b"x".to_vec())],
+    )
+    .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let refused = run(pull(&r, &out).env_remove("ORAS_AGENT_QUIET").arg("--debug"));
+    let message = stderr(&refused);
+    assert!(!refused.status.success(), "{message}");
+    assert!(message.contains("control characters"), "{message}");
+    assert!(
+        !message.contains('\u{1b}') && !message.contains('\r'),
+        "printed raw: {message:?}"
+    );
+    assert!(
+        contents(&out).is_empty(),
+        "left behind: {:?}",
+        contents(&out)
+    );
+}
+
+#[test]
+fn device_and_fifo_entries_are_refused_with_a_message() {
+    let registry = Registry::start();
+    for (kind, name) in [
+        (tar::EntryType::Fifo, "a FIFO"),
+        (tar::EntryType::Char, "a character device"),
+        (tar::EntryType::Block, "a block device"),
+    ] {
+        let layer = targz(&[
+            ("dev", tar::EntryType::Directory, b""),
+            ("dev/ok.txt", tar::EntryType::Regular, b"fine"),
+            ("dev/node", kind, b""),
+        ]);
+        let r = push_crafted(
+            &registry,
+            "hardening/devices",
+            vec![(directory("dev"), mt::TAR_GZIP_LAYER, layer)],
+        )
+        .to_string();
+        let work = tempfile::tempdir().unwrap();
+        let out = work.path().join("out");
+        let refused = run(&mut pull(&r, &out));
+        let message = stderr(&refused);
+        assert!(!refused.status.success(), "{message}");
+        assert!(
+            message.contains("dev/node") && message.contains(name),
+            "{message}"
+        );
+        assert!(
+            contents(&out).is_empty(),
+            "left behind: {:?}",
+            contents(&out)
+        );
+    }
+}

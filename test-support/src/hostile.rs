@@ -1,0 +1,310 @@
+//! Fake servers for hostile behaviour the real registry cannot show: a listener that records
+//! what a client sends it (a token realm that should receive nothing), and a minimal registry
+//! whose blobs stall in the ways a broken network or a hostile registry stalls.
+//!
+//! Both speak just enough HTTP/1.1 for the agent: one request per connection, answered with
+//! `Connection: close`, so every blob request arrives on a fresh connection.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request as a server received it.
+#[derive(Debug, Clone, Default)]
+pub struct ReceivedRequest {
+    /// The request line, such as `GET /token?scope=... HTTP/1.1`.
+    pub request_line: String,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// Every byte received on the connection, headers included.
+    pub raw: Vec<u8>,
+}
+
+impl ReceivedRequest {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Accepts connections in a thread and hands each to `handle` in its own thread, until dropped.
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    fn start(
+        handle: impl Fn(TcpStream, &AtomicBool) + Send + Sync + 'static,
+    ) -> std::io::Result<Server> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = Arc::new(handle);
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let handle = handle.clone();
+                let stopping = stopping.clone();
+                std::thread::spawn(move || handle(stream, &stopping));
+            }
+        });
+        Ok(Server { addr, stop })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+/// Reads one request head (up to the blank line) from `stream`.
+fn read_request(stream: &TcpStream) -> std::io::Result<ReceivedRequest> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream);
+    let mut request = ReceivedRequest::default();
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    request.raw.extend_from_slice(line.as_bytes());
+    request.request_line = line.trim_end().to_string();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        request.raw.extend_from_slice(line.as_bytes());
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            request
+                .headers
+                .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    // Anything a client sent after the head (a body) is recorded too, briefly.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    request.raw.extend_from_slice(&rest);
+    Ok(request)
+}
+
+fn respond(
+    mut stream: &TcpStream,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+/// A listener that records every request it receives and answers each with a fixed response:
+/// a stand-in for a token realm that a client must never contact.
+pub struct RecordingServer {
+    server: Server,
+    received: Arc<Mutex<Vec<ReceivedRequest>>>,
+}
+
+impl RecordingServer {
+    /// Starts on a free loopback port; every request is answered `status` with `body`.
+    pub fn start(status: &'static str, body: &'static str) -> std::io::Result<RecordingServer> {
+        let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
+        let seen = received.clone();
+        let server = Server::start(move |stream, _| {
+            if let Ok(request) = read_request(&stream) {
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+                let _ = respond(
+                    &stream,
+                    status,
+                    &[("Content-Type", "application/json")],
+                    body.as_bytes(),
+                );
+            }
+        })?;
+        Ok(RecordingServer { server, received })
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        self.server.addr.to_string()
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// How the fake registry answers `GET` on one blob.
+#[derive(Debug, Clone)]
+pub enum BlobBehaviour {
+    /// Serves the bytes at once.
+    Serve(Vec<u8>),
+    /// Reads the request and never answers (the connection stays open).
+    Silent,
+    /// Sends the headers announcing these bytes, then one byte every `every`.
+    Trickle {
+        /// The blob.
+        bytes: Vec<u8>,
+        /// The pause before each byte.
+        every: Duration,
+    },
+    /// Sends the headers announcing `len` bytes, then nothing (the connection stays open).
+    HeadersOnly {
+        /// The announced `Content-Length`.
+        len: u64,
+    },
+}
+
+/// A minimal plain-HTTP registry that serves one manifest under any tag of any repository, and
+/// blobs by digest with a [`BlobBehaviour`] each. `GET /v2/` answers 200; anything unknown 404.
+pub struct FakeRegistry {
+    server: Server,
+    blob_requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeRegistry {
+    /// Starts on a free loopback port. `manifest` is served with `media_type`; `blobs` maps a
+    /// digest (`sha256:<hex>`) to its behaviour.
+    pub fn start(
+        manifest: Vec<u8>,
+        media_type: &str,
+        blobs: HashMap<String, BlobBehaviour>,
+    ) -> std::io::Result<FakeRegistry> {
+        let media_type = media_type.to_string();
+        let blob_requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = blob_requests.clone();
+        let server = Server::start(move |stream, stop| {
+            let Ok(request) = read_request(&stream) else {
+                return;
+            };
+            let mut parts = request.request_line.split_whitespace();
+            let method = parts.next().unwrap_or("");
+            let path = parts.next().unwrap_or("").to_string();
+            let head_only = method == "HEAD";
+            let body = |bytes: &[u8]| -> Vec<u8> {
+                if head_only {
+                    Vec::new()
+                } else {
+                    bytes.to_vec()
+                }
+            };
+            if path == "/v2/" {
+                let _ = respond(&stream, "200 OK", &[], b"{}");
+            } else if path.contains("/manifests/") {
+                let _ = respond(
+                    &stream,
+                    "200 OK",
+                    &[("Content-Type", &media_type)],
+                    &body(&manifest),
+                );
+            } else if let Some((_, digest)) = path.split_once("/blobs/") {
+                seen.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(digest.to_string());
+                match blobs.get(digest) {
+                    None => {
+                        let _ = respond(&stream, "404 Not Found", &[], b"{}");
+                    }
+                    Some(BlobBehaviour::Serve(bytes)) => {
+                        let _ = respond(
+                            &stream,
+                            "200 OK",
+                            &[("Content-Type", "application/octet-stream")],
+                            &body(bytes),
+                        );
+                    }
+                    Some(BlobBehaviour::Silent) => hold(&stream, stop),
+                    Some(BlobBehaviour::HeadersOnly { len }) => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                        );
+                        if (&stream).write_all(head.as_bytes()).is_ok() {
+                            hold(&stream, stop);
+                        }
+                    }
+                    Some(BlobBehaviour::Trickle { bytes, every }) => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            bytes.len()
+                        );
+                        if (&stream).write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        for byte in bytes {
+                            std::thread::sleep(*every);
+                            if stop.load(Ordering::SeqCst) || (&stream).write_all(&[*byte]).is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                }
+            } else {
+                let _ = respond(&stream, "404 Not Found", &[], b"{}");
+            }
+        })?;
+        Ok(FakeRegistry {
+            server,
+            blob_requests,
+        })
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        self.server.addr.to_string()
+    }
+
+    /// The digests of every blob request so far (one per attempt).
+    pub fn blob_requests(&self) -> Vec<String> {
+        self.blob_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Keeps a connection open without answering until the client closes it or the server stops.
+fn hold(stream: &TcpStream, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 256];
+    while !stop.load(Ordering::SeqCst) {
+        match (&*stream).read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
