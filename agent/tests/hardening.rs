@@ -282,6 +282,52 @@ fn a_blob_whose_headers_come_and_body_never_does_ends_the_pull() {
     assert_pull_stalls(&registry, &digest);
 }
 
+// ---- 3. Path values are paths ------------------------------------------------------------
+
+/// An output path that reads as a flag, passed as the policy passes it (`--output-path=VALUE`),
+/// is packed as a directory of that name; the launcher sees no flag.
+#[test]
+fn an_output_path_that_reads_as_a_flag_is_packed_as_a_path() {
+    let share = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let args = oras_cache_api::agent::LaunchArgs {
+        share: share.path().display().to_string(),
+        output_path: Some("--push-on-failure".into()),
+        unpack: true,
+        pack_outputs: true,
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "mkdir -- --push-on-failure && echo out > --push-on-failure/f.txt && exit 3".into(),
+        ],
+        ..Default::default()
+    };
+    let output = run(agent().current_dir(cwd.path()).args(args.to_args()));
+    // Exit 3 and no push: had the value been read as the flag, the outputs would be packed.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let status: oras_cache_api::agent::LaunchStatus = serde_json::from_slice(
+        &std::fs::read(share.path().join(oras_cache_api::agent::STATUS_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert!(!status.push && status.error.is_none(), "{status:?}");
+
+    let succeeding = oras_cache_api::agent::LaunchArgs {
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo again > --push-on-failure/f.txt".into(),
+        ],
+        ..args
+    };
+    let output = run(agent().current_dir(cwd.path()).args(succeeding.to_args()));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let layout =
+        oras_agent::layout::Layout::open(&share.path().join(oras_cache_api::agent::OUTPUTS_DIR))
+            .unwrap();
+    let (manifest, _, _) = layout.manifest().unwrap();
+    assert_eq!(manifest.layers[0].title(), Some("--push-on-failure"));
+}
+
 // ---- 4. Bounded unpacking ---------------------------------------------------------------
 
 /// 8 MiB of zeros gzip to about 8 KiB: with `--max-unpacked-size=4Mi` the layer is refused
