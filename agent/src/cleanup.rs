@@ -53,6 +53,11 @@ impl Tracker {
         Ok(made)
     }
 
+    /// Records a path that was just created by other means (a directory made with its parents).
+    pub fn record(&self, path: &Path) {
+        table().entry(self.id).or_default().push(path.to_path_buf());
+    }
+
     /// Runs `make`, which creates something whose path is known only afterwards (a temporary
     /// directory), and records `path_of` it, with the table locked meanwhile.
     pub fn create_then_record<T>(

@@ -254,14 +254,24 @@ impl Placer {
     /// Targets `root` (created if missing). `unpack: false` keeps directory layers as
     /// `<title>.tar.gz` files.
     pub fn new(root: &Path, unpack: bool) -> Result<Placer, PlaceError> {
+        // The outermost directory this call creates, if any: a rollback removes it too.
+        let outermost_missing = root
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && std::fs::symlink_metadata(a).is_err())
+            .last()
+            .map(Path::to_path_buf);
+        let created = Tracker::new();
         std::fs::create_dir_all(root).map_err(io_err(root))?;
+        if let Some(dir) = outermost_missing {
+            created.record(&dir);
+        }
         let root = root.canonicalize().map_err(io_err(root))?;
         Ok(Placer {
             root,
             unpack,
             claimed: Vec::new(),
             limits: Limits::default(),
-            created: Tracker::new(),
+            created,
         })
     }
 

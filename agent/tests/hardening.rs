@@ -102,12 +102,14 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Everything under `dir` (empty when it does not exist).
+/// Everything under `dir`, which a failed pull must not even have created.
 fn contents(dir: &Path) -> Vec<String> {
     if !dir.exists() {
         return Vec::new();
     }
-    tree(dir).into_keys().collect()
+    let mut found: Vec<String> = tree(dir).into_keys().collect();
+    found.insert(0, format!("{} itself", dir.display()));
+    found
 }
 
 // ---- 1. Credentials never go in clear text ------------------------------------------------
