@@ -34,7 +34,8 @@ evaluate() {
 }
 
 @test "remote registry pod is mutated without reading a cache" {
-  evaluate remote-registry-pod --allow-context-aware
+  evaluate remote-registry-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
   [ "$status" -eq 0 ]
   [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
   [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
@@ -48,18 +49,21 @@ evaluate() {
 }
 
 @test "already injected pod is accepted untouched" {
-  evaluate already-injected-pod --allow-context-aware
+  evaluate already-injected-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
   [ "$status" -eq 0 ]
   [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
   [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -eq 0 ]
 }
 
 @test "UPDATE and DELETE are never mutated" {
-  evaluate update-pod --allow-context-aware
+  evaluate update-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
   [ "$status" -eq 0 ]
   [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
   [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -eq 0 ]
-  evaluate delete-pod --allow-context-aware
+  evaluate delete-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
   [ "$status" -eq 0 ]
   [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
   [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -eq 0 ]
@@ -96,6 +100,17 @@ evaluate() {
   [ $(expr "$output" : '.*Policy has not been granted access to Kubernetes.*') -ne 0 ]
 }
 
+@test "context-aware evaluation without a session or a kubeconfig stops, as kwctl does" {
+  # kwctl builds a Kubernetes client for --allow-context-aware unless a session is replayed, and
+  # kube-rs finds none without KUBECONFIG, ~/.kube/config or an in-cluster service account.
+  [ ! -e /var/run/secrets/kubernetes.io/serviceaccount/namespace ] || skip "inside a cluster"
+  run env -u KUBECONFIG HOME="$BATS_TEST_TMPDIR" "$KWCTL" run \
+    --request-path "$FIXTURES/requests/hello-world-pod.json" --allow-context-aware "$POLICY"
+  echo "output = ${output}"
+  [ "$status" -ne 0 ]
+  [ $(expr "$output" : '.*failed to infer config.*') -ne 0 ]
+}
+
 @test "contextAware false falls back to the cache's service address" {
   evaluate hello-world-pod --settings-path "$FIXTURES/settings/no-context-aware.json"
   [ "$status" -eq 0 ]
@@ -104,7 +119,8 @@ evaluate() {
 }
 
 @test "an empty annotation value is rejected" {
-  evaluate empty-value-pod --allow-context-aware
+  evaluate empty-value-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
   [ "$status" -eq 0 ]
   [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
   [ $(expr "$output" : '.*output-uri is empty.*') -ne 0 ]

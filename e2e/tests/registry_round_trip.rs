@@ -12,8 +12,9 @@ use serde_json::Value;
 
 /// `kwrun ARGS` through the runner's library, as its `main` does: what it prints, or its error.
 fn kwrun(args: &[&str]) -> Result<String, CliError> {
-    let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("kwrun").chain(args.iter().copied()))
-        .unwrap_or_else(|e| panic!("kwrun {args:?}: {e}"));
+    let cli =
+        <Cli as clap::Parser>::try_parse_from(std::iter::once("kwrun").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("kwrun {args:?}: {e}"));
     execute(&cli).map(|printed| printed.map(|line| line + "\n").unwrap_or_default())
 }
 

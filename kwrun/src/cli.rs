@@ -13,6 +13,7 @@ use crate::admission::{
 use crate::bench::bench;
 use crate::evaluator::{EvalError, EvalOptions, InstanceAllocator, Policy, default_cache_dir};
 use crate::host::HostCapabilities;
+use crate::kubeconfig::{self, InferError};
 use crate::metadata::{
     METADATA_SECTION, Metadata, MetadataError, TOOL_ANNOTATION, USAGE_ANNOTATION,
 };
@@ -211,6 +212,12 @@ pub enum CliError {
         /// Why.
         error: String,
     },
+    /// `--allow-context-aware` granted Kubernetes resources, no session was given and there is no
+    /// cluster: where kwctl stops, with kube-rs's words.
+    #[error(
+        "{0}\nkwctl run --allow-context-aware builds a Kubernetes client unless --replay-host-capabilities-interactions gives a recorded session, and stops here without a kubeconfig; so does kwrun"
+    )]
+    NoCluster(#[source] InferError),
     /// `registry://` only.
     #[error("{0:?} is not a registry:// URI")]
     NotARegistry(String),
@@ -323,6 +330,14 @@ impl RunArgs {
             }
             Vec::new()
         };
+        if !granted.is_empty() && self.replay_host_capabilities_interactions.is_none() {
+            // kwctl builds a Kubernetes client here and stops when there is no cluster to build
+            // it for (see `crate::kubeconfig`); kwrun has no live client either way.
+            let source = kubeconfig::infer().map_err(CliError::NoCluster)?;
+            eprintln!(
+                "kwrun: kwctl would read Kubernetes through {source}; kwrun has no live client, so the policy's Kubernetes reads fail: pass a session recorded with kwctl"
+            );
+        }
         let mut host = HostCapabilities::default()
             .with_allowed_capabilities(self.allowed_host_capabilities.clone())
             .with_context_aware_resources(granted)

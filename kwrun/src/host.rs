@@ -1,11 +1,18 @@
 //! The host side of `__host_call`: Kubewarden's routing of host-capability calls.
 //!
-//! As in policy-evaluator, the binding must be `kubewarden`; `tracing/log` is always served;
-//! every other call must match the host-capability allow-list, Kubernetes reads must also name a
-//! resource the policy was granted (`--allow-context-aware` grants the module's
-//! `contextAwareResources`), and the answer then comes from the replayed session. kwrun has no
-//! cluster and no live OCI client for capabilities, so anything not replayed is an error the guest
-//! sees as `Host error: <message>`, never a made-up answer.
+//! As in policy-evaluator (kubewarden-controller monorepo,
+//! `crates/policy-evaluator/src/runtimes/callback.rs`), the binding must be `kubewarden`;
+//! `tracing/log` is always served; every other call must match the host-capability allow-list,
+//! Kubernetes reads must also name a resource the policy was granted (`--allow-context-aware`
+//! grants the module's `contextAwareResources`), and the answer then comes from the replayed
+//! session. kwrun has no cluster and no live OCI client for capabilities, so anything not
+//! replayed is an error, never a made-up answer.
+//!
+//! Errors reach the guest as policy-evaluator words them: refusals (unknown binding, namespace
+//! or operation, a capability or resource not granted, a malformed payload) as they are, and a
+//! failure of the answer itself (a recorded `Error`, a replay mismatch, no backend) behind
+//! [`CALLBACK_FAILURE`], which `send_request_and_wait_for_response` in that file prepends to
+//! every error of its callback handler. The waPC guest then sees `Host error: <that text>`.
 
 use std::sync::Mutex;
 
@@ -13,7 +20,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::metadata::ContextAwareResource;
-use crate::session::{CallbackRequest, Recorder, Replay};
+use crate::session::{CallbackRequest, Recorder, Replay, SubjectAccessReview};
+
+/// What policy-evaluator puts before the error of a host call that was dispatched and failed.
+pub const CALLBACK_FAILURE: &str = "Callback evaluation failure: ";
 
 /// Kubernetes read requests as the SDK sends them (snake_case JSON).
 #[derive(Debug, Deserialize)]
@@ -30,6 +40,14 @@ struct KubernetesRead {
     field_selector: Option<String>,
     #[serde(default)]
     field_masks: Option<std::collections::BTreeSet<String>>,
+    #[serde(default)]
+    disable_cache: bool,
+}
+
+/// `kubernetes/can_i`'s payload (the SDK's `CanIRequest`).
+#[derive(Debug, Deserialize)]
+struct CanI {
+    subject_access_review: SubjectAccessReview,
     #[serde(default)]
     disable_cache: bool,
 }
@@ -138,13 +156,14 @@ impl HostCapabilities {
                 _ => Err(format!("unknown operation: {operation}")),
             };
         }
-        let request = parse_request(namespace, operation, payload)?;
+        // The allow-list is checked before the payload is read, as policy-evaluator does.
         let path = format!("{namespace}/{operation}");
         if !self.capability_allowed(&path) {
             return Err(format!(
                 "Policy has not been granted access to the '{path}' host capability. The violation has been reported."
             ));
         }
+        let request = parse_request(namespace, operation, payload)?;
         if let Some((api_version, kind)) = kubernetes_resource(&request)
             && !self
                 .context_aware_resources
@@ -155,22 +174,34 @@ impl HostCapabilities {
                 "Policy has not been granted access to Kubernetes {api_version}/{kind} resources. The violation has been reported."
             ));
         }
+        self.answer(&request)
+    }
+
+    /// Answers a request that passed the checks, as policy-evaluator's callback handler would:
+    /// from the replayed session (kwrun has no live backend), recorded when recording, and a
+    /// failure worded as the guest receives it (`Callback evaluation failure: <error>`).
+    pub fn answer(&self, request: &CallbackRequest) -> Result<Vec<u8>, String> {
         let answer = match &self.replay {
             Some(replay) => replay
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .answer(&request),
-            None => Err(format!(
-                "kwrun has no live backend for the '{path}' host capability: record the interaction with kwctl and pass it with --replay-host-capabilities-interactions"
-            )),
+                .answer(request),
+            None => {
+                let yaml = request.to_session_yaml();
+                let tag = yaml.lines().next().unwrap_or_default();
+                Err(format!(
+                    "kwrun has no live backend for host capability calls ({tag}): record the interaction with kwctl and pass it with --replay-host-capabilities-interactions"
+                ))
+            }
         };
+        // Sessions hold the handler's own error, as kwctl records it; the guest gets it wrapped.
         if let Some(recorder) = &self.recorder {
             recorder
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .record(&request, &answer);
+                .record(request, &answer);
         }
-        answer
+        answer.map_err(|error| format!("{CALLBACK_FAILURE}{error}"))
     }
 
     fn capability_allowed(&self, path: &str) -> bool {
@@ -216,11 +247,46 @@ pub fn parse_request(
         ("oci", "v1/oci_manifest_config") => {
             Ok(CallbackRequest::OciManifestAndConfig { image: string()? })
         }
-        ("oci", "v1/verify" | "v2/verify") | ("crypto", "v1/is_certificate_trusted") => {
-            Err(format!(
-                "kwrun does not implement the '{namespace}/{operation}' host capability (sigstore and certificate checks)"
-            ))
+        ("oci", "v1/verify") => {
+            // The SDK's `SigstoreVerificationInputV1` is externally tagged with the variant
+            // names of the session's requests, so it reads as one directly.
+            let request: CallbackRequest = serde_json::from_slice(payload)
+                .map_err(|e| format!("{namespace}/{operation}: malformed request: {e}"))?;
+            match request {
+                CallbackRequest::SigstorePubKeyVerify { .. }
+                | CallbackRequest::SigstoreKeylessVerify { .. } => Ok(request),
+                _ => Err(format!(
+                    "{namespace}/{operation}: malformed request: not a SigstorePubKeyVerify or SigstoreKeylessVerify"
+                )),
+            }
         }
+        ("oci", "v2/verify") => {
+            // `SigstoreVerificationInputV2` is the same variants, tagged by a `type` field.
+            let malformed = |e: &dyn std::fmt::Display| {
+                format!("{namespace}/{operation}: malformed request: {e}")
+            };
+            let mut fields: serde_json::Map<String, Value> =
+                serde_json::from_slice(payload).map_err(|e| malformed(&e))?;
+            let variant = match fields.remove("type") {
+                Some(Value::String(variant)) => variant,
+                _ => return Err(malformed(&"missing field `type`")),
+            };
+            let mut tagged = serde_json::Map::new();
+            tagged.insert(variant, Value::Object(fields));
+            let request: CallbackRequest =
+                serde_json::from_value(Value::Object(tagged)).map_err(|e| malformed(&e))?;
+            match request {
+                CallbackRequest::SigstorePubKeyVerify { .. }
+                | CallbackRequest::SigstoreKeylessVerify { .. }
+                | CallbackRequest::SigstoreKeylessPrefixVerify { .. }
+                | CallbackRequest::SigstoreGithubActionsVerify { .. }
+                | CallbackRequest::SigstoreCertificateVerify { .. } => Ok(request),
+                _ => Err(malformed(&"not a Sigstore verification")),
+            }
+        }
+        ("crypto", "v1/is_certificate_trusted") => serde_json::from_slice(payload)
+            .map(|request| CallbackRequest::CryptoIsCertificateTrusted { request })
+            .map_err(|e| format!("{namespace}/{operation}: malformed request: {e}")),
         ("net", "v1/dns_lookup_host") => Ok(CallbackRequest::DnsLookupHost { host: string()? }),
         ("kubernetes", "get_resource") => {
             let read = kubernetes()?;
@@ -259,15 +325,12 @@ pub fn parse_request(
             })
         }
         ("kubernetes", "can_i") => {
-            let request: Value = serde_json::from_slice(payload)
+            // The SDK's `CanIRequest`; the session holds its SubjectAccessReview alone.
+            let request: CanI = serde_json::from_slice(payload)
                 .map_err(|e| format!("kubernetes/can_i: malformed request: {e}"))?;
-            let disable_cache = request
-                .get("disable_cache")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
             Ok(CallbackRequest::KubernetesCanI {
-                request,
-                disable_cache,
+                request: request.subject_access_review,
+                disable_cache: request.disable_cache,
             })
         }
         ("oci" | "net" | "crypto" | "kubernetes", _) => {
@@ -384,6 +447,50 @@ mod tests {
         assert_eq!(host.replay_leftovers(), 0);
         let recorded = host.recorded_session().unwrap().to_yaml();
         assert!(recorded.contains("!KubernetesGetResource"), "{recorded}");
+    }
+
+    #[test]
+    fn failed_answers_reach_the_guest_as_policy_evaluator_words_them_and_refusals_do_not() {
+        // policy-evaluator, crates/policy-evaluator/src/runtimes/callback.rs,
+        // send_request_and_wait_for_response: `Callback evaluation failure: {e:?}`.
+        let yaml = session_yaml(&[(
+            get_cache_request(),
+            Err("orascaches \"c\" not found".into()),
+        )]);
+        let replayed = HostCapabilities::default()
+            .with_context_aware_resources(vec![oras_cache()])
+            .with_replay(Replay::from_yaml(&yaml, "t").unwrap())
+            .with_recording();
+        let call = |host: &HostCapabilities| {
+            host.call(
+                "kubewarden",
+                "kubernetes",
+                "get_resource",
+                &get_cache_payload(),
+            )
+            .unwrap_err()
+        };
+        assert_eq!(
+            call(&replayed),
+            "Callback evaluation failure: orascaches \"c\" not found"
+        );
+        // The session keeps the handler's own words, as kwctl records them.
+        let recorded = replayed.recorded_session().unwrap().to_yaml();
+        assert!(recorded.contains("message: orascaches"), "{recorded}");
+        assert!(!recorded.contains(CALLBACK_FAILURE), "{recorded}");
+        // Past the end of the session and with no session at all: the same wrapping.
+        assert_eq!(
+            call(&replayed),
+            "Callback evaluation failure: the list of recorded responses is empty"
+        );
+        let live = HostCapabilities::default().with_context_aware_resources(vec![oras_cache()]);
+        assert!(call(&live).starts_with(CALLBACK_FAILURE), "{}", call(&live));
+        // Refused before any answer is looked for: not wrapped.
+        let refused = call(&HostCapabilities::default());
+        assert!(
+            refused.starts_with("Policy has not been granted access"),
+            "{refused}"
+        );
     }
 
     #[test]

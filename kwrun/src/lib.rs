@@ -5,13 +5,15 @@
 //! [`evaluator`] runs the module, [`host`] answers host-capability calls (from kwctl [`session`]
 //! files), [`admission`] turns the policy's answer into the AdmissionResponse (with the JSON [`patch`]), [`metadata`] and
 //! [`wasm_sections`] implement `annotate`, [`oci`] pushes and pulls policies as OCI artifacts,
-//! [`bench`] measures, and [`cli`] is the `kwrun` command line.
+//! [`bench`] measures, [`kubeconfig`] finds the cluster kwctl would talk to, and [`cli`] is the
+//! `kwrun` command line.
 
 pub mod admission;
 pub mod bench;
 pub mod cli;
 pub mod evaluator;
 pub mod host;
+pub mod kubeconfig;
 pub mod metadata;
 pub mod oci;
 pub mod patch;

@@ -6,12 +6,113 @@
 //! (`!KubernetesGetResource`); `response` is `{type: Success, payload}` or `{type: Error, message}`.
 //! Replay answers requests strictly in order and refuses a request that differs from the next
 //! recorded one, which is what makes a replayed test fail when the policy's lookups change.
+//!
+//! Every variant of `CallbackRequestType` is read, with its field names and shapes, as
+//! policy-evaluator defines it (kubewarden-controller monorepo,
+//! `crates/policy-evaluator/src/callback_requests.rs`; the nested Sigstore, certificate and
+//! SubjectAccessReview types are kubewarden-policy-sdk's `host_capabilities` ones).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// Annotations every signer must have given (`None`: no requirement).
+pub type SignatureAnnotations = Option<BTreeMap<String, String>>;
+
+/// A keyless signer (the SDK's `verification::KeylessInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeylessInfo {
+    /// OIDC issuer.
+    pub issuer: String,
+    /// Identity the issuer vouched for.
+    pub subject: String,
+}
+
+/// A keyless signer matched by URL prefix (the SDK's `verification::KeylessPrefixInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeylessPrefixInfo {
+    /// OIDC issuer.
+    pub issuer: String,
+    /// Prefix of the subject URL.
+    pub url_prefix: String,
+}
+
+/// How a certificate's bytes are encoded (the SDK's `crypto::CertificateEncoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertificateEncoding {
+    /// Binary DER.
+    Der,
+    /// PEM text.
+    Pem,
+}
+
+/// A certificate (the SDK's `crypto::Certificate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// Encoding of `data`.
+    pub encoding: CertificateEncoding,
+    /// The certificate's bytes.
+    pub data: Vec<u8>,
+}
+
+/// `crypto/v1/is_certificate_trusted`'s request (the SDK's
+/// `crypto_v1::CertificateVerificationRequest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateVerificationRequest {
+    /// The certificate to check.
+    pub cert: Certificate,
+    /// Intermediates first, root last; `None`: the certificate is trusted as is.
+    #[serde(default)]
+    pub cert_chain: Option<Vec<Certificate>>,
+    /// RFC 3339 instant to check expiry against; an empty string means none, as in the SDK.
+    #[serde(default, deserialize_with = "empty_string_as_none")]
+    pub not_after: Option<String>,
+}
+
+fn empty_string_as_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|s| !s.is_empty()))
+}
+
+/// What a `can_i` call asks about (the SDK's `kubernetes::ResourceAttributes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceAttributes {
+    /// API group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Object name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Plural resource name.
+    pub resource: String,
+    /// Subresource.
+    #[serde(default)]
+    pub subresource: Option<String>,
+    /// `get`, `create`, ...
+    pub verb: String,
+    /// API version.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// The SubjectAccessReview of a `can_i` call (the SDK's `kubernetes::SubjectAccessReview`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectAccessReview {
+    /// Groups of the user.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// The action.
+    pub resource_attributes: ResourceAttributes,
+    /// The user.
+    pub user: String,
+}
 
 /// A host-capability request, named and shaped as kwctl's session files name them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +131,59 @@ pub enum CallbackRequest {
     OciManifestAndConfig {
         /// Image reference.
         image: String,
+    },
+    /// `oci` / `v1/verify` or `v2/verify`: signed with one of these public keys.
+    SigstorePubKeyVerify {
+        /// Image reference.
+        image: String,
+        /// PEM public keys.
+        pub_keys: Vec<String>,
+        /// Required signature annotations.
+        annotations: SignatureAnnotations,
+    },
+    /// `oci` / `v1/verify` or `v2/verify`: signed keyless by these identities.
+    SigstoreKeylessVerify {
+        /// Image reference.
+        image: String,
+        /// Accepted signers.
+        keyless: Vec<KeylessInfo>,
+        /// Required signature annotations.
+        annotations: SignatureAnnotations,
+    },
+    /// `oci` / `v2/verify`: signed keyless by identities under these URL prefixes.
+    SigstoreKeylessPrefixVerify {
+        /// Image reference.
+        image: String,
+        /// Accepted signers.
+        keyless_prefix: Vec<KeylessPrefixInfo>,
+        /// Required signature annotations.
+        annotations: SignatureAnnotations,
+    },
+    /// `oci` / `v2/verify`: signed keyless in GitHub Actions.
+    SigstoreGithubActionsVerify {
+        /// Image reference.
+        image: String,
+        /// Repository owner.
+        owner: String,
+        /// Repository.
+        #[serde(default)]
+        repo: Option<String>,
+        /// Required signature annotations.
+        annotations: SignatureAnnotations,
+    },
+    /// `oci` / `v2/verify`: signed with the key of this certificate.
+    SigstoreCertificateVerify {
+        /// Image reference.
+        image: String,
+        /// PEM certificate bytes.
+        certificate: Vec<u8>,
+        /// Chain that vouches for the certificate.
+        #[serde(default)]
+        certificate_chain: Option<Vec<Vec<u8>>>,
+        /// Whether the signature must carry a Rekor bundle.
+        require_rekor_bundle: bool,
+        /// Required signature annotations.
+        annotations: SignatureAnnotations,
     },
     /// `net` / `v1/dns_lookup_host`.
     #[serde(rename = "DNSLookupHost")]
@@ -89,13 +243,45 @@ pub enum CallbackRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         field_masks: Option<BTreeSet<String>>,
     },
-    /// `kubernetes` / `can_i`: the SubjectAccessReview request, compared as JSON.
+    /// The plural name of a kind (`v1/Service` -> `services`). Not a waPC call: policy-evaluator
+    /// sends it for Rego policies' context.
+    KubernetesGetResourcePluralName {
+        /// `v1`, `apps/v1`, ...
+        api_version: String,
+        /// Singular PascalCase kind.
+        kind: String,
+    },
+    /// Whether a `list_resources_all` answer changed since an instant. Not a waPC call:
+    /// policy-evaluator sends it for Rego policies' context.
+    HasKubernetesListResourceAllResultChangedSinceInstant {
+        /// `v1`, `apps/v1`, ...
+        api_version: String,
+        /// Singular PascalCase kind.
+        kind: String,
+        /// Label selector.
+        #[serde(default)]
+        label_selector: Option<String>,
+        /// Field selector.
+        #[serde(default)]
+        field_selector: Option<String>,
+        /// Fields to keep (absent in older session files).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field_masks: Option<BTreeSet<String>>,
+        /// The instant, as kwctl writes it: its age when recorded (`{secs, nanos}`).
+        since: Duration,
+    },
+    /// `kubernetes` / `can_i`.
     KubernetesCanI {
-        /// The SDK's `SubjectAccessReviewRequest`.
-        request: Value,
+        /// The SubjectAccessReview to submit.
+        request: SubjectAccessReview,
         /// Bypass the host's cache.
         #[serde(default)]
         disable_cache: bool,
+    },
+    /// `crypto` / `v1/is_certificate_trusted`.
+    CryptoIsCertificateTrusted {
+        /// The certificate and its chain.
+        request: CertificateVerificationRequest,
     },
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use kwrun::admission::AdmissionResponse;
+use kwrun::kubeconfig::SERVICE_ACCOUNT_NAMESPACE;
 use kwrun::metadata::Metadata;
 use kwrun::session::{CallbackRequest, session_yaml};
 use kwrun::wasm_sections::read_custom_section;
@@ -302,4 +303,143 @@ fn deployment_modes_apply_after_the_policy_answered() {
     .unwrap();
     assert!(monitored.allowed);
     assert_eq!(monitored.status, None);
+}
+
+/// A context-aware guest that reads the OrasCache `c` in `ns` and answers what the host said.
+fn cache_reading_guest() -> Vec<u8> {
+    annotated(&guest(Validate::HostCall {
+        namespace: "kubernetes".into(),
+        operation: "get_resource".into(),
+        payload: get_cache_payload(),
+    }))
+}
+
+#[test]
+fn allow_context_aware_without_a_session_or_a_kubeconfig_stops_as_kwctl_does() {
+    // kwctl builds a Kubernetes client when the policy is granted resources and no session is
+    // replayed (kubewarden-controller monorepo, crates/kwctl/src/command/run/evaluator.rs:
+    // build_callback_handler, build_kube_client), and kube-rs's Config::infer fails without a
+    // kubeconfig and outside a cluster.
+    if std::path::Path::new(SERVICE_ACCOUNT_NAMESPACE).exists() {
+        eprintln!(
+            "running inside a cluster: kwctl would find its service account, nothing to refuse"
+        );
+        return;
+    }
+    let files = Files::new();
+    let policy = files.write("policy.wasm", cache_reading_guest());
+    let request = files.request();
+    let home = files.path("home");
+    std::fs::create_dir(&home).unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kwrun"))
+            .env_remove("KUBECONFIG")
+            .env("HOME", &home)
+            .args(["run", "--request-path", &request])
+            .args(extra)
+            .arg(&policy)
+            .output()
+            .expect("run kwrun")
+    };
+
+    let refused = run(&["--allow-context-aware"]);
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let config = home.join(".kube").join("config");
+    assert!(
+        stderr.starts_with(
+            "failed to infer config: in-cluster: (failed to read the default namespace: "
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "kubeconfig: (failed to read kubeconfig from '{config:?}': "
+        )),
+        "{stderr}"
+    );
+
+    // With a session, or without the grant, no client is needed.
+    let session = files.write(
+        "session.yml",
+        session_yaml(&[(
+            CallbackRequest::KubernetesGetResource {
+                api_version: ORAS_CACHE_API_VERSION.into(),
+                kind: "OrasCache".into(),
+                name: "c".into(),
+                namespace: Some("ns".into()),
+                disable_cache: false,
+                field_masks: None,
+            },
+            Ok(json!({"accepted": true})),
+        )]),
+    );
+    let replayed = stdout(&run(&[
+        "--allow-context-aware",
+        "--replay-host-capabilities-interactions",
+        &session,
+    ]));
+    assert!(replayed.contains(r#""allowed":true"#), "{replayed}");
+    let not_granted = stdout(&run(&[]));
+    assert!(
+        not_granted.contains("Policy has not been granted access to Kubernetes"),
+        "{not_granted}"
+    );
+
+    // With a kubeconfig kwctl would query the cluster; kwrun has no client, so the read fails
+    // the way a failed lookup reaches the guest.
+    std::fs::create_dir(home.join(".kube")).unwrap();
+    std::fs::write(&config, "apiVersion: v1\nkind: Config\n").unwrap();
+    let live = run(&["--allow-context-aware"]);
+    let answer = stdout(&live);
+    assert!(
+        answer.contains("Callback evaluation failure: kwrun has no live backend"),
+        "{answer}"
+    );
+    assert!(
+        String::from_utf8_lossy(&live.stderr).contains("kwrun has no live client"),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+}
+
+#[test]
+fn replayed_and_live_failures_reach_the_guest_the_same_way() {
+    // policy-evaluator (kubewarden-controller monorepo,
+    // crates/policy-evaluator/src/runtimes/callback.rs, send_request_and_wait_for_response)
+    // hands the guest `Callback evaluation failure: <error>` for every failed host call.
+    let files = Files::new();
+    let policy = files.write("policy.wasm", cache_reading_guest());
+    let request = files.request();
+    let session = files.write(
+        "session.yml",
+        session_yaml(&[(
+            CallbackRequest::KubernetesGetResource {
+                api_version: ORAS_CACHE_API_VERSION.into(),
+                kind: "OrasCache".into(),
+                name: "c".into(),
+                namespace: Some("ns".into()),
+                disable_cache: false,
+                field_masks: None,
+            },
+            Err("orascaches.cache.converged-computing.github.io \"c\" not found".into()),
+        )]),
+    );
+    let response: AdmissionResponse = serde_json::from_str(&stdout(&kwrun_run(&[
+        "--request-path",
+        &request,
+        "--allow-context-aware",
+        "--replay-host-capabilities-interactions",
+        &session,
+        &policy,
+    ])))
+    .unwrap();
+    // The test guest fails with the host's error as it received it.
+    assert_eq!(
+        response.status.unwrap().message.as_deref(),
+        Some(
+            "internal server error: Guest call failure: Callback evaluation failure: orascaches.cache.converged-computing.github.io \"c\" not found"
+        )
+    );
 }
