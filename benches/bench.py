@@ -200,6 +200,9 @@ def stage_policy(out):
         # kwrun replays each recorded exchange once: one answer per evaluation (the verdict
         # check, bench's first call, warm-up and samples).
         session = os.path.join(work, "session.yml")
+        no_lookups = os.path.join(work, "no-lookups.yml")
+        with open(no_lookups, "w") as empty:
+            empty.write("[]\n")
         run_measured([[native, "repeat-session", os.path.join(FIXTURES, "cache-ready.yml"),
                        "--times", str(samples + warm_up + 2), "-o", session]])
         cases = {
@@ -212,9 +215,10 @@ def stage_policy(out):
             request = os.path.join(FIXTURES, request)
             common = ["--request-path", request, "--settings-path", settings]
             # policy-server grants the resources the metadata declares; the session answers them.
-            replay = ["--allow-context-aware"]
-            if context:
-                replay += ["--replay-host-capabilities-interactions", session]
+            # A request that reads nothing still gets a session, an empty one: like kwctl, kwrun
+            # wants a cluster for --allow-context-aware when no session is replayed.
+            replay = ["--allow-context-aware", "--replay-host-capabilities-interactions",
+                      session if context else no_lookups]
             say(f"policy: {case} request, kwrun (wasm) and native, {samples} samples each")
             # The verdict first: a figure for the wrong answer would mean nothing.
             answer = json.loads(run_measured(
