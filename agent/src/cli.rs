@@ -286,6 +286,12 @@ mod tests {
                 share: "/s".into(),
                 ..Default::default()
             },
+            // Values that look like flags stay values (issue 16).
+            InitArgs {
+                share: "--debug".into(),
+                inputs: vec!["--plain-http".into(), "--".into()],
+                ..Default::default()
+            },
         ];
         for args in cases {
             let Command::Init(parsed) = parse(args.to_args()) else {
@@ -338,7 +344,7 @@ mod tests {
                 ..Default::default()
             },
             LaunchArgs {
-                share: "/mnt/oras".into(),
+                share: "-".into(),
                 input_path: Some("-".into()),
                 output_path: Some("--output-path=x".into()),
                 output_pipe: Some("-h".into()),
@@ -375,6 +381,13 @@ mod tests {
                 start_timeout_secs: 7,
                 heartbeat_timeout_secs: 9,
                 debug: true,
+            },
+            SidecarArgs {
+                share: "--plain-http".into(),
+                output: "--debug".into(),
+                start_timeout_secs: 1,
+                heartbeat_timeout_secs: 2,
+                ..Default::default()
             },
             SidecarArgs {
                 share: "/s".into(),

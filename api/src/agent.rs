@@ -74,15 +74,14 @@ pub struct InitArgs {
 }
 
 impl InitArgs {
-    /// The argv after the binary name. (Inputs are references, which the policy validates and
-    /// which never start with `-`; a path value of [`LaunchArgs`] is joined to its flag.)
+    /// The argv after the binary name. Values are joined to their flag (`--input=VALUE`), so
+    /// that none can ever be read as a flag, whatever it starts with.
     pub fn to_args(&self) -> Vec<String> {
-        let mut args = vec!["init".to_string(), "--share".into(), self.share.clone()];
+        let mut args = vec!["init".to_string(), flag_value("--share", &self.share)];
         push_flag(&mut args, "--plain-http", self.plain_http);
         push_flag(&mut args, "--debug", self.debug);
         for input in &self.inputs {
-            args.push("--input".into());
-            args.push(input.clone());
+            args.push(flag_value("--input", input));
         }
         args
     }
@@ -122,7 +121,7 @@ impl LaunchArgs {
     /// [`LaunchArgs::to_args`] with the unpack limits of the inputs (`--max-unpacked-size=N`,
     /// `--max-unpack-ratio=N` when set).
     pub fn to_args_with_limits(&self, limits: &UnpackLimits) -> Vec<String> {
-        let mut args = vec!["launch".to_string(), "--share".into(), self.share.clone()];
+        let mut args = vec!["launch".to_string(), flag_value("--share", &self.share)];
         push_opt(&mut args, "--input-path", &self.input_path);
         push_opt(&mut args, "--output-path", &self.output_path);
         push_opt(&mut args, "--output-pipe", &self.output_pipe);
@@ -182,18 +181,17 @@ pub const DEFAULT_START_TIMEOUT_SECS: u64 = 1800;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_SECS: u64 = 30;
 
 impl SidecarArgs {
-    /// The argv after the binary name.
+    /// The argv after the binary name, values joined to their flags.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec![
             "sidecar".to_string(),
-            "--share".into(),
-            self.share.clone(),
-            "--output".into(),
-            self.output.clone(),
-            "--start-timeout".into(),
-            self.start_timeout_secs.to_string(),
-            "--heartbeat-timeout".into(),
-            self.heartbeat_timeout_secs.to_string(),
+            flag_value("--share", &self.share),
+            flag_value("--output", &self.output),
+            flag_value("--start-timeout", &self.start_timeout_secs.to_string()),
+            flag_value(
+                "--heartbeat-timeout",
+                &self.heartbeat_timeout_secs.to_string(),
+            ),
         ];
         push_flag(&mut args, "--plain-http", self.plain_http);
         push_flag(&mut args, "--debug", self.debug);
@@ -314,13 +312,10 @@ mod tests {
             argv,
             [
                 "init",
-                "--share",
-                "/mnt/oras",
+                "--share=/mnt/oras",
                 "--plain-http",
-                "--input",
-                "r:5000/a:1",
-                "--input",
-                "r:5000/b:2"
+                "--input=r:5000/a:1",
+                "--input=r:5000/b:2"
             ]
         );
     }
