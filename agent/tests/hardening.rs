@@ -229,8 +229,13 @@ fn assert_pull_stalls(registry: &FakeRegistry, digest: &Digest) {
         elapsed < bound,
         "took {elapsed:?}, bound {bound:?}: {message}"
     );
+    let attempts = registry
+        .blob_requests()
+        .iter()
+        .filter(|d| **d == digest.as_str())
+        .count() as u64;
     assert!(
-        registry.blob_requests().len() as u64 <= ATTEMPTS * ATTEMPTS,
+        (1..=ATTEMPTS * ATTEMPTS).contains(&attempts),
         "{:?}",
         registry.blob_requests()
     );
@@ -282,6 +287,50 @@ fn a_blob_whose_headers_come_and_body_never_does_ends_the_pull() {
         &blob,
     );
     assert_pull_stalls(&registry, &digest);
+}
+
+/// The init role reads the same limits from the pod's environment (the policy passes no flag):
+/// `oras-init` ends too.
+#[test]
+fn init_ends_on_a_stall_with_the_limits_of_the_environment() {
+    let (registry, digest) = stalling_registry(BlobBehaviour::Silent, b"never sent");
+    let share = tempfile::tempdir().unwrap();
+    let args = oras_cache_api::agent::InitArgs {
+        share: share.path().display().to_string(),
+        inputs: vec![format!("{}/hardening/init:v1", registry.host())],
+        plain_http: true,
+        debug: false,
+    };
+    let started = Instant::now();
+    let child = agent()
+        .env("ORAS_AGENT_READ_TIMEOUT", "1")
+        .env("ORAS_AGENT_ATTEMPTS", "1")
+        .args(args.to_args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_or_kill(child, Duration::from_secs(120));
+    let elapsed = started.elapsed();
+    let message = stderr(&output);
+    assert!(!output.status.success(), "{message}");
+    assert!(
+        output.status.code().is_some(),
+        "killed by the test: {message}"
+    );
+    assert!(
+        message.contains("input #0")
+            && message.contains("stalled")
+            && message.contains(digest.as_str()),
+        "{message}"
+    );
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    let attempts = registry
+        .blob_requests()
+        .iter()
+        .filter(|d| **d == digest.as_str())
+        .count();
+    assert_eq!(attempts, 1, "one attempt");
 }
 
 // ---- 3. Path values are paths ------------------------------------------------------------
