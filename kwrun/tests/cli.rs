@@ -423,7 +423,7 @@ fn replayed_and_live_failures_reach_the_guest_the_same_way() {
                 disable_cache: false,
                 field_masks: None,
             },
-            Err("orascaches.cache.converged-computing.github.io \"c\" not found".into()),
+            Err("Cannot find cache.converged-computing.github.io/v1alpha1/OrasCache named 'c' inside of namespace 'Some(\"ns\")'".into()),
         )]),
     );
     let response: AdmissionResponse = serde_json::from_str(&stdout(&kwrun_run(&[
@@ -439,7 +439,7 @@ fn replayed_and_live_failures_reach_the_guest_the_same_way() {
     assert_eq!(
         response.status.unwrap().message.as_deref(),
         Some(
-            "internal server error: Guest call failure: Callback evaluation failure: orascaches.cache.converged-computing.github.io \"c\" not found"
+            "internal server error: Guest call failure: Callback evaluation failure: Cannot find cache.converged-computing.github.io/v1alpha1/OrasCache named 'c' inside of namespace 'Some(\"ns\")'"
         )
     );
 }
