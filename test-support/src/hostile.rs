@@ -308,3 +308,49 @@ fn hold(stream: &TcpStream, stop: &AtomicBool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(host: &str, request: &str) -> String {
+        let mut stream = TcpStream::connect(host).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    #[test]
+    fn the_recording_server_keeps_what_it_was_sent() {
+        let server = RecordingServer::start("401 Unauthorized", "{}").unwrap();
+        let answer = exchange(
+            &server.host(),
+            "GET /token?scope=x HTTP/1.1\r\nAuthorization: Basic YTpi\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        let received = server.received();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].request_line, "GET /token?scope=x HTTP/1.1");
+        assert_eq!(received[0].header("Authorization"), Some("Basic YTpi"));
+    }
+
+    #[test]
+    fn the_fake_registry_serves_its_manifest_and_blobs_and_counts_blob_requests() {
+        let blobs = HashMap::from([(
+            "sha256:aa".to_string(),
+            BlobBehaviour::Serve(b"hi".to_vec()),
+        )]);
+        let registry = FakeRegistry::start(b"{}".to_vec(), "application/json", blobs).unwrap();
+        let host = registry.host();
+        assert!(exchange(&host, "GET /v2/ HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+        let manifest = exchange(&host, "GET /v2/r/manifests/t HTTP/1.1\r\n\r\n");
+        assert!(manifest.contains("Content-Type: application/json") && manifest.ends_with("{}"));
+        assert!(exchange(&host, "GET /v2/r/blobs/sha256:aa HTTP/1.1\r\n\r\n").ends_with("hi"));
+        assert!(
+            exchange(&host, "GET /v2/r/blobs/sha256:bb HTTP/1.1\r\n\r\n")
+                .starts_with("HTTP/1.1 404")
+        );
+        assert_eq!(registry.blob_requests(), ["sha256:aa", "sha256:bb"]);
+    }
+}
