@@ -59,7 +59,7 @@ pub enum PlaceError {
     },
     /// Two layers write the same path.
     #[error(
-        "{second} would write {path:?}, which {first} already wrote; give the inputs distinct titles or pull them to different paths"
+        "{second} would write {path:?}, which {first} writes too; nothing was written; give the inputs distinct titles or pull them to different paths"
     )]
     Conflict {
         /// The path (relative to the target directory).
