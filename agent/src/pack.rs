@@ -53,7 +53,7 @@ pub enum PackError {
     Unsupported(PathBuf),
     /// A symlink inside a pushed directory points outside it.
     #[error(
-        "cannot pack {path}: it is a symlink to {target}, outside the directory being pushed; the agent's pull refuses such links, so nothing was pushed: copy the target in or remove the link"
+        "cannot pack {path}: it is a symlink to {target}, which is absolute or leaves the directory being pushed; the agent's pull refuses such links, so nothing was pushed: copy the target in or remove the link"
     )]
     LinkEscapes {
         /// The link.

@@ -455,11 +455,25 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
     let message = stderr(&refused);
     assert!(!refused.status.success(), "{message}");
     assert!(
-        message.contains("escape") && message.contains("outside the directory"),
+        message.contains("escape") && message.contains("leaves the directory being pushed"),
         "{message}"
     );
     let missing = run(&mut pull(&escaping, &work.path().join("out2")));
     assert!(!missing.status.success(), "nothing was published");
+
+    // An absolute link is refused as the pull would refuse it, even one into the directory.
+    std::fs::remove_file(real.join("sub/escape")).unwrap();
+    std::os::unix::fs::symlink(real.join("sub/data.txt"), real.join("absolute")).unwrap();
+    let refused =
+        run(agent()
+            .current_dir(work.path())
+            .args(["push", &escaping, "results", "--plain-http"]));
+    assert!(!refused.status.success(), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("absolute"),
+        "{}",
+        stderr(&refused)
+    );
 }
 
 // ---- 6. Clean failures ------------------------------------------------------------------
