@@ -20,19 +20,8 @@ pub struct InvalidDigest(pub String);
 impl Digest {
     /// Parses and validates `algorithm:hex`.
     pub fn parse(value: &str) -> Result<Digest, InvalidDigest> {
-        let (algorithm, hex) = value
-            .split_once(':')
-            .ok_or_else(|| InvalidDigest(value.into()))?;
-        let expected_len = match algorithm {
-            "sha256" => 64,
-            "sha512" => 128,
-            _ => return Err(InvalidDigest(value.into())),
-        };
-        let hex_ok = hex.len() == expected_len
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !hex_ok {
+        // One grammar for the policy and the agent: the contract's.
+        if !oras_cache_api::reference::is_digest(value) {
             return Err(InvalidDigest(value.into()));
         }
         Ok(Digest(value.into()))

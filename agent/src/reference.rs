@@ -1,6 +1,6 @@
 //! Artifact references: `host[:port]/repository[:tag|@digest]`.
 
-use crate::digest::Digest;
+use crate::digest::{Digest, InvalidDigest};
 use std::fmt;
 use std::str::FromStr;
 
@@ -28,16 +28,27 @@ pub enum ReferenceError {
         "reference {0:?} has no registry host: write host[:port]/repository[:tag], e.g. 127.0.0.1:5000/results:v1"
     )]
     MissingRegistry(String),
-    /// The repository path breaks the distribution grammar.
+    /// The part before the first `/` is not `host[:port]`.
     #[error(
-        "reference {reference:?}: repository {repository:?} is invalid: use lowercase letters, digits and single '.', '_', '__' or '-' separators between '/'-separated parts"
+        "reference {reference:?}: registry {registry:?} is not host[:port] ({reason}): write host[:port]/repository[:tag], e.g. 127.0.0.1:5000/results:v1"
     )]
+    InvalidRegistry {
+        /// The whole reference.
+        reference: String,
+        /// The part before the first `/`.
+        registry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The repository path breaks the distribution grammar.
+    #[error("reference {reference:?}: {reason}")]
     InvalidRepository {
         /// The whole reference.
         reference: String,
-        /// The offending repository.
-        repository: String,
+        /// What is wrong, naming the part.
+        reason: String,
     },
+
     /// The tag breaks the distribution grammar.
     #[error(
         "reference {reference:?}: tag {tag:?} is invalid: a tag is 1-128 letters, digits, '_', '.' or '-' and does not start with '.' or '-'"
@@ -54,62 +65,65 @@ pub enum ReferenceError {
         /// The whole reference.
         reference: String,
         /// What is wrong with it.
-        source: crate::digest::InvalidDigest,
+        source: InvalidDigest,
     },
 }
 
 impl Reference {
-    /// Parses `host[:port]/repository[:tag][@digest]`.
+    /// Parses `host[:port]/repository[:tag][@digest]` with the contract's grammar
+    /// ([`oras_cache_api::reference`]): everything before the first `/` is the registry, as in
+    /// oras, so the references the policy writes always parse to the parts it meant.
     pub fn parse(value: &str) -> Result<Reference, ReferenceError> {
-        let (registry, rest) = value
-            .split_once('/')
-            .ok_or_else(|| ReferenceError::MissingRegistry(value.into()))?;
-        if !looks_like_host(registry) {
-            return Err(ReferenceError::MissingRegistry(value.into()));
-        }
-        let (name_and_tag, digest) = match rest.split_once('@') {
-            Some((name, digest)) => {
-                let digest =
+        use oras_cache_api::reference::{
+            ArtifactReference, PathError, ReferenceError as ContractError,
+        };
+        let parsed = ArtifactReference::parse(value).map_err(|error| match error {
+            ContractError::MissingRegistry(_) => ReferenceError::MissingRegistry(value.into()),
+            ContractError::InvalidRegistry {
+                registry, reason, ..
+            } => ReferenceError::InvalidRegistry {
+                reference: value.into(),
+                registry,
+                reason,
+            },
+            ContractError::InvalidPath {
+                source: PathError::Tag(tag),
+                ..
+            } => ReferenceError::InvalidTag {
+                reference: value.into(),
+                tag,
+            },
+            ContractError::InvalidPath {
+                source: PathError::Digest(digest),
+                ..
+            } => ReferenceError::InvalidDigest {
+                reference: value.into(),
+                source: InvalidDigest(digest),
+            },
+            ContractError::InvalidPath { source, .. } => ReferenceError::InvalidRepository {
+                reference: value.into(),
+                reason: source.to_string(),
+            },
+        })?;
+        let digest = match &parsed.path.digest {
+            Some(digest) => {
+                Some(
                     Digest::parse(digest).map_err(|source| ReferenceError::InvalidDigest {
                         reference: value.into(),
                         source,
-                    })?;
-                (name, Some(digest))
+                    })?,
+                )
             }
-            None => (rest, None),
+            None => None,
         };
-        // A ':' after the last '/' separates the tag; one before it would be a port, and the
-        // host was already split off.
-        let last_slash = name_and_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
-        let (repository, tag) = match name_and_tag[last_slash..].rfind(':') {
-            Some(i) => {
-                let at = last_slash + i;
-                (&name_and_tag[..at], Some(&name_and_tag[at + 1..]))
-            }
-            None => (name_and_tag, None),
-        };
-        if !valid_repository(repository) {
-            return Err(ReferenceError::InvalidRepository {
-                reference: value.into(),
-                repository: repository.into(),
-            });
-        }
-        if let Some(tag) = tag
-            && !valid_tag(tag)
-        {
-            return Err(ReferenceError::InvalidTag {
-                reference: value.into(),
-                tag: tag.into(),
-            });
-        }
-        let tag = match (tag, &digest) {
-            (Some(tag), _) => Some(tag.to_string()),
+        let tag = match (parsed.path.tag, &digest) {
+            (Some(tag), _) => Some(tag),
             (None, None) => Some(DEFAULT_TAG.to_string()),
             (None, Some(_)) => None,
         };
         Ok(Reference {
-            registry: registry.into(),
-            repository: repository.into(),
+            registry: parsed.registry,
+            repository: parsed.path.repository,
             tag,
             digest,
         })
@@ -163,54 +177,6 @@ impl FromStr for Reference {
     }
 }
 
-fn looks_like_host(host: &str) -> bool {
-    let valid_chars = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    valid_chars && (host.contains('.') || host.contains(':') || host == "localhost")
-}
-
-fn valid_repository(repository: &str) -> bool {
-    !repository.is_empty() && repository.len() <= 255 && repository.split('/').all(valid_component)
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn valid_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        if alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let sep = &component[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-fn valid_tag(tag: &str) -> bool {
-    let bytes = tag.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 128
-        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,9 +210,14 @@ mod tests {
             Reference::parse("ubuntu:22.04"),
             Err(ReferenceError::MissingRegistry(_))
         ));
+        // As in oras-go (`registry/remote/properties/reference.go`, `splitRegistry`), the part
+        // before the first '/' is the registry: `library/ubuntu` names a registry "library",
+        // never an implicit docker.io; a Kubernetes Service name works as a registry.
+        let r = Reference::parse("my-registry/ubuntu:22.04").unwrap();
+        assert_eq!(r.registry, "my-registry");
         assert!(matches!(
-            Reference::parse("library/ubuntu"),
-            Err(ReferenceError::MissingRegistry(_))
+            Reference::parse("bad_host/ubuntu"),
+            Err(ReferenceError::InvalidRegistry { .. })
         ));
         assert!(matches!(
             Reference::parse("r.io/Upper/x"),

@@ -16,6 +16,18 @@ pub const KIND: &str = "OrasCache";
 /// Port the registry listens on when the controller deploys it and no port is set.
 pub const DEFAULT_PORT: u16 = 5000;
 
+/// The `host:port` of a deployed cache: its Service's DNS name under the cluster domain. The
+/// controller writes it in `status.address`; the policy falls back to it when it cannot read the
+/// status.
+pub fn service_address(
+    name: &str,
+    namespace: &str,
+    cluster_domain: &str,
+    port: impl std::fmt::Display,
+) -> String {
+    format!("{name}.{namespace}.svc.{cluster_domain}:{port}")
+}
+
 /// An `OrasCache` as the policy sees it: its name, the part of its spec that says where a remote
 /// registry is and which Secret holds its credentials, and what the controller reported.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -11,4 +11,5 @@ pub mod annotations;
 pub mod cache;
 pub mod challenge;
 pub mod media_types;
+pub mod reference;
 pub mod settings;

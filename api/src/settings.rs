@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::annotations::{is_dns_subdomain, validate_registry};
+use crate::annotations::is_dns_subdomain;
+use crate::reference::validate_registry;
 
 /// Image of the injected agent containers when the settings name none.
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/oras-cache/oras-agent:v0.1.0";
@@ -213,10 +214,11 @@ impl Settings {
 
     /// The address of a cache when it cannot be read: its Service in the object's namespace.
     pub fn fallback_cache_address(&self, cache: &str, namespace: &str) -> String {
-        format!(
-            "{cache}.{namespace}.svc.{}:{}",
-            self.cluster_domain,
-            crate::cache::DEFAULT_PORT
+        crate::cache::service_address(
+            cache,
+            namespace,
+            &self.cluster_domain,
+            crate::cache::DEFAULT_PORT,
         )
     }
 }

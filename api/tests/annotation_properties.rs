@@ -2,9 +2,8 @@
 
 use std::cmp::Ordering;
 
-use oras_cache_api::annotations::{
-    OrasAnnotations, PREFIX, natural_cmp, validate_reference, validate_registry,
-};
+use oras_cache_api::annotations::{OrasAnnotations, PREFIX, natural_cmp};
+use oras_cache_api::reference::{validate_reference, validate_registry};
 use proptest::prelude::*;
 
 fn key() -> impl Strategy<Value = String> {

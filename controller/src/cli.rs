@@ -48,7 +48,7 @@ pub struct RunArgs {
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
     /// DNS domain of the cluster, used in `status.address`.
-    #[arg(long, env = "CLUSTER_DOMAIN", default_value = "cluster.local")]
+    #[arg(long, env = "CLUSTER_DOMAIN", default_value = oras_cache_api::settings::DEFAULT_CLUSTER_DOMAIN)]
     pub cluster_domain: String,
     /// Address of the `/metrics`, `/healthz` and `/readyz` server.
     #[arg(long, env = "LISTEN_ADDRESS", default_value = "0.0.0.0:8080")]
@@ -98,7 +98,7 @@ pub struct InstallArgs {
     #[arg(long, default_value = crate::manifests::DEFAULT_AGENT_IMAGE)]
     pub agent_image: String,
     /// DNS domain of the cluster.
-    #[arg(long, default_value = "cluster.local")]
+    #[arg(long, default_value = oras_cache_api::settings::DEFAULT_CLUSTER_DOMAIN)]
     pub cluster_domain: String,
     /// Namespace of Kubewarden's policy server.
     #[arg(long, default_value = crate::manifests::DEFAULT_POLICY_SERVER_NAMESPACE)]

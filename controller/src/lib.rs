@@ -8,6 +8,9 @@
 pub mod app;
 pub mod cli;
 pub mod crd;
+/// Test objects for the unit tests and, through the `fixtures` feature the crate's own
+/// dev-dependency turns on, for the integration tests; never in a release build.
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod manifests;
 pub mod metrics;
@@ -15,7 +18,6 @@ pub mod plan;
 pub mod reconcile;
 pub mod registry_check;
 pub mod resources;
-pub mod schema_check;
 pub mod server;
 pub mod status;
 

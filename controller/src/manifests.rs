@@ -57,7 +57,7 @@ pub const POLICY_READER_NAME: &str = "oras-cache-policy-server-reader";
 /// Name of the ClusterAdmissionPolicy.
 pub const POLICY_NAME: &str = "oras-cache";
 /// The annotation prefix the policy acts on; the policy's webhook only sees objects carrying it.
-pub const ANNOTATION_PREFIX: &str = "oras.converged-computing.github.io/";
+pub const ANNOTATION_PREFIX: &str = oras_cache_api::annotations::PREFIX;
 
 /// What the rendered install varies on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl Default for InstallOptions {
             image: DEFAULT_CONTROLLER_IMAGE.into(),
             policy_module: DEFAULT_POLICY_MODULE.into(),
             agent_image: DEFAULT_AGENT_IMAGE.into(),
-            cluster_domain: "cluster.local".into(),
+            cluster_domain: oras_cache_api::settings::DEFAULT_CLUSTER_DOMAIN.into(),
             policy_server_namespace: DEFAULT_POLICY_SERVER_NAMESPACE.into(),
             policy_server_account: DEFAULT_POLICY_SERVER_ACCOUNT.into(),
         }

@@ -158,21 +158,9 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
     }))
 }
 
-/// `host[:port]`: no scheme, no path, no user info, no spaces, a numeric port if any.
+/// `host[:port]`, by the contract's registry grammar (the one the policy and the agent use).
 fn valid_address(address: &str) -> bool {
-    if address.is_empty() || address.contains("://") || address.contains(['/', '@', ' ', '?', '#'])
-    {
-        return false;
-    }
-    // A bracketed IPv6 literal keeps its colons inside the brackets.
-    let port = match address.rsplit_once(']') {
-        Some((_, rest)) => rest.strip_prefix(':'),
-        None => address.split_once(':').map(|(_, port)| port),
-    };
-    match port {
-        None => true,
-        Some(port) => port.parse::<u16>().is_ok_and(|p| p > 0),
-    }
+    oras_cache_api::reference::validate_registry(address).is_ok()
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub struct ReconcilerConfig {
 impl Default for ReconcilerConfig {
     fn default() -> Self {
         ReconcilerConfig {
-            cluster_domain: "cluster.local".to_string(),
+            cluster_domain: oras_cache_api::settings::DEFAULT_CLUSTER_DOMAIN.to_string(),
             resync_interval: Duration::from_secs(300),
             remote_check_interval: Duration::from_secs(60),
             error_requeue: Duration::from_secs(30),

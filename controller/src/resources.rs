@@ -69,7 +69,7 @@ pub fn selector_labels(cache_name: &str) -> BTreeMap<String, String> {
 
 /// The `host:port` pods use: the Service DNS name under the cluster domain.
 pub fn service_address(name: &str, namespace: &str, cluster_domain: &str, port: i32) -> String {
-    format!("{name}.{namespace}.svc.{cluster_domain}:{port}")
+    oras_cache_api::cache::service_address(name, namespace, cluster_domain, port)
 }
 
 /// Metadata for a child: same name and namespace as the cache, labelled and owned by it.

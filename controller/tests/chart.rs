@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use oras_cache_controller::manifests::{InstallOptions, objects};
-use oras_cache_controller::schema_check::{check_document, parse_documents};
+mod support;
+
 use serde_json::Value;
+use support::schema_check::{check_document, parse_documents};
 
 fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

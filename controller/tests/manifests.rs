@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use oras_cache_controller::crd::crd_yaml;
 use oras_cache_controller::manifests::{InstallOptions, render};
-use oras_cache_controller::schema_check::{check_document, parse_documents};
+mod support;
+
+use support::schema_check::{check_document, parse_documents};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

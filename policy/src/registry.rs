@@ -22,7 +22,7 @@ pub struct ResolvedRegistry {
 impl ResolvedRegistry {
     /// The full reference of an artifact given relative to this registry.
     pub fn reference(&self, uri: &str) -> String {
-        format!("{}/{}", self.address, uri)
+        oras_cache_api::reference::join(&self.address, uri)
     }
 }
 

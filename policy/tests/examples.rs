@@ -70,7 +70,7 @@ fn hello_world_pod_gets_the_whole_injection() {
                 "name": "my-container",
                 "image": "ubuntu",
                 "command": ["/mnt/oras/bin/oras-agent"],
-                "args": ["launch", "--share", "/mnt/oras", "--output-path", "hello-world.txt",
+                "args": ["launch", "--share=/mnt/oras", "--output-path=hello-world.txt",
                          "--pack-outputs", "--debug", "--", "touch", "hello-world.txt"],
                 "volumeMounts": [{"name": "oras-share", "mountPath": "/mnt/oras"}]
             },
@@ -79,9 +79,9 @@ fn hello_world_pod_gets_the_whole_injection() {
                 "image": "ghcr.io/oras-cache/oras-agent:v0.1.0",
                 "imagePullPolicy": "IfNotPresent",
                 "command": ["/oras-agent"],
-                "args": ["sidecar", "--share", "/mnt/oras",
-                         "--output", "orascache-sample.default.svc.cluster.local:5000/dinosaur/hello-world:latest",
-                         "--start-timeout", "1800", "--heartbeat-timeout", "30", "--plain-http", "--debug"],
+                "args": ["sidecar", "--share=/mnt/oras",
+                         "--output=orascache-sample.default.svc.cluster.local:5000/dinosaur/hello-world:latest",
+                         "--start-timeout=1800", "--heartbeat-timeout=30", "--plain-http", "--debug"],
                 "env": [{"name": "TMPDIR", "value": "/mnt/oras"}],
                 "volumeMounts": [{"name": "oras-share", "mountPath": "/mnt/oras"}],
                 "securityContext": agent_security_context(),
@@ -93,7 +93,7 @@ fn hello_world_pod_gets_the_whole_injection() {
             "image": "ghcr.io/oras-cache/oras-agent:v0.1.0",
             "imagePullPolicy": "IfNotPresent",
             "command": ["/oras-agent"],
-            "args": ["init", "--share", "/mnt/oras", "--plain-http", "--debug"],
+            "args": ["init", "--share=/mnt/oras", "--plain-http", "--debug"],
             "env": [{"name": "TMPDIR", "value": "/mnt/oras"}],
             "volumeMounts": [{"name": "oras-share", "mountPath": "/mnt/oras"}],
             "securityContext": agent_security_context(),
@@ -165,12 +165,9 @@ fn breakfast_job_injects_its_pod_template_and_marks_both() {
         strings(&pi["args"]),
         [
             "launch",
-            "--share",
-            "/mnt/oras",
-            "--output-path",
-            "pancakes.txt",
-            "--output-pipe",
-            "pancakes.txt",
+            "--share=/mnt/oras",
+            "--output-path=pancakes.txt",
+            "--output-pipe=pancakes.txt",
             "--pack-outputs",
             "--debug",
             "--",
@@ -179,10 +176,9 @@ fn breakfast_job_injects_its_pod_template_and_marks_both() {
         ]
     );
     let sidecar = container(spec, "containers", "oras");
-    assert!(
-        strings(&sidecar["args"])
-            .contains(&format!("{CACHE_ADDRESS}/dinosaur/hello-world:pancakes"))
-    );
+    assert!(strings(&sidecar["args"]).contains(&format!(
+        "--output={CACHE_ADDRESS}/dinosaur/hello-world:pancakes"
+    )));
     assert_eq!(spec["restartPolicy"], "Never");
     assert_eq!(object["spec"]["backoffLimit"], 4);
     assert_keeps_fields(&job, &object, &["/spec/template/spec/containers/0/command"]);
@@ -259,14 +255,11 @@ fn multiple_input_pod_pulls_both_inputs_in_order() {
         strings(&init["args"]),
         [
             "init",
-            "--share",
-            "/mnt/oras",
+            "--share=/mnt/oras",
             "--plain-http",
             "--debug",
-            "--input",
-            &format!("{CACHE_ADDRESS}/dinosaur/hello-world:one"),
-            "--input",
-            &format!("{CACHE_ADDRESS}/dinosaur/hello-world:two")
+            &format!("--input={CACHE_ADDRESS}/dinosaur/hello-world:one"),
+            &format!("--input={CACHE_ADDRESS}/dinosaur/hello-world:two")
         ]
     );
     // No output: no sidecar, and the launcher packs nothing.
@@ -276,8 +269,7 @@ fn multiple_input_pod_pulls_both_inputs_in_order() {
         strings(&app["args"]),
         [
             "launch",
-            "--share",
-            "/mnt/oras",
+            "--share=/mnt/oras",
             "--debug",
             "--",
             "ls",
@@ -326,7 +318,9 @@ fn remote_registry_pod_uses_tls_and_gives_credentials_to_the_agent_only() {
             .is_none()
     );
     let sidecar_args = strings(&sidecar["args"]);
-    assert!(sidecar_args.contains(&"ghcr.io/manbat/metrics-operator-results:test".to_string()));
+    assert!(
+        sidecar_args.contains(&"--output=ghcr.io/manbat/metrics-operator-results:test".to_string())
+    );
     assert!(!sidecar_args.contains(&"--plain-http".to_string()));
     assert!(!strings(&init["args"]).contains(&"--plain-http".to_string()));
     serde_json::from_value::<Pod>(object).expect("a valid Pod");
@@ -394,7 +388,7 @@ fn a_remote_cache_gives_the_agent_its_credentials_secret() {
     );
     assert!(
         strings(&container(spec, "initContainers", "oras-init")["args"])
-            .contains(&"ghcr.io/my-github-user/data:1".to_string())
+            .contains(&"--input=ghcr.io/my-github-user/data:1".to_string())
     );
 
     let (object, _) = mutated(run(

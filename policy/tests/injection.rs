@@ -219,12 +219,8 @@ fn settings_choose_image_pull_policy_resources_and_user() {
         );
     }
     let sidecar = strings(&container(spec, "containers", "oras")["args"]);
-    assert!(sidecar.windows(2).any(|w| w == ["--start-timeout", "60"]));
-    assert!(
-        sidecar
-            .windows(2)
-            .any(|w| w == ["--heartbeat-timeout", "9"])
-    );
+    assert!(sidecar.iter().any(|a| a == "--start-timeout=60"));
+    assert!(sidecar.iter().any(|a| a == "--heartbeat-timeout=9"));
 }
 
 #[test]
@@ -248,14 +244,10 @@ fn optional_keys_reach_the_agent_command_line() {
         &args[..sep],
         [
             "launch",
-            "--share",
-            "/mnt/oras",
-            "--input-path",
-            "/data/in",
-            "--output-path",
-            "/work/out",
-            "--output-pipe",
-            "/work/log.txt",
+            "--share=/mnt/oras",
+            "--input-path=/data/in",
+            "--output-path=/work/out",
+            "--output-pipe=/work/log.txt",
             "--no-unpack",
             "--push-on-failure",
             "--pack-outputs"
@@ -286,11 +278,9 @@ fn a_remote_registry_with_plain_http_says_so() {
         strings(&container(&object["spec"], "initContainers", "oras-init")["args"]),
         [
             "init",
-            "--share",
-            "/mnt/oras",
+            "--share=/mnt/oras",
             "--plain-http",
-            "--input",
-            "127.0.0.1:5000/a/b:1"
+            "--input=127.0.0.1:5000/a/b:1"
         ]
     );
 }

@@ -136,7 +136,7 @@ fn a_cache_that_deploys_nothing_and_names_no_registry_is_refused() {
         object["spec"]["initContainers"][0]["args"]
             .as_array()
             .unwrap()
-            .contains(&json!("ghcr.io/a:1"))
+            .contains(&json!("--input=ghcr.io/a:1"))
     );
 }
 
@@ -300,7 +300,10 @@ fn a_missing_cache_falls_back_with_a_warning_when_the_settings_say_so() {
         "{warnings:?}"
     );
     let init = container(&object["spec"], "initContainers", "oras-init");
-    assert!(strings(&init["args"]).contains(&"nope.work.svc.cluster.local:5000/a:1".to_string()));
+    assert!(
+        strings(&init["args"])
+            .contains(&"--input=nope.work.svc.cluster.local:5000/a:1".to_string())
+    );
 }
 
 #[test]
@@ -319,7 +322,7 @@ fn without_context_aware_reads_the_cache_service_name_is_used() {
     assert!(warnings.is_empty());
     assert!(host.calls().is_empty(), "no host capability may be used");
     let args = strings(&container(&object["spec"], "initContainers", "oras-init")["args"]);
-    assert!(args.contains(&"c.work.svc.corp.internal:5000/a:1".to_string()));
+    assert!(args.contains(&"--input=c.work.svc.corp.internal:5000/a:1".to_string()));
     assert!(args.contains(&"--plain-http".to_string()));
 }
 
@@ -351,10 +354,8 @@ fn a_cache_that_reports_tls_is_reached_over_tls() {
         args,
         [
             "init",
-            "--share",
-            "/mnt/oras",
-            "--input",
-            "registry.example.com/a:1"
+            "--share=/mnt/oras",
+            "--input=registry.example.com/a:1"
         ]
     );
 }

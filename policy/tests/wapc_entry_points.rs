@@ -49,7 +49,7 @@ fn validate_mutates_with_the_fallback_address_when_not_context_aware() {
         init["args"]
             .as_array()
             .unwrap()
-            .contains(&json!("c.default.svc.cluster.local:5000/a:1"))
+            .contains(&json!("--input=c.default.svc.cluster.local:5000/a:1"))
     );
 }
 

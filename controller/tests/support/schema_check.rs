@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
-use crate::crd::OrasCache;
+use oras_cache_controller::crd::OrasCache;
 
 /// A document that does not fit its schema.
 #[derive(Debug, Error, PartialEq, Eq)]
