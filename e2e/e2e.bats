@@ -126,11 +126,13 @@ evaluate() {
   [ $(expr "$output" : '.*output-uri is empty.*') -ne 0 ]
 }
 
-@test "several containers without a container annotation are rejected" {
-  evaluate several-containers-pod --allow-context-aware
+@test "several containers without a container annotation wrap the first, with a warning" {
+  evaluate several-containers-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-ready.yml"
   [ "$status" -eq 0 ]
-  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
-  [ $(expr "$output" : '.*the pod has several containers.*') -ne 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+  [ $(expr "$output" : '.*oras-cache wraps the first.*') -ne 0 ]
 }
 
 @test "a registry outside allowedRegistries is rejected" {
@@ -144,4 +146,42 @@ evaluate() {
   evaluate no-annotation-pod --settings-path "$FIXTURES/settings/invalid-pull-policy.json"
   [ "$status" -ne 0 ]
   [ $(expr "$output" : '.*Provided settings are not valid.*') -ne 0 ]
+}
+
+# Path annotations are paths: a value that would read as one of the agent's flags, the whole
+# filesystem, or the agent's own volume is refused at admission, naming the key (issue 16).
+reject_path() {
+  local request=$1 key=$2 reason=$3
+  evaluate "$request"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : ".*annotation oras.converged-computing.github.io/$key: .*$reason.*") -ne 0 ]
+}
+
+@test "output-path --push-on-failure is refused as a flag" {
+  reject_path output-path-flag-pod output-path 'would read as a flag'
+}
+
+@test "output-path -- is refused as a flag" {
+  reject_path output-path-separator-pod output-path 'would read as a flag'
+}
+
+@test "input-path --no-unpack is refused as a flag" {
+  reject_path input-path-flag-pod input-path 'would read as a flag'
+}
+
+@test "output-path / is refused as the whole filesystem" {
+  reject_path output-path-root-pod output-path 'is the whole filesystem'
+}
+
+@test "output-path under /mnt/oras is refused as the agent's volume" {
+  reject_path output-path-share-pod output-path 'the agent.s own volume'
+}
+
+@test "input-path /mnt//oras is refused as the agent's volume" {
+  reject_path input-path-share-pod input-path 'the agent.s own volume'
+}
+
+@test "output-pipe under /mnt/oras is refused as the agent's volume" {
+  reject_path output-pipe-share-pod output-pipe 'the agent.s own volume'
 }

@@ -327,10 +327,71 @@ fn cases() -> Vec<Case> {
             ..Default::default()
         },
         Case {
+            request: "output-path-flag-pod",
+            allowed: false,
+            message: Some(
+                "annotation oras.converged-computing.github.io/output-path: \"--push-on-failure\" starts with '-' and would read as a flag",
+            ),
+            ..Default::default()
+        },
+        Case {
+            request: "output-path-separator-pod",
+            allowed: false,
+            message: Some(
+                "annotation oras.converged-computing.github.io/output-path: \"--\" starts with '-' and would read as a flag",
+            ),
+            ..Default::default()
+        },
+        Case {
+            request: "input-path-flag-pod",
+            allowed: false,
+            message: Some(
+                "annotation oras.converged-computing.github.io/input-path: \"--no-unpack\" starts with '-' and would read as a flag",
+            ),
+            ..Default::default()
+        },
+        Case {
+            request: "output-path-root-pod",
+            allowed: false,
+            message: Some(
+                "annotation oras.converged-computing.github.io/output-path: \"/\" is the whole filesystem",
+            ),
+            ..Default::default()
+        },
+        Case {
+            request: "output-path-share-pod",
+            allowed: false,
+            message: Some(
+                "annotation oras.converged-computing.github.io/output-path: \"/mnt/oras/state\" is inside /mnt/oras, the agent's own volume",
+            ),
+            ..Default::default()
+        },
+        Case {
+            request: "input-path-share-pod",
+            allowed: false,
+            message: Some(
+                "annotation oras.converged-computing.github.io/input-path: \"/mnt//oras\" is inside /mnt/oras, the agent's own volume",
+            ),
+            ..Default::default()
+        },
+        Case {
+            request: "output-pipe-share-pod",
+            allowed: false,
+            message: Some(
+                "annotation oras.converged-computing.github.io/output-pipe: \"/mnt/oras/state/status.json\" is inside /mnt/oras, the agent's own volume",
+            ),
+            ..Default::default()
+        },
+        Case {
             request: "several-containers-pod",
             allow_context_aware: true,
-            allowed: false,
-            message: Some("the pod has several containers (app, helper)"),
+            session: ready,
+            allowed: true,
+            patched: true,
+            warnings: &[
+                "the pod has several containers and oras.converged-computing.github.io/container is not set: oras-cache wraps the first, \"app\"",
+            ],
+            checks: vec![("/spec/containers/0/command/0", json!(AGENT))],
             ..Default::default()
         },
         Case {
