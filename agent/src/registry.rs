@@ -334,6 +334,22 @@ impl RegistryError {
     }
 }
 
+/// Attempts already failed, and when the first began, for one operation.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    failed: u32,
+    started: std::time::Instant,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            failed: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
 /// Outcome of one HTTP exchange: a response to judge, or a transport error.
 type Attempt = Result<Response<ureq::Body>, ureq::Error>;
 
@@ -648,7 +664,7 @@ impl RegistryClient {
         max_size: u64,
     ) -> Result<Vec<u8>, RegistryError> {
         let what = format!("pull blob {digest}");
-        let mut response = self.get_blob(reference, digest, &what)?;
+        let mut response = self.get_blob(reference, digest, &what, &mut Budget::new())?;
         let url = self.blob_url(reference, digest);
         let bytes = read_limited(self, &mut response, max_size, &what, &url)?;
         let actual = Digest::of_bytes(&bytes);
@@ -668,14 +684,16 @@ impl RegistryClient {
         reference: &Reference,
         digest: &Digest,
         what: &str,
+        budget: &mut Budget,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let url = self.blob_url(reference, digest);
-        let response = self.execute(
+        let response = self.execute_within(
             reference,
             Operation::Pull,
             what,
             &url,
             true,
+            budget,
             |agent, auth| with_auth(agent.get(&url), auth).call(),
         )?;
         if response.status().as_u16() != 200 {
@@ -705,15 +723,16 @@ impl RegistryClient {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let what = format!("pull blob {digest}");
-        let mut failures = 0;
-        let started = std::time::Instant::now();
+        // One budget for the whole download: stalls in the headers (counted by execute) and in
+        // the body (counted here) add up to at most `attempts`.
+        let mut budget = Budget::new();
         loop {
             let mut temp = tempfile::Builder::new()
                 .prefix(".oras-agent-")
                 .permissions(crate::digest::readable())
                 .tempfile_in(parent)
                 .map_err(|e| RegistryError::io(parent, e))?;
-            let mut response = self.get_blob(reference, digest, &what)?;
+            let mut response = self.get_blob(reference, digest, &what, &mut budget)?;
             let mut progress = Progress::new(
                 format!("pull {digest} → {}", destination.display()),
                 expected_size,
@@ -758,18 +777,18 @@ impl RegistryClient {
                     });
                 }
                 Err(CopyError::Read(e)) => {
-                    failures += 1;
-                    if failures >= self.options.retry.attempts {
+                    budget.failed += 1;
+                    if budget.failed >= self.options.retry.attempts {
                         let url = self.blob_url(reference, digest);
                         return Err(self.give_up(
                             &what,
                             &url,
-                            failures,
-                            started,
+                            budget.failed,
+                            budget.started,
                             ureq::Error::Io(e),
                         ));
                     }
-                    let wait = self.options.retry.backoff(failures);
+                    let wait = self.options.retry.backoff(budget.failed);
                     info!("{what}: download interrupted ({e}), retrying in {wait:?}");
                     std::thread::sleep(wait);
                 }
@@ -860,12 +879,30 @@ impl RegistryClient {
         what: &str,
         url: &str,
         retry: bool,
+        make: impl FnMut(&ureq::Agent, Option<&str>) -> Attempt,
+    ) -> Result<Response<ureq::Body>, RegistryError> {
+        let mut budget = Budget::new();
+        self.execute_within(reference, operation, what, url, retry, &mut budget, make)
+    }
+
+    /// [`RegistryClient::execute`] for a caller that already spent part of the retry budget
+    /// (a download retried after a stall in its body): the attempts of both count together,
+    /// so a stalling registry costs at most `attempts` attempts in all, not their square.
+    #[allow(clippy::too_many_arguments)]
+    fn execute_within(
+        &self,
+        reference: &Reference,
+        operation: Operation,
+        what: &str,
+        url: &str,
+        retry: bool,
+        budget: &mut Budget,
         mut make: impl FnMut(&ureq::Agent, Option<&str>) -> Attempt,
     ) -> Result<Response<ureq::Body>, RegistryError> {
-        let mut failures = 0;
+        let started = budget.started;
         let mut authenticated = false;
-        let started = std::time::Instant::now();
         loop {
+            let failures = budget.failed;
             let authorization = self.cached_authorization(reference, operation);
             debug!("{what}: {url}");
             let attempt = make(&self.agent, authorization.as_deref());
@@ -904,9 +941,12 @@ impl RegistryClient {
                         .unwrap_or_else(|| error.to_string())
                 }
             };
-            failures += 1;
-            let wait = self.options.retry.backoff(failures);
-            info!("{what}: {retry_reason}, retrying in {wait:?} (attempt {failures})");
+            budget.failed += 1;
+            let wait = self.options.retry.backoff(budget.failed);
+            info!(
+                "{what}: {retry_reason}, retrying in {wait:?} (attempt {})",
+                budget.failed
+            );
             std::thread::sleep(wait);
         }
     }

@@ -222,9 +222,10 @@ fn assert_pull_stalls(registry: &FakeRegistry, digest: &Digest) {
             && message.contains("s waited"),
         "{message}"
     );
-    // Per attempt: the read deadline (or one rate window) plus the backoff of at most 1 s,
-    // twice over for a stall in the body (each body retry may re-request the headers).
-    let bound = Duration::from_secs(ATTEMPTS * ATTEMPTS * (READ_TIMEOUT_SECS + 1) + 15);
+    // Per attempt: the read deadline (or one rate window, which a read can overrun by one
+    // pause) plus a backoff under 1 s; stalls in headers and body share the attempts. The slack
+    // is for a loaded machine: the bound shows the settings ended the pull, not its speed.
+    let bound = Duration::from_secs(ATTEMPTS * (READ_TIMEOUT_SECS + 2) + 15);
     assert!(
         elapsed < bound,
         "took {elapsed:?}, bound {bound:?}: {message}"
@@ -235,7 +236,7 @@ fn assert_pull_stalls(registry: &FakeRegistry, digest: &Digest) {
         .filter(|d| **d == digest.as_str())
         .count() as u64;
     assert!(
-        (1..=ATTEMPTS * ATTEMPTS).contains(&attempts),
+        (1..=ATTEMPTS).contains(&attempts),
         "{:?}",
         registry.blob_requests()
     );
