@@ -3,8 +3,14 @@
 //! It speaks just what artifacts need: blobs up (monolithic, streamed from a reader with a known
 //! length) and down (streamed into a temporary file that is renamed only after its digest and size
 //! are checked), manifests up and down. Memory stays flat whatever the blob size. Connection
-//! errors, `5xx` and `429` are retried with exponential backoff; `401` triggers the `Basic` or
-//! `Bearer` token flow of the registry's challenge (see [`crate::auth`]).
+//! errors, `5xx`, `429` and stalls are retried with exponential backoff; `401` triggers the
+//! `Basic` or `Bearer` token flow of the registry's challenge (see [`crate::auth`]), whose token
+//! realm must pass [`oras_cache_api::challenge::check_token_realm`] before anything is sent to it.
+//!
+//! Nothing waits for ever: every read waits at most [`ClientOptions::read_timeout`], the head of
+//! an answer must arrive within it, and a body slower than [`ClientOptions::min_rate`] is a stall;
+//! a stall is a failed attempt, and the last one ends with [`RegistryError::Stalled`], naming the
+//! host, the blob and the time waited.
 //!
 //! ```no_run
 //! use oras_agent::registry::{ClientOptions, RegistryClient};
@@ -115,8 +121,9 @@ fn env_number(name: &str) -> Option<u64> {
 }
 
 impl ClientOptions {
-    /// Credentials from the environment and docker config, default retries, TLS unless
-    /// `plain_http` (with the CAs of `ORAS_AGENT_CA_FILE` when set).
+    /// Credentials from the environment and docker config, default retries and deadlines (or
+    /// those of `ORAS_AGENT_ATTEMPTS`, `ORAS_AGENT_READ_TIMEOUT`, `ORAS_AGENT_MIN_RATE`), TLS
+    /// unless `plain_http` (with the CAs of `ORAS_AGENT_CA_FILE` when set).
     pub fn new(plain_http: bool) -> ClientOptions {
         ClientOptions {
             plain_http,
