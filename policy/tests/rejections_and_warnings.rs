@@ -141,14 +141,16 @@ fn a_cache_that_deploys_nothing_and_names_no_registry_is_refused() {
 }
 
 /// A failing host call reaches the guest as `Callback evaluation failure: <error>` in Kubewarden's
-/// policy-evaluator; wrapped like that, the rejection still names the cache, the namespace and the
-/// fix.
+/// policy-evaluator (`crates/policy-evaluator/src/runtimes/callback.rs`,
+/// `send_request_and_wait_for_response`), which the SDK 0.17 presents as
+/// `error invoking host capability <capability>: Host error: <that>`; wrapped like that, the
+/// rejection still names the cache, the namespace and the fix.
 #[test]
 fn a_host_failure_as_kubewarden_words_it_still_names_the_cache_namespace_and_fix() {
     let mut host = FakeHost::default();
     host.caches.insert(
         ("work".into(), "c".into()),
-        Err("Callback evaluation failure: orascaches.cache.converged-computing.github.io \"c\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" cannot get resource \"orascaches\"".into()),
+        Err("error invoking host capability kubernetes.get_resource: Host error: Callback evaluation failure: orascaches.cache.converged-computing.github.io \"c\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" cannot get resource \"orascaches\"".into()),
     );
     let message = rejection(run(
         &pod(
@@ -157,13 +159,13 @@ fn a_host_failure_as_kubewarden_words_it_still_names_the_cache_namespace_and_fix
         ),
         &host,
     ));
-    assert!(message.starts_with(&format!("annotation {PREFIX}oras-cache: OrasCache \"c\" in namespace \"work\" could not be read (Callback evaluation failure: ")), "{message}");
+    assert!(message.starts_with(&format!("annotation {PREFIX}oras-cache: OrasCache \"c\" in namespace \"work\" could not be read (error invoking host capability kubernetes.get_resource: Host error: Callback evaluation failure: ")), "{message}");
     assert!(message.contains("create it in that namespace"), "{message}");
 
     let mut host = cache_host();
     host.images.insert(
         "distroless".into(),
-        Err("Callback evaluation failure: cannot fetch manifest of distroless: timeout".into()),
+        Err("error invoking host capability oci.oci_manifest_config: Host error: Callback evaluation failure: cannot fetch manifest of distroless: timeout".into()),
     );
     let message = rejection(run(
         &pod(
@@ -177,7 +179,7 @@ fn a_host_failure_as_kubewarden_words_it_still_names_the_cache_namespace_and_fix
         "{message}"
     );
     assert!(
-        message.contains("(Callback evaluation failure: cannot fetch manifest"),
+        message.contains("Host error: Callback evaluation failure: cannot fetch manifest"),
         "{message}"
     );
     assert!(
@@ -280,7 +282,12 @@ fn a_cache_that_does_not_exist_is_rejected_naming_cache_and_namespace() {
         message.contains("OrasCache \"nope\" in namespace \"work\" could not be read"),
         "{message}"
     );
-    assert!(message.contains("not found"), "{message}");
+    assert!(
+        message.contains(
+            "Cannot find cache.converged-computing.github.io/v1alpha1/OrasCache named 'nope'"
+        ),
+        "{message}"
+    );
 }
 
 #[test]

@@ -86,9 +86,12 @@ impl Host for FakeHost {
         self.caches
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
+            // What the policy gets on a real policy server (policy-evaluator's
+            // `callback_handler/kubernetes/client.rs`, `get_resource`, wrapped by
+            // `runtimes/callback.rs` and the SDK).
             .unwrap_or_else(|| {
                 Err(format!(
-                    "orascaches.cache.converged-computing.github.io \"{name}\" not found"
+                    "error invoking host capability kubernetes.get_resource: Host error: Callback evaluation failure: Cannot find cache.converged-computing.github.io/v1alpha1/OrasCache named '{name}' inside of namespace 'Some(\"{namespace}\")'"
                 ))
             })
     }
