@@ -208,7 +208,8 @@ def stage_policy(out):
         cases = {
             "plain": ("plain-pod.json", False, True, False),
             "annotated": ("annotated-job.json", True, True, True),
-            "rejected": ("rejected-pod.json", True, False, False),
+            # Refused before any lookup: its `container` key names none of its containers.
+            "rejected": ("rejected-pod.json", False, False, False),
         }
         result = {"samples": samples, "warm_up": warm_up, "cases": {}}
         for case, (request, context, allowed, patched) in cases.items():
@@ -633,7 +634,7 @@ def render(results, policy, agent, pod, when):
     labels = {
         "plain": "Pod without annotations (accepted, no patch)",
         "annotated": "Job with three inputs and an output (mutated)",
-        "rejected": "Pod with two containers and no `container` key (rejected)",
+        "rejected": "Pod whose `container` key names none of its two containers (rejected)",
     }
     for case, label in labels.items():
         c = cases[case]
