@@ -107,6 +107,10 @@ fn run_with_share(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> Lau
         ));
         return status;
     }
+    if let Err(error) = refuse_share_or_root("output path", &output, share, true) {
+        status.error = Some(error);
+        return status;
+    }
     let outputs = share.join(OUTPUTS_DIR);
     let _ = std::fs::remove_dir_all(&outputs);
     match pack_into_layout(std::slice::from_ref(&output), &outputs) {
@@ -117,6 +121,57 @@ fn run_with_share(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> Lau
         Err(e) => status.error = Some(format!("cannot pack {}: {e}", output.display())),
     }
     status
+}
+
+/// Refuses a path that is the shared volume or inside it, and with `refuse_root` also `/` and any
+/// directory holding the share: packing it would pack the agent's own files (or everything), and
+/// placing inputs in the share could overwrite the agent or its status. The policy refuses these at admission; this is the agent's
+/// own check, for a pod written by hand.
+fn refuse_share_or_root(
+    what: &str,
+    path: &Path,
+    share: &Path,
+    refuse_root: bool,
+) -> Result<(), String> {
+    // Resolve what exists (symlinks included), then append the rest lexically.
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| format!("working directory: {e}"))?
+            .join(path)
+    };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let resolved = loop {
+        match existing.canonicalize() {
+            Ok(found) => break found,
+            Err(_) => match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => break existing.to_path_buf(),
+            },
+        }
+    };
+    let resolved = rest.iter().rev().fold(resolved, |p, name| p.join(name));
+    let share = share.canonicalize().unwrap_or_else(|_| share.to_path_buf());
+    if refuse_root && resolved == Path::new("/") {
+        return Err(format!(
+            "{what} {} is the whole filesystem (/); name a directory of the step instead",
+            path.display()
+        ));
+    }
+    let holds_share = refuse_root && share.starts_with(&resolved);
+    if resolved.starts_with(&share) || holds_share {
+        return Err(format!(
+            "{what} {} is or holds the agent's shared volume {}; name a directory of the step outside it",
+            path.display(),
+            share.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Places every input layout of the share (in input order) into the input path; on failure,
@@ -138,9 +193,14 @@ fn place_inputs(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> Resul
         Some(path) => PathBuf::from(path),
         None => std::env::current_dir().map_err(|e| format!("working directory: {e}"))?,
     };
+    // The working directory may well be `/` or hold the share (many images leave it at `/`):
+    // inputs placed there write their titles only, and the placer refuses a title that would
+    // land in the share, so only a target inside the share is refused outright.
+    refuse_share_or_root("input path", &target, share, false)?;
     let mut placer = Placer::new(&target, args.unpack)
         .map_err(|e| e.to_string())?
-        .with_limits(Limits::from(limits));
+        .with_limits(Limits::from(limits))
+        .forbid(&share.canonicalize().unwrap_or_else(|_| share.to_path_buf()));
     for index in indexes {
         let owner = format!("input #{index}");
         let placed = Layout::open(&input_layout_dir(share, index))

@@ -248,6 +248,8 @@ pub struct Placer {
     claimed: Vec<(PathBuf, String)>,
     limits: Limits,
     created: Tracker,
+    /// A directory no title may land in or hold (the agent's shared volume).
+    forbidden: Option<PathBuf>,
 }
 
 impl Placer {
@@ -272,7 +274,15 @@ impl Placer {
             claimed: Vec::new(),
             limits: Limits::default(),
             created,
+            forbidden: None,
         })
+    }
+
+    /// The same placer refusing any title that would land in `dir` or hold it (the launcher
+    /// forbids the agent's shared volume, which a working directory of `/` holds).
+    pub fn forbid(mut self, dir: &Path) -> Placer {
+        self.forbidden = Some(dir.to_path_buf());
+        self
     }
 
     /// The same placer with other unpack limits.
@@ -298,6 +308,7 @@ impl Placer {
             claimed: self.claimed.clone(),
             limits: self.limits,
             created: Tracker::new(),
+            forbidden: self.forbidden.clone(),
         };
         for layer in layers {
             if let Some(title) = placed_title(layer, self.unpack) {
@@ -398,6 +409,18 @@ impl Placer {
             title: title.into(),
             reason,
         })?;
+        if let Some(forbidden) = &self.forbidden {
+            let absolute = self.root.join(&relative);
+            if absolute.starts_with(forbidden) || forbidden.starts_with(&absolute) {
+                return Err(PlaceError::UnsafeTitle {
+                    title: title.into(),
+                    reason: format!(
+                        "would write into the agent's shared volume {}",
+                        forbidden.display()
+                    ),
+                });
+            }
+        }
         for (path, first) in &self.claimed {
             if path.starts_with(&relative) || relative.starts_with(path) {
                 return Err(PlaceError::Conflict {

@@ -380,6 +380,88 @@ fn an_output_path_that_reads_as_a_flag_is_packed_as_a_path() {
     assert_eq!(manifest.layers[0].title(), Some("--push-on-failure"));
 }
 
+/// The agent's own check behind the policy's: an output path that is `/` or holds the share is
+/// not packed, an input path inside the share is refused, and an input placed in a directory
+/// that holds the share may not write into it.
+#[test]
+fn outputs_and_inputs_that_touch_the_share_or_root_are_refused() {
+    use oras_cache_api::agent::{InitArgs, LaunchArgs, LaunchStatus, STATUS_FILE};
+    let work = tempfile::tempdir().unwrap();
+    let share = work.path().join("share");
+    std::fs::create_dir_all(&share).unwrap();
+    let status = || -> LaunchStatus {
+        serde_json::from_slice(&std::fs::read(share.join(STATUS_FILE)).unwrap()).unwrap()
+    };
+    let launch = |args: LaunchArgs| {
+        let args = LaunchArgs {
+            share: share.display().to_string(),
+            unpack: true,
+            pack_outputs: true,
+            command: vec!["true".into()],
+            ..args
+        };
+        run(agent().current_dir(work.path()).args(args.to_args()))
+    };
+    for output in [
+        "/".to_string(),
+        share.display().to_string(),
+        "share".into(),
+        ".".into(),
+    ] {
+        let ran = launch(LaunchArgs {
+            output_path: Some(output.clone()),
+            ..Default::default()
+        });
+        let recorded = status();
+        assert!(!recorded.push, "{output}: {recorded:?}");
+        let error = recorded.error.unwrap_or_default();
+        assert!(
+            error.contains("whole filesystem") || error.contains("shared volume"),
+            "{output}: {error} / {}",
+            stderr(&ran)
+        );
+    }
+
+    // An input whose title would land in the share when placed in a directory holding it.
+    let registry = Registry::start();
+    let r = push_crafted(
+        &registry,
+        "hardening/share",
+        vec![(
+            titled("share/bin/oras-agent"),
+            mt::DEFAULT_FILE_LAYER,
+            b"#!/bin/sh\necho replaced".to_vec(),
+        )],
+    )
+    .to_string();
+    let init = InitArgs {
+        share: share.display().to_string(),
+        inputs: vec![r],
+        plain_http: true,
+        debug: false,
+    };
+    run_ok(agent().args(init.to_args()));
+    let agent_binary = std::fs::read(share.join("bin/oras-agent")).unwrap();
+    let ran = launch(LaunchArgs {
+        input_path: Some(work.path().display().to_string()),
+        ..Default::default()
+    });
+    assert_eq!(ran.status.code(), Some(64), "{}", stderr(&ran));
+    assert!(status().error.unwrap_or_default().contains("shared volume"));
+    assert_eq!(
+        std::fs::read(share.join("bin/oras-agent")).unwrap(),
+        agent_binary
+    );
+
+    let ran = launch(LaunchArgs {
+        input_path: Some(share.join("in").display().to_string()),
+        ..Default::default()
+    });
+    assert_eq!(ran.status.code(), Some(64), "{}", stderr(&ran));
+    assert!(status().error.unwrap_or_default().contains("shared volume"));
+    assert!(!share.join("in").exists());
+}
+
 // ---- 4. Bounded unpacking ---------------------------------------------------------------
 
 /// 8 MiB of zeros gzip to about 8 KiB: with `--max-unpacked-size=4Mi` the layer is refused
