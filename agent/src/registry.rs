@@ -260,7 +260,7 @@ pub enum RegistryError {
         hint: String,
     },
     /// A bearer token could not be obtained.
-    #[error("cannot get a token from {realm}: {reason}")]
+    #[error("cannot get a token from {realm:?}: {reason}")]
     Token {
         /// The token endpoint.
         realm: String,
@@ -1138,7 +1138,7 @@ fn status_error(what: &str, url: &str, mut response: Response<ureq::Body>) -> Re
         what: what.into(),
         url: url.into(),
         status,
-        body: String::from_utf8_lossy(&body).trim().to_string(),
+        body: printable(String::from_utf8_lossy(&body).trim()),
     }
 }
 
@@ -1174,6 +1174,20 @@ fn read_limited(
         });
     }
     Ok(bytes)
+}
+
+/// `text` with control characters escaped: what a registry sends (an error body) is printed to
+/// the log, and a newline or an escape sequence there would forge or hide log lines.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// `https://host:port/v2/...` → `host:port`.
@@ -1309,6 +1323,14 @@ mod tests {
         };
         let mut off = RateGuard::new(disabled, Duration::from_millis(1), 0);
         assert_eq!(io::copy(&mut off, &mut io::sink()).unwrap(), 5);
+    }
+
+    #[test]
+    fn registry_text_is_printed_with_control_characters_escaped() {
+        assert_eq!(
+            printable("{\"errors\":[]}\n\u{1b}[2Kfake"),
+            "{\"errors\":[]}\\n\\u{1b}[2Kfake"
+        );
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Challenge {
 pub enum RealmError {
     /// A plain-HTTP realm named by a registry that is spoken to over HTTPS.
     #[error(
-        "the registry is reached over HTTPS but names the plain-HTTP token realm {realm}; refusing to send anything there (credentials would travel in clear text): fix the registry's token realm to https"
+        "the registry is reached over HTTPS but names the plain-HTTP token realm {realm:?}; refusing to send anything there (credentials would travel in clear text): fix the registry's token realm to https"
     )]
     Insecure {
         /// The realm as the registry sent it.
