@@ -11,34 +11,41 @@ CARGO ?= cargo
 export ORAS_VENV ?= $(CURDIR)/.venv
 export PATH := $(ORAS_VENV)/bin:$(PATH)
 
+# Shared by several parts, so defined before any mk/ file reads them (no include-order tricks).
+# kwrun, the local policy runner; KWRUN=$(CARGO_TARGET_DIR)/release/kwrun selects the release build.
+KWRUN ?= $(CARGO_TARGET_DIR)/debug/kwrun
+# Real kwctl, when installed, annotates the policy and runs e2e.bats instead of kwrun.
+KWCTL_INSTALLED := $(shell command -v kwctl 2>/dev/null)
+
 # Parts append the targets `make test` runs after the workspace's unit tests.
 TEST_TARGETS :=
 
 .PHONY: help bootstrap bootstrap-tests fmt lint unit-tests test
-help:
-	@echo "make demo    run the two-step workflow end to end (local registry, podman)"
-	@echo "make test    run every test (installs what it needs first)"
-	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
 
-bootstrap:
+help: ## list every target with what it does
+	@grep -hE '^[a-zA-Z0-9_.% -]+:.*## ' $(MAKEFILE_LIST) \
+	  | sed -E 's/^([^:]+):.*## (.*)$$/\1\t\2/' \
+	  | awk -F'\t' '{ printf "  %-34s %s\n", $$1, $$2 }'
+
+bootstrap: ## install what demo and test need: apt packages, rust targets, the .venv (idempotent)
 	@scripts/bootstrap.sh
 
-fmt:
+fmt: ## check formatting (cargo fmt)
 	$(CARGO) fmt --all -- --check
 
-lint:
+lint: ## clippy on every crate and target, warnings are errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit-tests: bootstrap
-	$(CARGO) test --workspace
+# The end-to-end crate needs the built policy module: e2e-rust runs it.
+unit-tests: bootstrap ## cargo test of every crate but the end-to-end one
+	$(CARGO) test --workspace --exclude oras-cache-e2e
 
-# The set-up script itself, on a system Python that refuses pip (Debian 12).
-bootstrap-tests: bootstrap
+bootstrap-tests: bootstrap ## the set-up script on a system Python that refuses pip (Debian 12)
 	bats scripts/bootstrap.bats
 
 TEST_TARGETS += bootstrap-tests
 
 include $(sort $(wildcard mk/*.mk))
 
-test: bootstrap fmt lint unit-tests $(TEST_TARGETS)
+test: bootstrap fmt lint unit-tests $(TEST_TARGETS) ## every test: formatting, lint, unit, e2e, demo (what CI runs)
 	@echo "make test: all tests passed"

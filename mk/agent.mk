@@ -5,19 +5,18 @@ AGENT_IMAGE ?= localhost/oras-agent:dev
 
 .PHONY: agent agent-image agent-check-static
 
-## Static musl build of the agent. ring compiles C: musl-gcc (musl-tools) is its compiler here.
-agent:
+# ring compiles C: musl-gcc (musl-tools) is its compiler here.
+agent: ## the static musl oras-agent
 	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build -p oras-agent --release --target $(AGENT_TARGET)
 	@ls -l $(AGENT_BIN)
 
-## The agent image: FROM scratch, /oras-agent, user 65532 (buildah, no daemon needed).
-agent-image: agent
+agent-image: agent ## the agent image: FROM scratch, /oras-agent, user 65532 (buildah)
 	mkdir -p $(CARGO_TARGET_DIR)/agent-image
 	cp $(AGENT_BIN) $(CARGO_TARGET_DIR)/agent-image/oras-agent
 	buildah bud --layers -f agent/Dockerfile -t $(AGENT_IMAGE) $(CARGO_TARGET_DIR)/agent-image
 
-## The binary is static (it runs in distroless and shell-less application images) and runs.
-agent-check-static: agent
+# It must run in distroless and shell-less application images.
+agent-check-static: agent ## the agent binary is static and runs
 	@file $(AGENT_BIN) | grep -Eq 'statically linked|static-pie linked' || { file $(AGENT_BIN); echo "$(AGENT_BIN) is not static"; exit 1; }
 	@! ldd $(AGENT_BIN) 2>/dev/null | grep -q '=>' || { echo "$(AGENT_BIN) has dynamic dependencies"; exit 1; }
 	$(AGENT_BIN) --version

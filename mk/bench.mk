@@ -15,16 +15,14 @@ BENCH_ENV = KWRUN=$(BENCH_KWRUN) POLICY_BENCH=$(BENCH_POLICY_TOOL) AGENT_BIN=$(A
 
 .PHONY: bench bench-tools bench-policy bench-agent bench-pod bench-report
 
-## Release builds: latency is measured on what a policy server would run, not a debug build.
-bench-tools: | bootstrap
-	$(CARGO) build --release -p oras-cache-kwrun --bin kwrun -p oras-cache-bench --bin policy-bench
-	@# Newer than its sources, so that mk/e2e.mk's rule for $$(KWRUN) leaves the release build alone.
-	@touch $(BENCH_KWRUN)
-	$(MAKE) --no-print-directory KWRUN=$(BENCH_KWRUN) policy.wasm annotated-policy.wasm agent
+# Release builds: latency is measured on what a policy server would run, not a debug build.
+bench-tools: | bootstrap ## release kwrun and policy-bench, the policy module and the static agent
+	$(CARGO) build --release -p oras-cache-bench --bin policy-bench
+	$(MAKE) --no-print-directory KWRUN=$(BENCH_KWRUN) kwrun policy.wasm annotated-policy.wasm agent
 
-bench: bench-tools
+bench: bench-tools ## every benchmark; rewrites benches/results.json and BENCHMARKS.md's tables
 	$(BENCH_ENV) python3 benches/bench.py all
 
-# One stage at a time (the report needs all three results in $(BENCH_OUT)).
-bench-policy bench-agent bench-pod bench-report: bench-%: bench-tools
+# The report needs all three results in $(BENCH_OUT).
+bench-policy bench-agent bench-pod bench-report: bench-%: bench-tools ## one stage of make bench
 	$(BENCH_ENV) python3 benches/bench.py $*

@@ -5,30 +5,31 @@ CONTROLLER_IMAGE ?= ghcr.io/oras-cache/oras-cache-controller:v0.1.0
 
 .PHONY: controller controller-manifests controller-image controller-check-manifests controller-cluster-test
 
-## Static musl build of the controller.
-controller:
+controller: ## the static musl controller (10-20 minutes on two cores)
 	$(CARGO) build -p oras-cache-controller --release --target $(CONTROLLER_TARGET)
 	@ls -l $(CONTROLLER_BIN)
 
-## Regenerates the committed CRD and install YAML (the drift tests compare them with the code).
-controller-manifests:
+# The drift tests compare the committed YAML with the code.
+controller-manifests: ## regenerate deploy/crd.yaml, deploy/oras-cache.yaml and the chart's CRD
 	$(CARGO) run -q -p oras-cache-controller -- crd --output deploy/crd.yaml
 	cp deploy/crd.yaml charts/oras-cache/crds/orascaches.yaml
 	$(CARGO) run -q -p oras-cache-controller -- manifests --output deploy/oras-cache.yaml
 
-## Builds the controller image from the static binary (buildah, no daemon needed).
-controller-image: controller
+controller-image: controller ## the controller image from the static binary (buildah)
 	mkdir -p $(CARGO_TARGET_DIR)/controller-image
 	cp $(CONTROLLER_BIN) $(CARGO_TARGET_DIR)/controller-image/oras-cache-controller
 	strip $(CARGO_TARGET_DIR)/controller-image/oras-cache-controller
 	cp /etc/ssl/certs/ca-certificates.crt $(CARGO_TARGET_DIR)/controller-image/
 	buildah bud --layers -f controller/Dockerfile -t $(CONTROLLER_IMAGE) $(CARGO_TARGET_DIR)/controller-image
 
-## The static binary really is static and prints the CRD the tests check.
-controller-check-manifests: controller
+controller-check-manifests: controller ## the static binary is static and prints the committed YAML
 	@if readelf -l $(CONTROLLER_BIN) | grep -q INTERP; then echo "$(CONTROLLER_BIN) is not static"; exit 1; fi
 	$(CONTROLLER_BIN) crd | diff -u deploy/crd.yaml -
 	$(CONTROLLER_BIN) manifests | diff -u deploy/oras-cache.yaml -
 
 # Not in TEST_TARGETS: the release musl build takes 10-20 minutes on two cores; the drift tests
 # in `cargo test` already compare the committed YAML with the code.
+
+# Uses the current kubeconfig context (kind, k3d); never part of make test.
+controller-cluster-test: ## against a real cluster: install the CRD, reconcile a cache until Ready
+	$(CARGO) test -p oras-cache-controller --test cluster -- --ignored
