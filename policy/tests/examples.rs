@@ -30,7 +30,7 @@ fn agent_resources() -> Value {
     json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}})
 }
 
-/// examples/tests/hello-world/pod-with-storage.yaml
+/// oras-operator's examples/tests/hello-world/pod-with-storage.yaml
 fn hello_world_pod() -> Value {
     json!({
         "kind": "Pod",
@@ -119,7 +119,7 @@ fn hello_world_pod_gets_the_whole_injection() {
     serde_json::from_value::<Pod>(object).expect("the mutated pod is a valid Pod");
 }
 
-/// examples/tests/hello-world/job.yaml, with the annotations on the Job (the original's HEAD).
+/// oras-operator's examples/tests/hello-world/job.yaml, with the annotations on the Job (the original's HEAD).
 fn breakfast_job() -> Value {
     json!({
         "apiVersion": "batch/v1",
@@ -228,7 +228,7 @@ fn breakfast_job_with_template_annotations_is_injected_at_pod_creation() {
     container(spec, "containers", "oras");
 }
 
-/// examples/tests/multiple-hello-world/pod-2.yaml
+/// oras-operator's examples/tests/multiple-hello-world/pod-2.yaml
 #[test]
 fn multiple_input_pod_pulls_both_inputs_in_order() {
     let pod = json!({
@@ -279,7 +279,7 @@ fn multiple_input_pod_pulls_both_inputs_in_order() {
     serde_json::from_value::<Pod>(object).expect("a valid Pod");
 }
 
-/// examples/registry/pod.yaml: a remote registry with credentials.
+/// oras-operator's examples/registry/pod.yaml: a remote registry with credentials.
 #[test]
 fn remote_registry_pod_uses_tls_and_gives_credentials_to_the_agent_only() {
     let pod = json!({
