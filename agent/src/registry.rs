@@ -221,7 +221,7 @@ pub enum RegistryError {
     },
     /// The registry stopped sending (or sent too slowly) on every attempt.
     #[error(
-        "{what} from {host} stalled: {reason}; gave up after {attempts} attempt(s) and {waited_secs:.1} s waited; on a slow network raise --read-timeout or lower --min-rate ({ENV_READ_TIMEOUT}, {ENV_MIN_RATE})"
+        "{what} on registry {host} stalled: {reason}; gave up after {attempts} attempt(s) and {waited_secs:.1} s waited; on a slow network raise --read-timeout or lower --min-rate ({ENV_READ_TIMEOUT}, {ENV_MIN_RATE})"
     )]
     Stalled {
         /// The operation (it names the blob or manifest).
@@ -538,7 +538,9 @@ impl RegistryClient {
             let mut put_url = self.absolute_url(reference, &location);
             put_url.push(if put_url.contains('?') { '&' } else { '?' });
             put_url.push_str(&format!("digest={}", percent_encode(info.digest.as_str())));
-            let reader = open()?;
+            // The guard sees how fast the registry takes the body: ureq reads from it only as
+            // fast as it can write, so a registry that reads a byte at a time is a stall too.
+            let reader = self.guarded(open()?);
             let mut progress = ProgressReader {
                 inner: reader,
                 progress: Progress::new(format!("push {} ({label})", info.digest), Some(info.size)),
@@ -1196,14 +1198,15 @@ fn host_of(url: &str) -> String {
     rest.split('/').next().unwrap_or(rest).to_string()
 }
 
-/// A reader that fails with `TimedOut` when fewer than `min_rate` bytes per second arrived over
-/// a window of `window`: a server that sends a byte just often enough to beat the read deadline
-/// is still a stall. The last, partial window is not judged.
+/// A reader that fails with `TimedOut` when fewer than `min_rate` bytes per second passed
+/// through it over a window of `window`: a server that sends (or takes) a byte just often enough
+/// to beat the read deadline is still a stall. The first window starts at the first read (not
+/// while connecting); the last, partial window is not judged.
 struct RateGuard<R> {
     inner: R,
     window: Duration,
     min_rate: u64,
-    window_start: std::time::Instant,
+    window_start: Option<std::time::Instant>,
     window_bytes: u64,
 }
 
@@ -1213,7 +1216,7 @@ impl<R> RateGuard<R> {
             inner,
             window: window.max(Duration::from_millis(1)),
             min_rate,
-            window_start: std::time::Instant::now(),
+            window_start: None,
             window_bytes: 0,
         }
     }
@@ -1221,12 +1224,15 @@ impl<R> RateGuard<R> {
 
 impl<R: Read> Read for RateGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let window_start = *self
+            .window_start
+            .get_or_insert_with(std::time::Instant::now);
         let n = self.inner.read(buf)?;
         if n == 0 || self.min_rate == 0 {
             return Ok(n);
         }
         self.window_bytes += n as u64;
-        let elapsed = self.window_start.elapsed();
+        let elapsed = window_start.elapsed();
         if elapsed >= self.window {
             let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
             if rate < self.min_rate as f64 {
@@ -1240,7 +1246,7 @@ impl<R: Read> Read for RateGuard<R> {
                     ),
                 ));
             }
-            self.window_start = std::time::Instant::now();
+            self.window_start = Some(std::time::Instant::now());
             self.window_bytes = 0;
         }
         Ok(n)

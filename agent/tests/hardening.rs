@@ -10,7 +10,7 @@ use oras_agent::manifest::{Descriptor, ImageManifest};
 use oras_agent::registry::{ClientOptions, RegistryClient};
 use oras_agent::{Digest, Reference};
 use oras_cache_api::media_types as mt;
-use oras_test_support::hostile::{BlobBehaviour, FakeRegistry, RecordingServer};
+use oras_test_support::hostile::{BlobBehaviour, FakeRegistry, RecordingServer, UploadBehaviour};
 use oras_test_support::{Registry, RegistryOptions, TokenAuth};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -288,6 +288,77 @@ fn a_blob_whose_headers_come_and_body_never_does_ends_the_pull() {
         &blob,
     );
     assert_pull_stalls(&registry, &digest);
+}
+
+/// The push side: a registry that takes an upload a byte at a time ends the push (the sidecar's
+/// case) within the deadline and attempts, naming host and blob; an accepting fake takes it.
+#[test]
+fn a_registry_that_takes_an_upload_a_byte_at_a_time_ends_the_push() {
+    let work = tempfile::tempdir().unwrap();
+    // Larger than what loopback socket buffers absorb, so that the writes block.
+    let big: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(work.path().join("big.bin"), &big).unwrap();
+    let digest = Digest::of_bytes(&big);
+
+    let accepting = FakeRegistry::start_with_uploads(
+        b"{}".to_vec(),
+        mt::OCI_MANIFEST,
+        HashMap::new(),
+        UploadBehaviour::Accept,
+    )
+    .unwrap();
+    run_ok(agent().current_dir(work.path()).args([
+        "push",
+        &format!("{}/hardening/push:v1", accepting.host()),
+        "big.bin",
+        "--plain-http",
+    ]));
+
+    let slow = FakeRegistry::start_with_uploads(
+        b"{}".to_vec(),
+        mt::OCI_MANIFEST,
+        HashMap::new(),
+        UploadBehaviour::SlowRead {
+            above: 1024,
+            every: Duration::from_millis(300),
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    let child = agent()
+        .current_dir(work.path())
+        .args([
+            "push",
+            &format!("{}/hardening/push:v1", slow.host()),
+            "big.bin",
+            "--plain-http",
+            &format!("--read-timeout={READ_TIMEOUT_SECS}"),
+            &format!("--attempts={ATTEMPTS}"),
+            "--min-rate=100",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_or_kill(child, Duration::from_secs(120));
+    let elapsed = started.elapsed();
+    let message = stderr(&output);
+    assert!(!output.status.success(), "{message}");
+    assert!(
+        output.status.code().is_some(),
+        "killed by the test: {message}"
+    );
+    assert!(
+        message.contains("stalled")
+            && message.contains(&slow.host())
+            && message.contains(digest.as_str()),
+        "{message}"
+    );
+    let bound = Duration::from_secs(ATTEMPTS * (READ_TIMEOUT_SECS + 2) + 15);
+    assert!(
+        elapsed < bound,
+        "took {elapsed:?}, bound {bound:?}: {message}"
+    );
 }
 
 /// The init role reads the same limits from the pod's environment (the policy passes no flag):

@@ -6,7 +6,7 @@
 //! `Connection: close`, so every blob request arrives on a fresh connection.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,34 +71,40 @@ impl Drop for Server {
     }
 }
 
-/// Reads one request head (up to the blank line) from `stream`.
-fn read_request(stream: &TcpStream) -> std::io::Result<ReceivedRequest> {
+/// Reads one request head (up to the blank line) from `stream`, and what follows it within
+/// 100 ms when `with_body` (a fake that serves uploads reads the body itself).
+fn read_request(stream: &TcpStream, with_body: bool) -> std::io::Result<ReceivedRequest> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream);
-    let mut request = ReceivedRequest::default();
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    request.raw.extend_from_slice(line.as_bytes());
-    request.request_line = line.trim_end().to_string();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
+    // Byte by byte, so that nothing of a body is read ahead and lost to whoever reads it next.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && !head.ends_with(b"\n\n") {
+        if (&*stream).read(&mut byte)? == 0 {
             break;
         }
-        request.raw.extend_from_slice(line.as_bytes());
-        if line == "\r\n" || line == "\n" {
-            break;
-        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.lines();
+    let mut request = ReceivedRequest {
+        request_line: lines.next().unwrap_or("").trim_end().to_string(),
+        raw: head,
+        ..Default::default()
+    };
+    for line in lines {
         if let Some((name, value)) = line.split_once(':') {
             request
                 .headers
                 .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
         }
     }
+    if !with_body {
+        return Ok(request);
+    }
     // Anything a client sent after the head (a body) is recorded too, briefly.
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     let mut rest = Vec::new();
-    let _ = reader.read_to_end(&mut rest);
+    let _ = (&*stream).read_to_end(&mut rest);
     request.raw.extend_from_slice(&rest);
     Ok(request)
 }
@@ -135,7 +141,7 @@ impl RecordingServer {
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
         let seen = received.clone();
         let server = Server::start(move |stream, _| {
-            if let Ok(request) = read_request(&stream) {
+            if let Ok(request) = read_request(&stream, true) {
                 seen.lock().unwrap_or_else(|e| e.into_inner()).push(request);
                 let _ = respond(
                     &stream,
@@ -183,6 +189,24 @@ pub enum BlobBehaviour {
     },
 }
 
+/// How the fake registry takes a blob upload (`POST .../blobs/uploads/` then `PUT` with the
+/// body).
+#[derive(Debug, Clone, Copy)]
+pub enum UploadBehaviour {
+    /// Uploads are refused with 404 (a pull-only registry).
+    Refuse,
+    /// Reads the whole body and answers 201.
+    Accept,
+    /// Accepts uploads of at most `above` bytes; reads a larger body a byte every `every` and
+    /// never answers.
+    SlowRead {
+        /// The largest upload taken normally (small blobs such as the config go through).
+        above: u64,
+        /// The pause before each byte.
+        every: Duration,
+    },
+}
+
 /// A minimal plain-HTTP registry that serves one manifest under any tag of any repository, and
 /// blobs by digest with a [`BlobBehaviour`] each. `GET /v2/` answers 200; anything unknown 404.
 pub struct FakeRegistry {
@@ -198,16 +222,41 @@ impl FakeRegistry {
         media_type: &str,
         blobs: HashMap<String, BlobBehaviour>,
     ) -> std::io::Result<FakeRegistry> {
+        Self::start_with_uploads(manifest, media_type, blobs, UploadBehaviour::Refuse)
+    }
+
+    /// [`FakeRegistry::start`], taking blob uploads as `uploads` says; manifests pushed are
+    /// answered 201 (and not kept).
+    pub fn start_with_uploads(
+        manifest: Vec<u8>,
+        media_type: &str,
+        blobs: HashMap<String, BlobBehaviour>,
+        uploads: UploadBehaviour,
+    ) -> std::io::Result<FakeRegistry> {
         let media_type = media_type.to_string();
         let blob_requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen = blob_requests.clone();
         let server = Server::start(move |stream, stop| {
-            let Ok(request) = read_request(&stream) else {
+            let Ok(request) = read_request(&stream, false) else {
                 return;
             };
             let mut parts = request.request_line.split_whitespace();
             let method = parts.next().unwrap_or("");
             let path = parts.next().unwrap_or("").to_string();
+            if path.contains("/blobs/uploads/") {
+                serve_upload(&stream, stop, method, &path, &request, uploads);
+                return;
+            }
+            if method == "PUT" && path.contains("/manifests/") {
+                let length: usize = request
+                    .header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                let _ = (&stream).read_exact(&mut body);
+                let _ = respond(&stream, "201 Created", &[], b"");
+                return;
+            }
             let head_only = method == "HEAD";
             let body = |bytes: &[u8]| -> Vec<u8> {
                 if head_only {
@@ -288,6 +337,53 @@ impl FakeRegistry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// `POST .../blobs/uploads/` and the `PUT` that follows, as `uploads` says.
+fn serve_upload(
+    stream: &TcpStream,
+    stop: &AtomicBool,
+    method: &str,
+    path: &str,
+    request: &ReceivedRequest,
+    uploads: UploadBehaviour,
+) {
+    if matches!(uploads, UploadBehaviour::Refuse) {
+        let _ = respond(stream, "404 Not Found", &[], b"{}");
+        return;
+    }
+    if method == "POST" {
+        let location = format!("{}session", path.split('?').next().unwrap_or(path));
+        let _ = respond(stream, "202 Accepted", &[("Location", &location)], b"");
+        return;
+    }
+    let length: u64 = request
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    match uploads {
+        UploadBehaviour::SlowRead { above, every } if length > above => {
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut byte = [0u8; 1];
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(every);
+                match (&*stream).read(&mut byte) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return,
+                }
+            }
+        }
+        _ => {
+            let _ = std::io::copy(&mut stream.take(length), &mut std::io::sink());
+            let _ = respond(stream, "201 Created", &[], b"");
+        }
     }
 }
 
