@@ -20,7 +20,7 @@ pub struct Challenge {
 
 impl Challenge {
     /// Parses `Scheme key="value", key2=value2`. Quoted values may hold commas and backslash
-    /// escapes (a scope such as `repository:a/b:pull,push`). Returns `None` for an empty header.
+    /// escapes (a scope such as `repository:a/b:pull,push`). Returns `None` for an empty header or a quote that never closes.
     pub fn parse(header: &str) -> Option<Challenge> {
         let header = header.trim();
         let (scheme, rest) = match header.split_once(char::is_whitespace) {
@@ -51,6 +51,7 @@ impl Challenge {
             }
             if chars.peek() == Some(&'"') {
                 chars.next();
+                let mut closed = false;
                 while let Some(c) = chars.next() {
                     match c {
                         '\\' => {
@@ -58,9 +59,16 @@ impl Challenge {
                                 value.push(escaped);
                             }
                         }
-                        '"' => break,
+                        '"' => {
+                            closed = true;
+                            break;
+                        }
                         c => value.push(c),
                     }
+                }
+                // A quote that never closes is a broken header, not a value.
+                if !closed {
+                    return None;
                 }
             } else {
                 while let Some(c) = chars.peek() {
@@ -156,6 +164,9 @@ mod tests {
         assert_eq!(c.realm(), Some("https://x/t"));
         assert_eq!(c.params["service"], "s");
         assert!(Challenge::parse("  ").is_none());
+        assert_eq!(Challenge::parse("Basic").unwrap().params.len(), 0);
+        assert!(Challenge::parse("").is_none());
+        assert!(Challenge::parse(r#"Bearer realm="unterminated"#).is_none());
     }
 
     /// The rule of issue 16, item 1; see [`check_token_realm`] for the clients it was compared

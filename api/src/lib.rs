@@ -10,6 +10,7 @@ pub mod agent;
 pub mod annotations;
 pub mod cache;
 pub mod challenge;
+pub mod credentials;
 pub mod media_types;
 pub mod reference;
 pub mod settings;

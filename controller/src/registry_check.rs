@@ -13,12 +13,10 @@ use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use thiserror::Error;
 
-use crate::plan::RemoteTarget;
+use oras_cache_api::challenge::Challenge;
+use oras_cache_api::credentials::{self, Operation, UserPassword};
 
-/// Secret keys read for the user name, in order of preference.
-pub const USER_KEYS: [&str; 2] = ["ORAS_USER", "username"];
-/// Secret keys read for the password, in order of preference.
-pub const PASSWORD_KEYS: [&str; 2] = ["ORAS_PASS", "password"];
+use crate::plan::RemoteTarget;
 
 /// The outcome of one check, as the status of a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,36 +58,26 @@ pub struct CheckReport {
     pub auth: Verdict,
 }
 
-/// Credentials for a remote registry.
-#[derive(Clone, PartialEq, Eq)]
+/// Credentials for a remote registry, and where they came from (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
-    /// User name.
-    pub username: String,
-    /// Password or token.
-    pub password: String,
-    /// Where they came from (for messages), such as `Secret ns/name`.
+    /// The user name and password, picked by the contract's rule for a pull: the health check
+    /// reads the registry, so a Secret made by the user guide's recipe (`ORAS_PULL_PASS`) works.
+    pub login: UserPassword,
+    /// Where they came from, such as `Secret ns/name`.
     pub source: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("source", &self.source)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A credentials Secret that cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CredentialsError {
-    /// Neither key of a pair is present.
-    #[error("{origin} has no {wanted} key: add ORAS_USER and ORAS_PASS (or username and password)")]
-    MissingKey {
+    /// No user name and password the check can use.
+    #[error("{origin}: {reason}")]
+    Unusable {
         /// Where the credentials were read from.
         origin: String,
-        /// The keys looked for.
-        wanted: String,
+        /// What is missing.
+        reason: String,
     },
     /// A value is not UTF-8.
     #[error("{origin} key {key} is not UTF-8 text")]
@@ -101,89 +89,34 @@ pub enum CredentialsError {
     },
 }
 
-/// Reads the user name and password from a Secret's data.
+/// Reads the user name and password for a pull from a Secret's data, with the keys and the order
+/// of [`oras_cache_api::credentials::select`].
 pub fn credentials_from_secret(
     source: &str,
     data: &BTreeMap<String, ByteString>,
 ) -> Result<Credentials, CredentialsError> {
-    let read = |keys: &[&str]| -> Result<String, CredentialsError> {
-        let (key, value) = keys
-            .iter()
-            .find_map(|k| data.get(*k).map(|v| (*k, v)))
-            .ok_or_else(|| CredentialsError::MissingKey {
-                origin: source.to_string(),
-                wanted: keys.join(" or "),
-            })?;
-        String::from_utf8(value.0.clone())
-            .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|_| CredentialsError::NotUtf8 {
-                origin: source.to_string(),
-                key: key.to_string(),
-            })
+    let mut text = BTreeMap::new();
+    for (key, value) in data {
+        let value = String::from_utf8(value.0.clone()).map_err(|_| CredentialsError::NotUtf8 {
+            origin: source.to_string(),
+            key: key.clone(),
+        })?;
+        text.insert(key.as_str(), value);
+    }
+    let unusable = |reason: String| CredentialsError::Unusable {
+        origin: source.to_string(),
+        reason,
     };
+    let login = credentials::select(Operation::Pull, |key| text.get(key).cloned())
+        .map_err(|e| unusable(e.to_string()))?
+        .ok_or_else(|| {
+            unusable(
+                "has no credentials: add ORAS_USER and ORAS_PASS (or username and password)".into(),
+            )
+        })?;
     Ok(Credentials {
-        username: read(&USER_KEYS)?,
-        password: read(&PASSWORD_KEYS)?,
+        login,
         source: source.to_string(),
-    })
-}
-
-/// A parsed `WWW-Authenticate` challenge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// Auth scheme, lower case (`basic`, `bearer`).
-    pub scheme: String,
-    /// Parameters with lower-case names (`realm`, `service`, `scope`).
-    pub params: BTreeMap<String, String>,
-}
-
-/// Parses one challenge such as `Bearer realm="https://a/token",service="a",scope="repository:x:pull,push"`.
-/// Quoted values may contain commas and backslash escapes.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let header = header.trim();
-    let (scheme, mut rest) = match header.find(char::is_whitespace) {
-        Some(i) => (&header[..i], header[i..].trim_start()),
-        None => (header, ""),
-    };
-    if scheme.is_empty() {
-        return None;
-    }
-    let mut params = BTreeMap::new();
-    loop {
-        rest = rest.trim_start_matches([',', ' ', '\t']);
-        if rest.is_empty() {
-            break;
-        }
-        let eq = rest.find('=')?;
-        let key = rest[..eq].trim().to_ascii_lowercase();
-        rest = rest[eq + 1..].trim_start();
-        let value;
-        if let Some(quoted) = rest.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = quoted.char_indices();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => out.extend(chars.next().map(|(_, c)| c)),
-                    '"' => {
-                        end = Some(i);
-                        break;
-                    }
-                    c => out.push(c),
-                }
-            }
-            rest = &quoted[end? + 1..];
-            value = out;
-        } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_string();
-            rest = &rest[end..];
-        }
-        params.insert(key, value);
-    }
-    Some(Challenge {
-        scheme: scheme.to_ascii_lowercase(),
-        params,
     })
 }
 
@@ -243,7 +176,7 @@ impl RegistryChecker {
                     .headers()
                     .get(WWW_AUTHENTICATE)
                     .and_then(|h| h.to_str().ok())
-                    .and_then(parse_challenge);
+                    .and_then(Challenge::parse);
                 CheckReport {
                     reachable: Verdict::pass(
                         "RegistryReachable",
@@ -287,7 +220,7 @@ impl RegistryChecker {
                 let request = self
                     .client
                     .get(url)
-                    .basic_auth(&credentials.username, Some(&credentials.password));
+                    .basic_auth(&credentials.login.user, Some(&credentials.login.password));
                 self.final_get(request, url, credentials, "basic credentials")
                     .await
             }
@@ -350,7 +283,8 @@ impl RegistryChecker {
         }
         let mut request = self.client.get(token_url.clone());
         if let Some(credentials) = credentials {
-            request = request.basic_auth(&credentials.username, Some(&credentials.password));
+            request =
+                request.basic_auth(&credentials.login.user, Some(&credentials.login.password));
         }
         let response = match request.send().await {
             Ok(response) => response,
@@ -487,29 +421,22 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
+    /// The user guide's recipe (`ORAS_PUSH_PASS`, `ORAS_PULL_PASS`, no `ORAS_PASS`) was read as
+    /// "no password" and reported `AuthReady=False`: the check is a pull, so it uses the pull
+    /// password.
     #[test]
-    fn parses_a_distribution_bearer_challenge_with_commas_in_the_scope() {
-        let c = parse_challenge(
-            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:org/app:pull,push""#,
-        )
-        .unwrap();
-        assert_eq!(c.scheme, "bearer");
-        assert_eq!(c.params["realm"], "https://auth.example.com/token");
-        assert_eq!(c.params["service"], "registry.example.com");
-        assert_eq!(c.params["scope"], "repository:org/app:pull,push");
-    }
-
-    #[test]
-    fn parses_basic_challenges_unquoted_values_and_escapes() {
-        let c = parse_challenge(r#"Basic realm="a \"quoted\" realm""#).unwrap();
-        assert_eq!(c.scheme, "basic");
-        assert_eq!(c.params["realm"], r#"a "quoted" realm"#);
-        let c = parse_challenge("Bearer Realm=https://x/t, service=x").unwrap();
-        assert_eq!(c.params["realm"], "https://x/t");
-        assert_eq!(c.params["service"], "x");
-        assert_eq!(parse_challenge("Basic").unwrap().params.len(), 0);
-        assert!(parse_challenge("").is_none());
-        assert!(parse_challenge(r#"Bearer realm="unterminated"#).is_none());
+    fn the_user_guides_secret_serves_the_health_check() {
+        let data: BTreeMap<String, ByteString> = [
+            ("ORAS_USER", "me"),
+            ("ORAS_PUSH_PASS", "write"),
+            ("ORAS_PULL_PASS", "read"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+        .collect();
+        let c = credentials_from_secret("Secret ns/oras-env", &data).unwrap();
+        assert_eq!(c.login.user, "me");
+        assert_eq!(c.login.password, "read");
     }
 
     #[test]
@@ -522,12 +449,16 @@ mod tests {
         };
         let c = credentials_from_secret("s", &data(&[("ORAS_USER", "u"), ("ORAS_PASS", "p\n")]))
             .unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
+        assert_eq!(
+            (c.login.user.as_str(), c.login.password.as_str()),
+            ("u", "p")
+        );
         let c =
             credentials_from_secret("s", &data(&[("username", "u2"), ("password", "p2")])).unwrap();
-        assert_eq!(c.username, "u2");
+        assert_eq!(c.login.user, "u2");
         let err = credentials_from_secret("Secret ns/s", &data(&[("username", "u")])).unwrap_err();
-        assert!(err.to_string().contains("ORAS_PASS or password"), "{err}");
+        assert!(err.to_string().contains("ORAS_PASS, password"), "{err}");
+        assert!(err.to_string().starts_with("Secret ns/s"), "{err}");
         assert!(
             !format!("{c:?}").contains("p2"),
             "Debug must not print the password"

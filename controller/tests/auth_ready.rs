@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use oras_cache_api::credentials::UserPassword;
 use oras_cache_controller::plan::RemoteTarget;
 use oras_cache_controller::registry_check::{CheckReport, Credentials, RegistryChecker};
 use oras_test_support::{Registry, free_port};
@@ -18,8 +19,10 @@ fn target(address: String) -> RemoteTarget {
 
 fn credentials(user: &str, password: &str) -> Credentials {
     Credentials {
-        username: user.into(),
-        password: password.into(),
+        login: UserPassword {
+            user: user.into(),
+            password: password.into(),
+        },
         source: "Secret ns/creds".into(),
     }
 }

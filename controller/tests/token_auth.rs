@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use oras_cache_api::credentials::UserPassword;
 use oras_cache_controller::plan::RemoteTarget;
 use oras_cache_controller::registry_check::{Credentials, RegistryChecker};
 use ring::rand::SystemRandom;
@@ -175,8 +176,10 @@ fn target(registry: &TokenRegistry) -> RemoteTarget {
 
 fn credentials(password: &str) -> Credentials {
     Credentials {
-        username: "alice".into(),
-        password: password.into(),
+        login: UserPassword {
+            user: "alice".into(),
+            password: password.into(),
+        },
         source: "Secret ns/creds".into(),
     }
 }
