@@ -3,9 +3,10 @@
 //! A [`Tracker`] records every path a pull creates (its scratch directory, each placed file,
 //! each directory and tar entry it makes), in a process-wide table. A failed pull calls
 //! [`Tracker::remove_all`]; a finished one drops the tracker, which forgets the paths and keeps
-//! the files. [`remove_on_signal`] (installed by `oras-agent pull`) makes SIGINT, SIGTERM and
-//! SIGHUP remove every tracked path before the process exits, so an interrupted pull leaves no
-//! `.oras-agent-pull-*` directory, partial blob or half-placed file behind.
+//! the files. [`remove_on_signal`] (installed by `oras-agent pull` and `push`) makes SIGINT,
+//! SIGTERM and SIGHUP remove every tracked path before the process exits, so an interrupted pull
+//! leaves no `.oras-agent-pull-*` directory, partial blob or half-placed file behind, and an
+//! interrupted push no `oras-agent-push-*` directory of packed layers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -66,6 +66,8 @@ fn run(command: Command, network: &NetworkOverrides) -> Result<i32, Box<dyn std:
             let reference = Reference::parse(&command.reference)?;
             let client =
                 RegistryClient::new(network.apply(ClientOptions::new(command.plain_http)))?;
+            // An interrupted push removes the layers it packed.
+            oras_agent::cleanup::remove_on_signal()?;
             let digest = transfer::push_paths(&client, &reference, &command.paths)?;
             println!("{reference}@{digest}");
         }

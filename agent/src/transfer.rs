@@ -68,9 +68,18 @@ pub fn push_paths(
     reference: &Reference,
     paths: &[PathBuf],
 ) -> Result<Digest, TransferError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("oras-agent-push-")
-        .tempdir()
+    // Tracked so that an interrupted push (with the signal cleanup installed) removes its packed
+    // layers too; a finished or failed one removes them when the TempDir drops.
+    let tracker = crate::cleanup::Tracker::new();
+    let scratch = tracker
+        .create_then_record(
+            || {
+                tempfile::Builder::new()
+                    .prefix("oras-agent-push-")
+                    .tempdir()
+            },
+            |dir| dir.path().to_path_buf(),
+        )
         .map_err(|source| TransferError::Scratch {
             path: std::env::temp_dir(),
             source,

@@ -683,6 +683,74 @@ fn an_interrupted_pull_removes_its_scratch_directory_and_partial_blob() {
     );
 }
 
+/// SIGTERM while a directory layer uploads: the packed layer in `$TMPDIR` is removed.
+#[test]
+fn an_interrupted_push_removes_its_packed_layers() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let dir = work.path().join("results");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Random-looking bytes do not compress: the layer outgrows the socket buffers.
+    let mut state = 1u64;
+    let noise: Vec<u8> = (0..16u32 << 20)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect();
+    std::fs::write(dir.join("noise.bin"), noise).unwrap();
+    let slow = FakeRegistry::start_with_uploads(
+        b"{}".to_vec(),
+        mt::OCI_MANIFEST,
+        HashMap::new(),
+        UploadBehaviour::SlowRead {
+            above: 1024,
+            every: Duration::from_millis(100),
+        },
+    )
+    .unwrap();
+    let mut child = agent()
+        .current_dir(work.path())
+        .env("TMPDIR", &tmp)
+        .args([
+            "push",
+            &format!("{}/hardening/interrupted-push:v1", slow.host()),
+            "results",
+            "--plain-http",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Until the layer's upload has begun: the config's POST and PUT, then the layer's.
+    while slow.upload_requests() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the upload never began"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the push ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().next().is_some(),
+        "the layer is packed in TMPDIR"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = wait_or_kill(child, Duration::from_secs(60));
+    assert_eq!(
+        output.status.code(),
+        Some(128 + libc::SIGTERM),
+        "{}",
+        stderr(&output)
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
+}
+
 #[test]
 fn two_layers_with_one_title_leave_nothing_behind() {
     let registry = Registry::start();

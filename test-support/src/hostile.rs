@@ -212,6 +212,7 @@ pub enum UploadBehaviour {
 pub struct FakeRegistry {
     server: Server,
     blob_requests: Arc<Mutex<Vec<String>>>,
+    upload_requests: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakeRegistry {
@@ -236,6 +237,8 @@ impl FakeRegistry {
         let media_type = media_type.to_string();
         let blob_requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen = blob_requests.clone();
+        let upload_requests: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let uploads_seen = upload_requests.clone();
         let server = Server::start(move |stream, stop| {
             let Ok(request) = read_request(&stream, false) else {
                 return;
@@ -244,6 +247,7 @@ impl FakeRegistry {
             let method = parts.next().unwrap_or("");
             let path = parts.next().unwrap_or("").to_string();
             if path.contains("/blobs/uploads/") {
+                uploads_seen.fetch_add(1, Ordering::SeqCst);
                 serve_upload(&stream, stop, method, &path, &request, uploads);
                 return;
             }
@@ -323,12 +327,18 @@ impl FakeRegistry {
         Ok(FakeRegistry {
             server,
             blob_requests,
+            upload_requests,
         })
     }
 
     /// `127.0.0.1:<port>`.
     pub fn host(&self) -> String {
         self.server.addr.to_string()
+    }
+
+    /// How many upload requests (`POST` and `PUT` of `.../blobs/uploads/`) arrived so far.
+    pub fn upload_requests(&self) -> usize {
+        self.upload_requests.load(Ordering::SeqCst)
     }
 
     /// The digests of every blob request so far (one per attempt).
