@@ -57,6 +57,9 @@ pub const ORAS_ENTRYPOINT: &str = "oras-entrypoint";
 /// The full key the policy writes on every object it injected (and on a Job's pod template), so
 /// that a second evaluation, or a Pod made from an injected template, is left alone.
 pub const INJECTED: &str = "oras.converged-computing.github.io/injected";
+/// Key (new): the largest uncompressed size of one directory layer of the inputs, raising or
+/// lowering the agent's default (`--max-unpacked-size`).
+pub const MAX_UNPACKED_SIZE: &str = "max-unpacked-size";
 /// The value written under [`INJECTED`].
 pub const INJECTED_VALUE: &str = "true";
 
@@ -64,7 +67,7 @@ pub const INJECTED_VALUE: &str = "true";
 const LIST_SEPARATOR: char = '_';
 
 /// Fields whose value is a single string.
-const SINGLE_FIELDS: [&str; 14] = [
+const SINGLE_FIELDS: [&str; 15] = [
     ORAS_CACHE,
     INPUT_URI,
     OUTPUT_URI,
@@ -79,6 +82,7 @@ const SINGLE_FIELDS: [&str; 14] = [
     UNPACK,
     DEBUG,
     PUSH_ON_FAILURE,
+    MAX_UNPACKED_SIZE,
 ];
 
 /// The full annotation key of a field.
@@ -174,6 +178,14 @@ pub enum AnnotationError {
         /// Why, and the fix.
         reason: String,
     },
+    /// A size that does not parse.
+    #[error("annotation {key}: {reason}")]
+    InvalidSize {
+        /// The full key.
+        key: String,
+        /// What is wrong, and the forms that parse.
+        reason: String,
+    },
     /// `input-uri_` with nothing after the separator.
     #[error(
         "annotation {key} has an empty suffix: write {PREFIX}{INPUT_URI}_<suffix>, e.g. {PREFIX}{INPUT_URI}_2"
@@ -247,6 +259,9 @@ pub struct InjectionRequest {
     pub debug: bool,
     /// Push the outputs even when the step failed.
     pub push_on_failure: bool,
+    /// Largest uncompressed size in bytes of one directory layer of the inputs; `None` keeps the
+    /// agent's default.
+    pub max_unpacked_size: Option<u64>,
     /// Things the user should know that do not stop the injection.
     pub warnings: Vec<String>,
 }
@@ -502,6 +517,15 @@ impl OrasAnnotations {
             unpack: self.flag(UNPACK, true)?,
             debug: self.flag(DEBUG, false)?,
             push_on_failure: self.flag(PUSH_ON_FAILURE, false)?,
+            max_unpacked_size: self
+                .value(MAX_UNPACKED_SIZE)?
+                .map(|v| {
+                    crate::agent::parse_size(v).map_err(|reason| AnnotationError::InvalidSize {
+                        key: key(MAX_UNPACKED_SIZE),
+                        reason,
+                    })
+                })
+                .transpose()?,
             warnings,
         };
         Ok(request)
@@ -886,6 +910,30 @@ mod tests {
             .unwrap_or_else(|e| panic!("{fine}: {e}"));
             assert_eq!(request.output_path.as_deref(), Some(fine));
         }
+    }
+
+    #[test]
+    fn the_unpack_cap_is_a_size() {
+        let request = annotations(&[
+            ("oras-cache", "c"),
+            ("input-uri", "a:1"),
+            ("max-unpacked-size", "20Gi"),
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(request.max_unpacked_size, Some(20 << 30));
+        let error = annotations(&[
+            ("oras-cache", "c"),
+            ("input-uri", "a:1"),
+            ("max-unpacked-size", "lots"),
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(matches!(error, AnnotationError::InvalidSize { .. }));
+        assert!(
+            error.to_string().contains(&key("max-unpacked-size")),
+            "{error}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ fn key() -> impl Strategy<Value = String> {
         3 => prop::sample::select(&[
             "oras-cache", "input-uri", "input-uri_1", "input-uri_02", "input-uri_", "output-uri",
             "output-path", "output-pipe", "registry", "plain-http", "container", "unpack", "debug",
-            "oras-env", "oras-container", "push-on-failure", "entrypoint", "injected", "x",
+            "oras-env", "oras-container", "push-on-failure", "max-unpacked-size", "entrypoint", "injected", "x",
         ][..]).prop_map(|f| format!("{PREFIX}{f}")),
         1 => "\\PC{0,30}".prop_map(|s| format!("{PREFIX}{s}")),
         1 => "\\PC{0,30}",

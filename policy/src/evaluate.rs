@@ -2,7 +2,9 @@
 
 use kubewarden_policy_sdk::request::KubernetesAdmissionRequest;
 use kubewarden_policy_sdk::response::ValidationResponse;
-use oras_cache_api::agent::{InitArgs, LaunchArgs, SHARE_MOUNT, SidecarArgs, shared_agent_path};
+use oras_cache_api::agent::{
+    InitArgs, LaunchArgs, SHARE_MOUNT, SidecarArgs, UnpackLimits, shared_agent_path,
+};
 use oras_cache_api::annotations::{
     CONTAINER, INJECTED, INPUT_URI, InjectionRequest, OUTPUT_URI, OrasAnnotations, key,
 };
@@ -244,7 +246,10 @@ fn inject(
     let patch = PodPatch {
         target,
         command: vec![shared_agent_path()],
-        args: launch.to_args(),
+        args: launch.to_args_with_limits(&UnpackLimits {
+            max_unpacked_size: injection.max_unpacked_size,
+            max_unpack_ratio: None,
+        }),
         init_container: agent_container(INIT_CONTAINER, image, settings, init.to_args(), oras_env),
         sidecar,
     };

@@ -233,6 +233,7 @@ fn optional_keys_reach_the_agent_command_line() {
         ("unpack", "false"),
         ("push-on-failure", "true"),
         ("oras-container", "registry.local/agent:pinned"),
+        ("max-unpacked-size", "20Gi"),
     ] {
         annotations.insert(format!("{PREFIX}{key}"), json!(value));
     }
@@ -248,6 +249,7 @@ fn optional_keys_reach_the_agent_command_line() {
             "--input-path=/data/in",
             "--output-path=/work/out",
             "--output-pipe=/work/log.txt",
+            "--max-unpacked-size=21474836480",
             "--no-unpack",
             "--push-on-failure",
             "--pack-outputs"

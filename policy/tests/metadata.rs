@@ -148,6 +148,7 @@ fn readme_documents_every_annotation_key() {
         "unpack",
         "debug",
         "push-on-failure",
+        "max-unpacked-size",
         "entrypoint",
         "oras-entrypoint",
         "injected",

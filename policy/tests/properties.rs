@@ -48,6 +48,7 @@ const FIELDS: &[&str] = &[
     "container",
     "unpack",
     "debug",
+    "max-unpacked-size",
     "push-on-failure",
     "entrypoint",
     "oras-entrypoint",
