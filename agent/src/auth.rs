@@ -1,47 +1,33 @@
 //! Registry credentials and authentication challenges.
 //!
-//! Credentials come, in this order, from the original project's environment variables
-//! (`ORAS_USER` with `ORAS_PUSH_PASS`/`ORAS_PULL_PASS`, falling back to `ORAS_PASS`), then from a
+//! Credentials come, in this order, from the environment a Secret gives the agent by `envFrom`
+//! (`ORAS_USER` with `ORAS_PUSH_PASS`/`ORAS_PULL_PASS`, falling back to `ORAS_PASS`, or
+//! `username`/`password`: [`oras_cache_api::credentials::select`], the controller's rule too), then from a
 //! docker `config.json` (`DOCKER_CONFIG`, a directory or the file itself, else
 //! `~/.docker/config.json`), else the client is anonymous. The registry decides the scheme: a
 //! `Basic` challenge gets the credentials directly, a `Bearer` challenge sends them to the token
 //! realm (or asks anonymously) and uses the token it returns.
 
 use base64::Engine as _;
-use oras_cache_api::agent::{ENV_DOCKER_CONFIG, ENV_PASS, ENV_PULL_PASS, ENV_PUSH_PASS, ENV_USER};
+use oras_cache_api::agent::ENV_DOCKER_CONFIG;
+use oras_cache_api::credentials::{CredentialsError, select};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// What a request is for; decides which password variable applies and the token scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// Reading manifests and blobs.
-    Pull,
-    /// Writing blobs and manifests (and reading, which uploads need too).
-    Push,
-}
+/// What a request is for; decides which password applies and the token scope.
+pub use oras_cache_api::credentials::Operation;
 
-/// A user name and password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BasicCredentials {
-    /// User name.
-    pub user: String,
-    /// Password or token.
-    pub password: String,
-}
+/// A user name and password (`Debug` never shows the password).
+pub use oras_cache_api::credentials::UserPassword as BasicCredentials;
 
-impl std::fmt::Debug for BasicCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BasicCredentials")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-impl BasicCredentials {
+/// The `Authorization` header of basic credentials.
+pub trait BasicAuthHeader {
     /// The value of an `Authorization: Basic ...` header.
-    pub fn header_value(&self) -> String {
+    fn header_value(&self) -> String;
+}
+
+impl BasicAuthHeader for BasicCredentials {
+    fn header_value(&self) -> String {
         let raw = format!("{}:{}", self.user, self.password);
         format!(
             "Basic {}",
@@ -65,6 +51,9 @@ pub enum Credentials {
 /// A docker config that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The environment holds half the credentials.
+    #[error("registry credentials in the environment: {0}")]
+    Environment(#[from] CredentialsError),
     /// The file exists but is not readable JSON of the expected shape.
     #[error("docker config {path}: {reason}; fix or remove it, or set ORAS_USER and ORAS_PASS")]
     DockerConfig {
@@ -86,7 +75,7 @@ impl Credentials {
             Credentials::Anonymous => Ok(None),
             Credentials::Basic(basic) => Ok(Some(basic.clone())),
             Credentials::FromEnvironment => {
-                if let Some(basic) = from_env_vars(operation, |k| std::env::var(k).ok()) {
+                if let Some(basic) = from_env_vars(operation, |k| std::env::var(k).ok())? {
                     return Ok(Some(basic));
                 }
                 match docker_config_path() {
@@ -98,20 +87,13 @@ impl Credentials {
     }
 }
 
-/// `ORAS_USER` with the operation's password variable, else `ORAS_PASS`.
+/// The credentials for `operation` in the environment `var` reads, by the contract's rule
+/// ([`select`]); half of them (a user without a password) is an error, not anonymous access.
 pub fn from_env_vars(
     operation: Operation,
     var: impl Fn(&str) -> Option<String>,
-) -> Option<BasicCredentials> {
-    let user = var(ENV_USER).filter(|u| !u.is_empty())?;
-    let specific = match operation {
-        Operation::Push => ENV_PUSH_PASS,
-        Operation::Pull => ENV_PULL_PASS,
-    };
-    let password = var(specific)
-        .filter(|p| !p.is_empty())
-        .or_else(|| var(ENV_PASS))?;
-    Some(BasicCredentials { user, password })
+) -> Result<Option<BasicCredentials>, CredentialsError> {
+    select(operation, var)
 }
 
 /// `$DOCKER_CONFIG/config.json` (or `$DOCKER_CONFIG` when it names a file), else
@@ -207,14 +189,29 @@ mod tests {
             ("ORAS_PUSH_PASS", "push"),
         ]);
         assert_eq!(
-            from_env_vars(Operation::Push, vars).unwrap().password,
+            from_env_vars(Operation::Push, vars)
+                .unwrap()
+                .unwrap()
+                .password,
             "push"
         );
         assert_eq!(
-            from_env_vars(Operation::Pull, vars).unwrap().password,
+            from_env_vars(Operation::Pull, vars)
+                .unwrap()
+                .unwrap()
+                .password,
             "shared"
         );
-        assert!(from_env_vars(Operation::Pull, env(&[("ORAS_PASS", "p")])).is_none());
+        // Half the credentials is an error naming what is missing, never anonymous access.
+        let error = from_env_vars(Operation::Pull, env(&[("ORAS_PASS", "p")])).unwrap_err();
+        assert!(error.to_string().contains("add ORAS_USER"), "{error}");
+        assert_eq!(from_env_vars(Operation::Pull, env(&[])), Ok(None));
+        // A basic-auth Secret given by envFrom works as it does for the controller.
+        let basic = env(&[("username", "u"), ("password", "p")]);
+        assert_eq!(
+            from_env_vars(Operation::Push, basic).unwrap().unwrap().user,
+            "u"
+        );
     }
 
     #[test]

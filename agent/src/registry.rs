@@ -24,7 +24,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::auth::{AuthError, Challenge, Credentials, Operation};
+use crate::auth::{AuthError, BasicAuthHeader, Challenge, Credentials, Operation};
 use crate::digest::{CopyError, Digest};
 use crate::log::Progress;
 use crate::reference::Reference;
