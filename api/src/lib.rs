@@ -14,3 +14,4 @@ pub mod credentials;
 pub mod media_types;
 pub mod reference;
 pub mod settings;
+pub mod volumes;

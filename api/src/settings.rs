@@ -50,6 +50,10 @@ pub struct Settings {
     pub sidecar_start_timeout_seconds: u64,
     /// Seconds without a heartbeat after which the push sidecar deems the application dead.
     pub sidecar_heartbeat_timeout_seconds: u64,
+    /// CSI drivers whose inline volumes the policy serves itself: each such volume becomes an
+    /// emptyDir filled by the `oras-volumes` init container. `[]` turns this off where a real
+    /// CSI driver is installed.
+    pub volume_drivers: Vec<String>,
 }
 
 /// `requests` and `limits` of the injected containers, as Kubernetes quantities.
@@ -86,6 +90,7 @@ impl Default for Settings {
             security_context: SecuritySettings::default(),
             sidecar_start_timeout_seconds: crate::agent::DEFAULT_START_TIMEOUT_SECS,
             sidecar_heartbeat_timeout_seconds: crate::agent::DEFAULT_HEARTBEAT_TIMEOUT_SECS,
+            volume_drivers: vec![crate::volumes::DEFAULT_DRIVER.to_string()],
         }
     }
 }
@@ -176,6 +181,14 @@ impl Settings {
                 "securityContext.runAsGroup {} must not be negative",
                 self.security_context.run_as_group
             ));
+        }
+        for driver in &self.volume_drivers {
+            if !crate::volumes::is_csi_driver_name(driver) {
+                return Err(format!(
+                    "volumeDrivers entry {driver:?} is not a CSI driver name: write e.g. {}",
+                    crate::volumes::DEFAULT_DRIVER
+                ));
+            }
         }
         if self.sidecar_start_timeout_seconds == 0 || self.sidecar_heartbeat_timeout_seconds == 0 {
             return Err(
