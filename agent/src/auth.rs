@@ -46,14 +46,26 @@ pub enum Credentials {
     Basic(BasicCredentials),
     /// Looked up per registry host and operation from the environment and docker config.
     FromEnvironment,
+    /// Looked up from the environment variables that start with this prefix (one Secret given
+    /// by `envFrom` with `prefix`, as each artifact volume's is), then from the docker config.
+    /// The unprefixed variables are not read: they may belong to another volume.
+    FromPrefixedEnvironment(String),
 }
 
 /// A docker config that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// The environment holds half the credentials.
-    #[error("registry credentials in the environment: {0}")]
-    Environment(#[from] CredentialsError),
+    #[error(
+        "registry credentials in the environment{}: {source}",
+        prefix_note(prefix)
+    )]
+    Environment {
+        /// The prefix of the variables read (empty for the plain environment).
+        prefix: String,
+        /// What is missing.
+        source: CredentialsError,
+    },
     /// The file exists but is not readable JSON of the expected shape.
     #[error("docker config {path}: {reason}; fix or remove it, or set ORAS_USER and ORAS_PASS")]
     DockerConfig {
@@ -74,16 +86,39 @@ impl Credentials {
         match self {
             Credentials::Anonymous => Ok(None),
             Credentials::Basic(basic) => Ok(Some(basic.clone())),
-            Credentials::FromEnvironment => {
-                if let Some(basic) = from_env_vars(operation, |k| std::env::var(k).ok())? {
-                    return Ok(Some(basic));
-                }
-                match docker_config_path() {
-                    Some(path) if path.is_file() => from_docker_config(&path, host),
-                    _ => Ok(None),
-                }
+            Credentials::FromEnvironment => Self::env_then_docker_config(host, operation, ""),
+            Credentials::FromPrefixedEnvironment(prefix) => {
+                Self::env_then_docker_config(host, operation, prefix)
             }
         }
+    }
+
+    fn env_then_docker_config(
+        host: &str,
+        operation: Operation,
+        prefix: &str,
+    ) -> Result<Option<BasicCredentials>, AuthError> {
+        let var = |key: &str| std::env::var(format!("{prefix}{key}")).ok();
+        let found = from_env_vars(operation, var).map_err(|source| AuthError::Environment {
+            prefix: prefix.to_string(),
+            source,
+        })?;
+        if let Some(basic) = found {
+            return Ok(Some(basic));
+        }
+        match docker_config_path() {
+            Some(path) if path.is_file() => from_docker_config(&path, host),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// How an error names the variables' prefix, if any.
+fn prefix_note(prefix: &str) -> String {
+    if prefix.is_empty() {
+        String::new()
+    } else {
+        format!(" (variables prefixed {prefix})")
     }
 }
 

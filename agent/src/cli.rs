@@ -1,12 +1,12 @@
 //! The command line. The role subcommands parse exactly the argv that
-//! `oras_cache_api::agent::{InitArgs, LaunchArgs, SidecarArgs}::to_args()` build (the policy's
+//! `oras_cache_api::agent::{InitArgs, LaunchArgs, SidecarArgs, VolumesArgs}::to_args()` build (the policy's
 //! side of the contract), and convert back into those structs.
 
 use crate::registry::NetworkOverrides;
 use clap::{Args, Parser, Subcommand};
 use oras_cache_api::agent::{
     DEFAULT_HEARTBEAT_TIMEOUT_SECS, DEFAULT_START_TIMEOUT_SECS, InitArgs, LaunchArgs, SidecarArgs,
-    UnpackLimits, parse_size,
+    UnpackLimits, VolumePull, VolumesArgs, parse_size, parse_volume_spec,
 };
 use std::path::PathBuf;
 
@@ -82,6 +82,8 @@ pub enum Command {
     Launch(LaunchCommand),
     /// Push sidecar: wait for the launcher's status, then push the packed outputs.
     Sidecar(SidecarCommand),
+    /// Artifact volumes' init container: fill each volume's directory with its artifact.
+    Volumes(VolumesCommand),
     /// Pull an artifact into a directory (like `oras pull`).
     Pull(PullCommand),
     /// Push files and directories as one artifact (like `oras push`).
@@ -95,6 +97,7 @@ impl Command {
             Command::Init(c) => c.debug,
             Command::Launch(c) => c.debug,
             Command::Sidecar(c) => c.debug,
+            Command::Volumes(c) => c.debug,
             Command::Pull(c) => c.debug,
             Command::Push(c) => c.debug,
         }
@@ -214,6 +217,38 @@ impl From<SidecarCommand> for SidecarArgs {
             plain_http: c.plain_http,
             start_timeout_secs: c.start_timeout,
             heartbeat_timeout_secs: c.heartbeat_timeout,
+            debug: c.debug,
+        }
+    }
+}
+
+/// The pulls of `--spec`, parsed by clap so that a bad spec is a usage error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec(pub Vec<VolumePull>);
+
+fn volume_spec(json: &str) -> Result<VolumeSpec, String> {
+    parse_volume_spec(json).map(VolumeSpec)
+}
+
+/// `oras-agent volumes --spec=JSON`.
+#[derive(Debug, Args)]
+pub struct VolumesCommand {
+    /// The volumes to fill: a JSON array of `{"volume", "path", "reference", "plainHttp",
+    /// "mediaTypes", "concurrency", "credentialsEnvPrefix"}` (oras_cache_api::agent::VolumePull).
+    #[arg(long, value_name = "JSON", value_parser = volume_spec)]
+    pub spec: VolumeSpec,
+    /// Limits of unpacking directory layers.
+    #[command(flatten)]
+    pub unpack_limits: UnpackLimitArgs,
+    /// Log every step.
+    #[arg(long)]
+    pub debug: bool,
+}
+
+impl From<VolumesCommand> for VolumesArgs {
+    fn from(c: VolumesCommand) -> Self {
+        VolumesArgs {
+            pulls: c.spec.0,
             debug: c.debug,
         }
     }
@@ -403,6 +438,55 @@ mod tests {
             };
             assert_eq!(SidecarArgs::from(parsed), args);
         }
+    }
+
+    #[test]
+    fn volumes_argv_of_the_policy_parses_back_to_the_same_values() {
+        let cases = [
+            VolumesArgs {
+                pulls: vec![
+                    VolumePull {
+                        volume: "oras-inline".into(),
+                        path: "/mnt/oras-volumes/oras-inline".into(),
+                        reference: "r:5000/a:1".into(),
+                        plain_http: true,
+                        media_types: vec!["a/b".into(), "c/d".into()],
+                        concurrency: Some(2),
+                        credentials_env_prefix: Some("ORAS_VOLUME_0_".into()),
+                    },
+                    VolumePull {
+                        volume: "--debug".into(),
+                        path: "--spec=x".into(),
+                        reference: "r.io/b@sha256:".to_string() + &"a".repeat(64),
+                        ..Default::default()
+                    },
+                ],
+                debug: true,
+            },
+            VolumesArgs::default(),
+        ];
+        let limits = [
+            UnpackLimits::default(),
+            UnpackLimits {
+                max_unpacked_size: Some(1 << 20),
+                max_unpack_ratio: Some(7),
+            },
+        ];
+        for args in cases {
+            for limit in limits {
+                let Command::Volumes(parsed) = parse(args.to_args_with_limits(&limit)) else {
+                    panic!("not volumes")
+                };
+                assert_eq!(UnpackLimits::from(&parsed.unpack_limits), limit);
+                assert_eq!(VolumesArgs::from(parsed), args);
+            }
+            let Command::Volumes(parsed) = parse(args.to_args()) else {
+                panic!("not volumes")
+            };
+            assert_eq!(VolumesArgs::from(parsed), args);
+        }
+        let bad = Cli::try_parse_from(["oras-agent", "volumes", "--spec={}"]).unwrap_err();
+        assert!(bad.to_string().contains("volumes spec"), "{bad}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use oras_agent::cli::{Cli, Command};
 use oras_agent::log::{Level, set_level};
 use oras_agent::registry::NetworkOverrides;
 use oras_agent::registry::{ClientOptions, RegistryClient};
-use oras_agent::{Reference, init, launch, sidecar, transfer};
+use oras_agent::{Reference, init, launch, sidecar, transfer, volumes};
 use oras_cache_api::agent::UnpackLimits;
 use std::process::ExitCode;
 
@@ -44,6 +44,12 @@ fn run(command: Command, network: &NetworkOverrides) -> Result<i32, Box<dyn std:
         }
         Command::Init(command) => init::run(&command.into(), network)?,
         Command::Sidecar(command) => sidecar::run(&command.into(), network)?,
+        Command::Volumes(command) => {
+            // An interrupted run removes its staging directories.
+            oras_agent::cleanup::remove_on_signal()?;
+            let limits = UnpackLimits::from(&command.unpack_limits);
+            volumes::run(&command.into(), network, &limits)?;
+        }
         Command::Pull(command) => {
             let reference = Reference::parse(&command.reference)?;
             let client =

@@ -8,7 +8,7 @@ use crate::layout::{Layout, LayoutError};
 use crate::manifest::{Descriptor, ImageManifest, ManifestError};
 use crate::pack::{PackError, PackedLayer};
 use crate::reference::Reference;
-use crate::registry::{BlobInfo, RegistryClient, RegistryError};
+use crate::registry::{BlobInfo, PulledManifest, RegistryClient, RegistryError};
 use crate::unpack::{Limits, PlaceError, PlaceMode, Placer};
 use crate::{Digest, info};
 use oras_cache_api::media_types as mt;
@@ -163,13 +163,12 @@ pub fn push_layout(
     Ok(digest)
 }
 
-/// Pulls the artifact `reference` names into an OCI layout at `root`: every blob verified, then
-/// `index.json` written last. Returns the manifest.
-pub fn pull_to_layout(
+/// Pulls and parses the manifest `reference` names; titles with control characters are refused
+/// before anything prints them.
+pub fn fetch_manifest(
     client: &RegistryClient,
     reference: &Reference,
-    root: &Path,
-) -> Result<ImageManifest, TransferError> {
+) -> Result<(PulledManifest, ImageManifest), TransferError> {
     let pulled = client.pull_manifest(reference)?;
     let manifest = ImageManifest::parse(&pulled.bytes, &pulled.media_type).map_err(|source| {
         TransferError::Manifest {
@@ -177,18 +176,50 @@ pub fn pull_to_layout(
             source,
         }
     })?;
-    // Titles are printed below: one with control characters is refused before it is.
     crate::unpack::check_titles(&manifest.layers)?;
+    Ok((pulled, manifest))
+}
+
+/// Pulls the artifact `reference` names into an OCI layout at `root`: every blob verified, then
+/// `index.json` written last. Returns the manifest.
+pub fn pull_to_layout(
+    client: &RegistryClient,
+    reference: &Reference,
+    root: &Path,
+) -> Result<ImageManifest, TransferError> {
+    let (pulled, manifest) = fetch_manifest(client, reference)?;
     let layout = Layout::create(root)?;
     if manifest.config.size <= MAX_CONFIG_BYTES && !layout.has_blob(&manifest.config.digest) {
         let config =
             client.pull_blob_bytes(reference, &manifest.config.digest, MAX_CONFIG_BYTES)?;
         layout.write_blob_bytes(&config)?;
     }
-    for layer in &manifest.layers {
-        if layout.has_blob(&layer.digest) {
-            continue;
-        }
+    download_layers(client, reference, &layout, &manifest.layers, 1)?;
+    layout.set_manifest(
+        &pulled.bytes,
+        &pulled.media_type,
+        Some(&reference.to_string()),
+    )?;
+    info!("pulled {reference}@{}", pulled.digest);
+    Ok(manifest)
+}
+
+/// Downloads the blobs of `layers` into `layout` (each verified before it is renamed into
+/// place; blobs the layout has, or that two layers share, once), up to `concurrency` at a time.
+/// After the first failure no further download starts; the first error is returned.
+pub fn download_layers(
+    client: &RegistryClient,
+    reference: &Reference,
+    layout: &Layout,
+    layers: &[Descriptor],
+    concurrency: usize,
+) -> Result<(), TransferError> {
+    let mut seen = std::collections::HashSet::new();
+    let wanted: Vec<&Descriptor> = layers
+        .iter()
+        .filter(|layer| !layout.has_blob(&layer.digest) && seen.insert(&layer.digest))
+        .collect();
+    let download = |layer: &Descriptor| -> Result<(), TransferError> {
         info!(
             "pulling {} ({}, {})",
             layer.title().unwrap_or("untitled layer"),
@@ -201,14 +232,40 @@ pub fn pull_to_layout(
             Some(layer.size),
             &layout.blob_path(&layer.digest),
         )?;
+        Ok(())
+    };
+    let workers = concurrency.clamp(1, wanted.len().max(1));
+    if workers == 1 {
+        return wanted.into_iter().try_for_each(download);
     }
-    layout.set_manifest(
-        &pulled.bytes,
-        &pulled.media_type,
-        Some(&reference.to_string()),
-    )?;
-    info!("pulled {reference}@{}", pulled.digest);
-    Ok(manifest)
+    // Workers take the next layer from a shared counter, so a big layer does not hold up the
+    // small ones queued behind it.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let first_error: std::sync::Mutex<Option<TransferError>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                use std::sync::atomic::Ordering;
+                while !failed.load(Ordering::SeqCst) {
+                    let Some(layer) = wanted.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        break;
+                    };
+                    if let Err(error) = download(layer) {
+                        failed.store(true, Ordering::SeqCst);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(error);
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 /// Places every titled layer of a layout with `placer`; `owner` names the input in errors.
@@ -219,8 +276,19 @@ pub fn place_layout(
     mode: PlaceMode,
 ) -> Result<Vec<PathBuf>, TransferError> {
     let (manifest, _, _) = layout.manifest()?;
-    let placed: Vec<Descriptor> = manifest
-        .layers
+    place_layers(layout, &manifest.layers, placer, owner, mode)
+}
+
+/// Places `layers`, whose blobs are in `layout`, with `placer`; untitled ones are skipped, as
+/// oras does. `owner` names the input in errors.
+pub fn place_layers(
+    layout: &Layout,
+    layers: &[Descriptor],
+    placer: &mut Placer,
+    owner: &str,
+    mode: PlaceMode,
+) -> Result<Vec<PathBuf>, TransferError> {
+    let placed: Vec<Descriptor> = layers
         .iter()
         .filter(|layer| layer.media_type != mt::EMPTY_CONFIG)
         .cloned()
@@ -230,11 +298,11 @@ pub fn place_layout(
     placer.precheck(owner, &placed)?;
     // Layers with the same content share one blob: only its last use may consume it.
     let mut uses: std::collections::HashMap<&Digest, usize> = std::collections::HashMap::new();
-    for layer in &manifest.layers {
+    for layer in layers {
         *uses.entry(&layer.digest).or_default() += 1;
     }
     let mut written = Vec::new();
-    for layer in &manifest.layers {
+    for layer in layers {
         let remaining = uses.get_mut(&layer.digest).map(|n| {
             *n -= 1;
             *n

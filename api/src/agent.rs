@@ -1,6 +1,6 @@
 //! The agent's command line as the policy writes it, and the file protocol its roles share.
 //!
-//! The policy injects three roles of the one `oras-agent` binary into a pod (see DESIGN.md, "Pod
+//! The policy injects three roles (four with artifact volumes: [`VolumesArgs`]) of the one `oras-agent` binary into a pod (see DESIGN.md, "Pod
 //! shape"). Each role is described here by a struct whose [`InitArgs::to_args`] (and so on) gives
 //! the exact argv the policy puts in the container spec; the agent parses the same flags with clap,
 //! and a test in `agent/` checks that every argv built here parses back to the same values.
@@ -199,6 +199,107 @@ impl SidecarArgs {
     }
 }
 
+/// Name of the init container that fills artifact volumes (issue 13).
+pub const VOLUMES_CONTAINER: &str = "oras-volumes";
+/// Where `oras-volumes` mounts each artifact volume: `<VOLUMES_MOUNT>/<volume name>`.
+pub const VOLUMES_MOUNT: &str = "/mnt/oras-volumes";
+/// Default of [`VolumePull::concurrency`]: a few parallel downloads fill a fast link without
+/// piling up connections on the registry.
+pub const DEFAULT_VOLUME_CONCURRENCY: u32 = 4;
+/// Largest [`VolumePull::concurrency`] honoured; more is lowered to this.
+pub const MAX_VOLUME_CONCURRENCY: u32 = 16;
+
+/// The mount path of volume `name` in the `oras-volumes` container.
+pub fn volume_mount_path(name: &str) -> String {
+    format!("{VOLUMES_MOUNT}/{name}")
+}
+
+/// Role of the `oras-volumes` init container: fill each artifact volume with one artifact before
+/// the application starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VolumesArgs {
+    /// One pull per artifact volume, in the pod's volume order.
+    pub pulls: Vec<VolumePull>,
+    /// Log every step.
+    pub debug: bool,
+}
+
+/// One artifact volume to fill: what to pull, where, and how. Travels as JSON in `--spec`
+/// (camelCase keys; absent keys take their defaults; unknown keys are refused, so a policy newer
+/// than the agent fails loudly instead of being half obeyed).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumePull {
+    /// The pod's volume name; it names the volume in messages.
+    pub volume: String,
+    /// The directory to fill (the emptyDir's mount path in `oras-volumes`). Its previous content
+    /// is replaced.
+    pub path: String,
+    /// The full reference: `host[:port]/repository:tag` or `@digest`.
+    pub reference: String,
+    /// Speak plain HTTP to the registry instead of TLS.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub plain_http: bool,
+    /// Only layers of these media types are written; empty means every layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_types: Vec<String>,
+    /// Parallel layer downloads; `None` is [`DEFAULT_VOLUME_CONCURRENCY`], 0 counts as 1 and
+    /// more than [`MAX_VOLUME_CONCURRENCY`] as that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// The prefix the volume's Secret gets in the container's environment (`envFrom` with
+    /// `prefix`, e.g. `ORAS_VOLUME_0_`): the agent reads `<prefix>ORAS_USER`,
+    /// `<prefix>ORAS_PULL_PASS`, ... by [`crate::credentials::select`]. `None` reads the plain
+    /// environment, as the other roles do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_env_prefix: Option<String>,
+}
+
+impl VolumePull {
+    /// The number of parallel layer downloads to use, within `1..=`[`MAX_VOLUME_CONCURRENCY`].
+    pub fn effective_concurrency(&self) -> u32 {
+        self.concurrency
+            .unwrap_or(DEFAULT_VOLUME_CONCURRENCY)
+            .clamp(1, MAX_VOLUME_CONCURRENCY)
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// Parses the JSON of `--spec`: an array of [`VolumePull`].
+pub fn parse_volume_spec(json: &str) -> Result<Vec<VolumePull>, String> {
+    serde_json::from_str(json).map_err(|e| format!("the volumes spec is not valid: {e}"))
+}
+
+impl VolumesArgs {
+    /// The argv after the binary name: `volumes --spec=<JSON array of pulls> [--debug]`, with the
+    /// default unpack limits. The JSON is joined to its flag, so it is never read as a flag.
+    pub fn to_args(&self) -> Vec<String> {
+        self.to_args_with_limits(&UnpackLimits::default())
+    }
+
+    /// [`VolumesArgs::to_args`] with the unpack limits of directory layers
+    /// (`--max-unpacked-size=N`, `--max-unpack-ratio=N` when set).
+    pub fn to_args_with_limits(&self, limits: &UnpackLimits) -> Vec<String> {
+        let spec = serde_json::to_string(&self.pulls).unwrap_or_else(|_| "[]".into());
+        let mut args = vec!["volumes".to_string(), flag_value("--spec", &spec)];
+        push_opt(
+            &mut args,
+            "--max-unpacked-size",
+            &limits.max_unpacked_size.map(|n| n.to_string()),
+        );
+        push_opt(
+            &mut args,
+            "--max-unpack-ratio",
+            &limits.max_unpack_ratio.map(|n| n.to_string()),
+        );
+        push_flag(&mut args, "--debug", self.debug);
+        args
+    }
+}
+
 /// What the launcher records in [`STATUS_FILE`] when the application has ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -351,6 +452,69 @@ mod tests {
         assert!(parse_size("1.5Gi").is_err());
         assert!(parse_size("10Pi").is_err());
         assert!(parse_size("99999999999Ti").is_err());
+    }
+
+    #[test]
+    fn volume_pulls_travel_as_camel_case_json_with_defaults_left_out() {
+        let args = VolumesArgs {
+            pulls: vec![
+                VolumePull {
+                    volume: "oras-inline".into(),
+                    path: volume_mount_path("oras-inline"),
+                    reference: "r:5000/a:1".into(),
+                    plain_http: true,
+                    media_types: vec!["application/x-sif".into()],
+                    concurrency: Some(8),
+                    credentials_env_prefix: Some("ORAS_VOLUME_0_".into()),
+                },
+                VolumePull {
+                    volume: "plain".into(),
+                    path: "/mnt/oras-volumes/plain".into(),
+                    reference: "r.io/b@sha256:".to_string() + &"a".repeat(64),
+                    ..Default::default()
+                },
+            ],
+            debug: true,
+        };
+        let argv = args.to_args();
+        assert_eq!(argv[0], "volumes");
+        assert_eq!(argv.last().unwrap(), "--debug");
+        let spec = argv[1].strip_prefix("--spec=").unwrap();
+        assert!(spec.contains("\"plainHttp\":true"), "{spec}");
+        assert!(
+            spec.contains("\"mediaTypes\":[\"application/x-sif\"]"),
+            "{spec}"
+        );
+        assert!(
+            spec.contains("\"credentialsEnvPrefix\":\"ORAS_VOLUME_0_\""),
+            "{spec}"
+        );
+        assert!(
+            spec.ends_with(&format!("{{\"volume\":\"plain\",\"path\":\"/mnt/oras-volumes/plain\",\"reference\":\"{}\"}}]", args.pulls[1].reference)),
+            "{spec}"
+        );
+        assert_eq!(parse_volume_spec(spec).unwrap(), args.pulls);
+        assert!(
+            parse_volume_spec(
+                r#"[{"volume":"v","path":"/p","reference":"r/a:1","sizeLimit":"1Gi"}]"#
+            )
+            .is_err()
+        );
+        assert_eq!(args.pulls[0].effective_concurrency(), 8);
+        assert_eq!(
+            args.pulls[1].effective_concurrency(),
+            DEFAULT_VOLUME_CONCURRENCY
+        );
+        let greedy = VolumePull {
+            concurrency: Some(1000),
+            ..Default::default()
+        };
+        assert_eq!(greedy.effective_concurrency(), MAX_VOLUME_CONCURRENCY);
+        let none = VolumePull {
+            concurrency: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(none.effective_concurrency(), 1);
     }
 
     #[test]

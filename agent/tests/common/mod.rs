@@ -122,3 +122,114 @@ pub fn python(script: &str, cwd: &Path) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Annotations of a file layer titled `title`.
+pub fn titled(title: &str) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([(
+        oras_cache_api::media_types::ANNOTATION_TITLE.to_string(),
+        title.to_string(),
+    )])
+}
+
+/// Annotations of a directory layer titled `title`, to be unpacked.
+pub fn directory(title: &str) -> std::collections::BTreeMap<String, String> {
+    let mut annotations = titled(title);
+    annotations.insert(
+        oras_cache_api::media_types::ANNOTATION_UNPACK.into(),
+        "true".into(),
+    );
+    annotations
+}
+
+/// Pushes a crafted artifact to `<registry>/<repo>:v1` with the empty config: `layers` are
+/// (descriptor annotations, media type, blob bytes).
+pub fn push_crafted(
+    registry: &oras_test_support::Registry,
+    repo: &str,
+    layers: Vec<(std::collections::BTreeMap<String, String>, &str, Vec<u8>)>,
+) -> oras_agent::Reference {
+    use oras_agent::manifest::{Descriptor, ImageManifest};
+    use oras_cache_api::media_types as mt;
+    let client = oras_agent::RegistryClient::new(oras_agent::ClientOptions::new(true)).unwrap();
+    let reference =
+        oras_agent::Reference::parse(&format!("{}/{repo}:v1", registry.host())).unwrap();
+    client.push_blob_bytes(&reference, b"{}").unwrap();
+    let mut descriptors = Vec::new();
+    for (annotations, media_type, blob) in layers {
+        let info = client.push_blob_bytes(&reference, &blob).unwrap();
+        descriptors.push(Descriptor {
+            media_type: media_type.into(),
+            digest: info.digest,
+            size: info.size,
+            annotations,
+            artifact_type: None,
+        });
+    }
+    let manifest = ImageManifest::artifact(
+        mt::DEFAULT_ARTIFACT_TYPE,
+        descriptors,
+        std::collections::BTreeMap::new(),
+    );
+    client
+        .push_manifest(&reference, &manifest.to_bytes(), mt::OCI_MANIFEST)
+        .unwrap();
+    reference
+}
+
+/// Path of a blob's content in the registry's filesystem storage (tests overwrite it to make
+/// the registry serve content that does not match its digest).
+pub fn stored_blob(registry: &oras_test_support::Registry, digest: &oras_agent::Digest) -> PathBuf {
+    registry.storage_dir().join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{}/data",
+        &digest.hex()[..2],
+        digest.hex()
+    ))
+}
+
+/// Deterministic bytes that do not repeat within a chunk of the copy.
+pub fn sample(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// Writes `content` at `path`, creating its parents.
+pub fn write(path: &Path, content: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// `oras-agent push <reference> <paths> --plain-http` run in `cwd`, which must succeed.
+pub fn push_ok(cwd: &Path, reference: &str, paths: &[&str]) -> Output {
+    run_ok(
+        agent()
+            .current_dir(cwd)
+            .arg("push")
+            .arg(reference)
+            .args(paths)
+            .arg("--plain-http"),
+    )
+}
+
+/// `oras-agent pull <reference> -o <out> --plain-http`, not yet run.
+pub fn pull(reference: &str, out: &Path) -> Command {
+    let mut command = agent();
+    command
+        .arg("pull")
+        .arg(reference)
+        .arg("-o")
+        .arg(out)
+        .arg("--plain-http");
+    command
+}
+
+/// The process's stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
