@@ -374,21 +374,7 @@ fn serve_upload(
         .unwrap_or(0);
     match uploads {
         UploadBehaviour::SlowRead { above, every } if length > above => {
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-            let mut byte = [0u8; 1];
-            while !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(every);
-                match (&*stream).read(&mut byte) {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(_) => return,
-                }
-            }
+            read_until_closed(stream, stop, 1, every);
         }
         _ => {
             let _ = std::io::copy(&mut stream.take(length), &mut std::io::sink());
@@ -399,9 +385,16 @@ fn serve_upload(
 
 /// Keeps a connection open without answering until the client closes it or the server stops.
 fn hold(stream: &TcpStream, stop: &AtomicBool) {
+    read_until_closed(stream, stop, 256, Duration::ZERO);
+}
+
+/// Reads at most `chunk` bytes every `pause` and throws them away, until the client closes the
+/// connection or the server stops: a peer that never answers, or one that reads very slowly.
+fn read_until_closed(stream: &TcpStream, stop: &AtomicBool, chunk: usize, pause: Duration) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut buf = [0u8; 256];
+    let mut buf = vec![0u8; chunk];
     while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(pause);
         match (&*stream).read(&mut buf) {
             Ok(0) => return,
             Ok(_) => {}

@@ -1,23 +1,34 @@
-//! Starts the real OCI registry the tests run against.
+//! Starts the real OCI registries the tests, the demo and the benches run against.
 //!
 //! Debian's `docker-registry` (CNCF distribution 2.8) is started with a configuration written into
-//! a temporary directory: `http.addr` on `127.0.0.1:<free port>`, filesystem storage in that
-//! directory, optionally htpasswd basic auth. [`Registry::start`] returns once `GET /v2/` answers;
-//! dropping the [`Registry`] stops the process and removes its storage.
+//! a temporary directory: `http.addr` on `127.0.0.1:<free port>`, filesystem storage, optionally
+//! htpasswd basic auth, token auth, TLS, a pull-through cache of an upstream (a mirror), or storage
+//! shared with other processes (replicas). [`RegistryOptions`] is the one builder for all of them
+//! ([`Registry::builder`]); [`RegistryOptions::start`] returns once `GET /v2/` answers, and
+//! dropping the [`Registry`] stops the process and removes what it wrote. Shell and Python get
+//! the same registries from the `oras-test-registry` command (`src/bin/oras-test-registry.rs`).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod hostile;
+pub mod http;
 
 /// The binary the harness runs; override with `ORAS_TEST_REGISTRY_BIN`.
 pub const DEFAULT_REGISTRY_BIN: &str = "docker-registry";
 
+/// The `http.secret` of a registry started without [`RegistryOptions::http_secret`].
+pub const DEFAULT_HTTP_SECRET: &str = "oras-cache-tests";
+
 /// How long a registry may take to answer `GET /v2/` after it was spawned.
 const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long a registry stopped with [`Registry::stop_gracefully`] may finish the requests it
+/// serves (distribution's `http.draintimeout`).
+const DRAIN_TIMEOUT: &str = "10s";
 
 /// Credentials the registry is started with.
 #[derive(Debug, Clone)]
@@ -29,9 +40,9 @@ pub struct BasicAuth {
 }
 
 /// Token authentication (`auth.token` of distribution's configuration): the registry answers
-/// `401` with `Bearer realm="<realm>",service="<service>"` and accepts tokens signed by a
-/// throwaway certificate the harness generates (no test here needs a valid token: those that do
-/// run their own token server).
+/// `401` with `Bearer realm="<realm>",service="<service>"`. It accepts tokens signed by the
+/// certificate of [`RegistryOptions::token_trust`], or else by a throwaway certificate the harness
+/// generates (for tests that need the challenge but no valid token).
 #[derive(Debug, Clone)]
 pub struct TokenAuth {
     /// The realm URL the registry names in its challenge.
@@ -40,7 +51,68 @@ pub struct TokenAuth {
     pub service: String,
 }
 
-/// How [`Registry::spawn_with`] configures the registry.
+/// Who signs the tokens a token-auth registry accepts: a test that runs its own token server.
+#[derive(Debug, Clone)]
+pub struct TokenTrust {
+    /// The `iss` claim the registry expects.
+    pub issuer: String,
+    /// PEM of the certificate whose key signs the tokens (`rootcertbundle`).
+    pub root_cert_pem: String,
+}
+
+/// The registry a mirror pulls through to (distribution's `proxy` section).
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http://host:port` or `https://host:port` of the upstream registry.
+    pub url: String,
+    /// Credentials for the upstream; they reach the mirror process only, through its environment.
+    pub auth: Option<BasicAuth>,
+}
+
+impl Upstream {
+    /// The environment that gives the mirror process its upstream credentials, as a Kubernetes
+    /// Secret reaches a registry container; empty without credentials.
+    ///
+    /// distribution hands `proxy.username`/`proxy.password` only to the token realms the
+    /// upstream names in a `Bearer` challenge (registry/proxy/proxyauth.go, `getAuthURLs`): an
+    /// upstream with basic auth (htpasswd) never gets them. Go's HTTP client sends the user
+    /// information of a URL as basic auth instead, so `REGISTRY_PROXY_REMOTEURL` carries them
+    /// too; a token upstream ignores that header on its challenge.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let Some(auth) = &self.auth else {
+            return Vec::new();
+        };
+        let remote = match self.url.split_once("://") {
+            Some((scheme, rest)) => format!(
+                "{scheme}://{}:{}@{rest}",
+                percent_encode(&auth.user),
+                percent_encode(&auth.password)
+            ),
+            None => self.url.clone(),
+        };
+        vec![
+            ("REGISTRY_PROXY_REMOTEURL".into(), remote),
+            ("REGISTRY_PROXY_USERNAME".into(), auth.user.clone()),
+            ("REGISTRY_PROXY_PASSWORD".into(), auth.password.clone()),
+        ]
+    }
+}
+
+/// `text` with every byte but RFC 3986's unreserved characters percent-encoded, as the user
+/// information of a URL needs.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The builder of every registry the tests need: set what differs from an anonymous plain-HTTP
+/// registry, then [`RegistryOptions::start`] it.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
     /// htpasswd basic auth with these credentials.
@@ -52,6 +124,157 @@ pub struct RegistryOptions {
     pub tls: bool,
     /// A fixed port (used to restart a registry on the address it had); `None` picks a free one.
     pub port: Option<u16>,
+    /// Run as a pull-through cache of this upstream: pull only, pushes are refused.
+    pub mirror: Option<Upstream>,
+    /// A storage root shared with other registry processes (replicas); the registry does not
+    /// remove it. `None`: storage in the registry's own directory, removed on drop.
+    pub storage: Option<PathBuf>,
+    /// `http.secret`, which signs upload sessions: replicas must share it.
+    pub http_secret: Option<String>,
+    /// Write distribution's access log (one line per request) to [`Registry::log`].
+    pub access_log: bool,
+    /// The signer of the tokens a `token` registry accepts.
+    pub token_trust: Option<TokenTrust>,
+    /// Extra environment of the registry process (`REGISTRY_*` overrides the configuration).
+    pub env: Vec<(String, String)>,
+}
+
+impl RegistryOptions {
+    /// Requires HTTP basic auth with these credentials (htpasswd).
+    pub fn basic_auth(mut self, user: &str, password: &str) -> Self {
+        self.auth = Some(BasicAuth {
+            user: user.into(),
+            password: password.into(),
+        });
+        self
+    }
+
+    /// Requires a bearer token from `realm` for `service`.
+    pub fn token(mut self, realm: &str, service: &str) -> Self {
+        self.token = Some(TokenAuth {
+            realm: realm.into(),
+            service: service.into(),
+        });
+        self
+    }
+
+    /// Accepts tokens issued by `issuer` and signed with the key of the certificate `root_cert_pem`.
+    pub fn token_trust(mut self, issuer: &str, root_cert_pem: &str) -> Self {
+        self.token_trust = Some(TokenTrust {
+            issuer: issuer.into(),
+            root_cert_pem: root_cert_pem.into(),
+        });
+        self
+    }
+
+    /// Serves HTTPS (see [`RegistryOptions::tls`]).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Listens on this port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Runs as a pull-through cache of `upstream` (see [`Upstream`]).
+    pub fn mirror_of(mut self, upstream: Upstream) -> Self {
+        self.mirror = Some(upstream);
+        self
+    }
+
+    /// Keeps blobs and manifests in `dir`, which other processes may share.
+    pub fn storage(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage = Some(dir.into());
+        self
+    }
+
+    /// Signs upload sessions with `secret`.
+    pub fn http_secret(mut self, secret: &str) -> Self {
+        self.http_secret = Some(secret.into());
+        self
+    }
+
+    /// Writes the access log (see [`Registry::requests`]).
+    pub fn access_log(mut self) -> Self {
+        self.access_log = true;
+        self
+    }
+
+    /// Adds `key=value` to the registry process's environment.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Writes the configuration, spawns the registry and waits until it answers.
+    pub fn start(self) -> std::io::Result<Registry> {
+        let dir = tempfile::Builder::new()
+            .prefix("oras-test-registry-")
+            .tempdir()?;
+        let port = match self.port {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        let mut registry = Registry {
+            child: None,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            dir,
+            options: self,
+        };
+        registry.write_config()?;
+        registry.launch()?;
+        Ok(registry)
+    }
+
+    /// Starts `count` registries on one new storage directory with one `http.secret` (a random
+    /// one unless set), as replicas of a cache behind a load balancer are.
+    pub fn start_replicas(mut self, count: usize) -> std::io::Result<Replicas> {
+        let storage = tempfile::Builder::new()
+            .prefix("oras-test-replicas-")
+            .tempdir()?;
+        self.storage = Some(storage.path().to_path_buf());
+        if self.http_secret.is_none() {
+            self.http_secret = Some(format!("replicas-{}", storage.path().display()));
+        }
+        let registries = (0..count)
+            .map(|_| self.clone().start())
+            .collect::<std::io::Result<_>>()?;
+        Ok(Replicas {
+            registries,
+            storage,
+        })
+    }
+}
+
+/// Registry processes sharing one storage directory and one `http.secret`; stopped when dropped,
+/// then the storage is removed.
+pub struct Replicas {
+    // Declared first: dropped (stopped) before the storage they use is removed.
+    registries: Vec<Registry>,
+    storage: tempfile::TempDir,
+}
+
+impl Replicas {
+    /// The replicas, in the order they started.
+    pub fn registries(&self) -> &[Registry] {
+        &self.registries
+    }
+
+    /// The storage root they share.
+    pub fn storage_dir(&self) -> &Path {
+        self.storage.path()
+    }
+}
+
+impl std::ops::Index<usize> for Replicas {
+    type Output = Registry;
+
+    fn index(&self, index: usize) -> &Registry {
+        &self.registries[index]
+    }
 }
 
 /// A running registry on loopback, stopped when dropped.
@@ -59,57 +282,43 @@ pub struct Registry {
     child: Option<Child>,
     addr: SocketAddr,
     dir: tempfile::TempDir,
-    auth: Option<BasicAuth>,
     options: RegistryOptions,
 }
 
 impl Registry {
-    /// Starts an anonymous registry on a free loopback port.
+    /// The builder: `Registry::builder().basic_auth("alice", "s3cret").start()`.
+    pub fn builder() -> RegistryOptions {
+        RegistryOptions::default()
+    }
+
+    /// Starts an anonymous registry on a free loopback port (`Registry::builder().start()`).
     pub fn start() -> Registry {
-        Self::spawn(None, None).expect(
+        Self::builder().start().expect(
             "start the local registry (is docker-registry installed? run scripts/bootstrap.sh)",
         )
     }
 
     /// Starts a registry that requires HTTP basic auth with these credentials.
     pub fn start_with_basic_auth(user: &str, password: &str) -> Registry {
-        let auth = BasicAuth {
-            user: user.into(),
-            password: password.into(),
-        };
-        Self::spawn(Some(auth), None).expect("start the local registry with htpasswd auth")
+        Self::builder()
+            .basic_auth(user, password)
+            .start()
+            .expect("start the local registry with htpasswd auth")
     }
 
-    /// Writes the configuration and spawns the registry; `port` picks a fixed port (used to
-    /// restart a registry on the address it had).
+    /// Starts a registry with optional basic auth on an optional fixed port.
     pub fn spawn(auth: Option<BasicAuth>, port: Option<u16>) -> std::io::Result<Registry> {
-        Self::spawn_with(RegistryOptions {
+        RegistryOptions {
             auth,
             port,
             ..Default::default()
-        })
+        }
+        .start()
     }
 
-    /// Writes the configuration `options` describe and spawns the registry.
+    /// Starts the registry `options` describe (the same as `options.start()`).
     pub fn spawn_with(options: RegistryOptions) -> std::io::Result<Registry> {
-        let dir = tempfile::Builder::new()
-            .prefix("oras-test-registry-")
-            .tempdir()?;
-        let port = match options.port {
-            Some(port) => port,
-            None => free_port()?,
-        };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut registry = Registry {
-            child: None,
-            addr,
-            dir,
-            auth: options.auth.clone(),
-            options,
-        };
-        registry.write_config()?;
-        registry.launch()?;
-        Ok(registry)
+        options.start()
     }
 
     /// The PEM of the CA that signed the registry's certificate (`tls` registries only).
@@ -125,10 +334,32 @@ impl Registry {
         }
     }
 
+    /// Stops the registry with SIGTERM and waits until it exits: distribution then finishes the
+    /// requests in flight first, so the access log is complete when this returns.
+    pub fn stop_gracefully(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the pid of a child this value owns and has not reaped yet.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+
     /// Starts the registry again on the same address with the same storage.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.stop();
         self.launch()
+    }
+
+    /// The exit status of the registry process if it has ended (`None` while it runs).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// The pid of the registry process while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `127.0.0.1:<port>`, the host part of references pushed to this registry.
@@ -149,12 +380,37 @@ impl Registry {
 
     /// The credentials the registry requires, if any.
     pub fn auth(&self) -> Option<&BasicAuth> {
-        self.auth.as_ref()
+        self.options.auth.as_ref()
+    }
+
+    /// The options it was started with.
+    pub fn options(&self) -> &RegistryOptions {
+        &self.options
     }
 
     /// The storage root of the registry, to inspect what was written.
     pub fn storage_dir(&self) -> PathBuf {
-        self.dir.path().join("storage")
+        match &self.options.storage {
+            Some(shared) => shared.clone(),
+            None => self.dir.path().join("storage"),
+        }
+    }
+
+    /// What the registry printed so far: errors, and the access log when it was asked for.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// The request lines of the access log (`GET /v2/r/blobs/sha256:… HTTP/1.1`), oldest first.
+    /// A request is logged once it is answered: call [`Registry::stop_gracefully`] first to be
+    /// sure every request made so far is there.
+    pub fn requests(&self) -> Vec<String> {
+        self.log().lines().filter_map(access_log_request).collect()
+    }
+
+    /// The directory that holds the registry's config, storage and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     fn config_path(&self) -> PathBuf {
@@ -162,59 +418,65 @@ impl Registry {
     }
 
     fn write_config(&self) -> std::io::Result<()> {
+        let dir = self.dir.path();
+        let options = &self.options;
         std::fs::create_dir_all(self.storage_dir())?;
         let mut config = format!(
             "version: 0.1\n\
-             log:\n  level: error\n  accesslog:\n    disabled: true\n\
+             log:\n  level: error\n  accesslog:\n    disabled: {no_access_log}\n\
              storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: {addr}\n  secret: oras-cache-tests\n",
+             http:\n  addr: {addr}\n  secret: {secret}\n  draintimeout: {DRAIN_TIMEOUT}\n",
+            no_access_log = !options.access_log,
             storage = self.storage_dir().display(),
             addr = self.addr,
+            secret = options
+                .http_secret
+                .as_deref()
+                .unwrap_or(DEFAULT_HTTP_SECRET),
         );
         // Still inside the `http:` section.
-        if self.options.tls {
-            generate_tls(self.dir.path())?;
+        if options.tls {
+            generate_tls(dir)?;
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
-                self.dir.path().join("server.pem").display(),
-                self.dir.path().join("server.key").display()
+                dir.join("server.pem").display(),
+                dir.join("server.key").display()
             ));
         }
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &options.auth {
             let hash = bcrypt::hash(&auth.password, 4).map_err(std::io::Error::other)?;
-            let htpasswd = self.dir.path().join("htpasswd");
+            let htpasswd = dir.join("htpasswd");
             std::fs::write(&htpasswd, format!("{}:{}\n", auth.user, hash))?;
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: oras-cache-tests\n    path: {}\n",
                 htpasswd.display()
             ));
         }
-        if let Some(token) = &self.options.token {
-            // The registry only reads this certificate to verify tokens.
-            openssl(
-                self.dir.path(),
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    "/CN=oras-test-token",
-                    "-keyout",
-                    "token.key",
-                    "-out",
-                    "token.pem",
-                ],
-            )?;
+        if let Some(token) = &options.token {
+            let issuer = match &options.token_trust {
+                Some(trust) => {
+                    std::fs::write(dir.join("token.pem"), &trust.root_cert_pem)?;
+                    trust.issuer.as_str()
+                }
+                None => {
+                    // The registry only reads this certificate to verify tokens.
+                    self_signed(dir, "oras-test-token", "token")?;
+                    "oras-test-issuer"
+                }
+            };
             config.push_str(&format!(
-                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: oras-test-issuer\n    rootcertbundle: {}\n",
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
                 token.realm,
                 token.service,
-                self.dir.path().join("token.pem").display()
+                dir.join("token.pem").display()
             ));
+        }
+        if let Some(upstream) = &options.mirror {
+            // distribution's pull-through cache: the `proxy` section of its configuration
+            // (docs/configuration.md, "proxy"; registry/proxy/proxyregistry.go in
+            // github.com/distribution/distribution). The credentials are not written here:
+            // they go to the process's environment only (`launch`).
+            config.push_str(&format!("proxy:\n  remoteurl: {}\n", upstream.url));
         }
         std::fs::write(self.config_path(), config)
     }
@@ -222,22 +484,30 @@ impl Registry {
     fn launch(&mut self) -> std::io::Result<()> {
         let bin =
             std::env::var("ORAS_TEST_REGISTRY_BIN").unwrap_or_else(|_| DEFAULT_REGISTRY_BIN.into());
-        let log = std::fs::File::create(self.dir.path().join("registry.log"))?;
-        let child = Command::new(bin)
+        // Appended to, so that a restarted registry's log keeps what came before.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("registry.log"))?;
+        let mut command = Command::new(bin);
+        command
             .arg("serve")
             .arg(self.config_path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        self.child = Some(child);
+            .stderr(log);
+        if let Some(upstream) = &self.options.mirror {
+            command.envs(upstream.environment());
+        }
+        command.envs(self.options.env.iter().map(|(k, v)| (k, v)));
+        self.child = Some(command.spawn()?);
+        self.wait_until_listening()
+    }
+
+    fn wait_until_listening(&mut self) -> std::io::Result<()> {
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.exited() {
                 return Err(std::io::Error::other(format!(
                     "registry exited with {status}: {}",
                     self.log()
@@ -263,22 +533,20 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
-    /// What the registry printed so far (errors only: the access log is off).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// The directory that holds the registry's config, storage and log.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The request line of an access-log line in the Apache combined format distribution writes
+/// (`127.0.0.1 - - [date] "GET /v2/ HTTP/1.1" 200 …`); `None` for any other line.
+fn access_log_request(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("] \"")?;
+    let (request, _) = rest.split_once('"')?;
+    request.contains(" HTTP/").then(|| request.to_string())
 }
 
 /// Runs `openssl` in `dir`.
@@ -299,27 +567,26 @@ fn openssl(dir: &Path, args: &[&str]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `ca.pem`/`ca.key` and `server.pem`/`server.key` (for `IP:127.0.0.1`, signed by the CA)
-/// into `dir`.
-pub fn generate_tls(dir: &Path) -> std::io::Result<()> {
+/// Writes `<name>.key` and a self-signed `<name>.pem` for common name `cn` into `dir`.
+fn self_signed(dir: &Path, cn: &str, name: &str) -> std::io::Result<()> {
+    let (subject, key, cert) = (
+        format!("/CN={cn}"),
+        format!("{name}.key"),
+        format!("{name}.pem"),
+    );
     openssl(
         dir,
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=oras-test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", &subject,
+            "-keyout", &key, "-out", &cert,
         ],
-    )?;
+    )
+}
+
+/// Writes `ca.pem`/`ca.key` and `server.pem`/`server.key` (for `IP:127.0.0.1`, signed by the CA)
+/// into `dir`.
+pub fn generate_tls(dir: &Path) -> std::io::Result<()> {
+    self_signed(dir, "oras-test-ca", "ca")?;
     openssl(
         dir,
         &[
@@ -407,5 +674,45 @@ mod tests {
         assert_eq!(probe_v2(registry.addr()), None);
         registry.restart().unwrap();
         assert_eq!(probe_v2(registry.addr()), Some(200));
+    }
+
+    #[test]
+    fn upstream_credentials_reach_the_mirror_by_its_environment() {
+        let upstream = Upstream {
+            url: "http://127.0.0.1:5000".into(),
+            auth: Some(BasicAuth {
+                user: "alice".into(),
+                password: "p@ss:w/rd".into(),
+            }),
+        };
+        assert_eq!(
+            upstream.environment(),
+            [
+                (
+                    "REGISTRY_PROXY_REMOTEURL".to_string(),
+                    "http://alice:p%40ss%3Aw%2Frd@127.0.0.1:5000".to_string()
+                ),
+                ("REGISTRY_PROXY_USERNAME".into(), "alice".into()),
+                ("REGISTRY_PROXY_PASSWORD".into(), "p@ss:w/rd".into()),
+            ]
+        );
+        let anonymous = Upstream {
+            auth: None,
+            ..upstream
+        };
+        assert!(anonymous.environment().is_empty());
+    }
+
+    #[test]
+    fn access_log_lines_give_their_request_line() {
+        let line = r#"127.0.0.1 - - [30/Nov/2026:05:40:00 +0000] "GET /v2/r/blobs/sha256:aa HTTP/1.1" 200 2 "" "Go-http-client/1.1""#;
+        assert_eq!(
+            access_log_request(line).as_deref(),
+            Some("GET /v2/r/blobs/sha256:aa HTTP/1.1")
+        );
+        assert_eq!(
+            access_log_request(r#"time="2026-11-30T05:40:00Z" level=error msg="x""#),
+            None
+        );
     }
 }

@@ -1,0 +1,174 @@
+//! `oras-test-registry`: starts one of the test harness's registries from flags, so that shell
+//! (demo/lib.sh) and Python (benches/bench.py) use the same configuration as the Rust tests.
+//!
+//! Prints one JSON line once `GET /v2/` answers:
+//! `{"address":"127.0.0.1:PORT","url":"http://…","pid":…,"registryPid":…,"dir":"…","storage":"…","caFile":null}`
+//! and runs until SIGTERM or SIGINT, or until its stdin is closed when stdin is a pipe (so a
+//! parent that dies takes the registry with it). Then it stops the registry and removes the
+//! directory it wrote (the storage too, unless `--storage` named one).
+
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Parser;
+use oras_test_support::{BasicAuth, Registry, Upstream};
+
+/// Starts a loopback docker-registry for tests and prints where it listens, as one JSON line.
+#[derive(Parser, Debug)]
+#[command(name = "oras-test-registry")]
+struct Flags {
+    /// Require HTTP basic auth (htpasswd) with this user.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// The password of --user.
+    #[arg(long, requires = "user")]
+    password: Option<String>,
+    /// Serve HTTPS with a certificate for 127.0.0.1 from a CA generated here (printed as caFile).
+    #[arg(long)]
+    tls: bool,
+    /// Require bearer tokens from this realm URL (token auth).
+    #[arg(long, requires = "token_service")]
+    token_realm: Option<String>,
+    /// The service named in the token challenge.
+    #[arg(long, requires = "token_realm")]
+    token_service: Option<String>,
+    /// Listen on this port instead of a free one.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Run as a pull-through cache (mirror) of this upstream URL, such as http://127.0.0.1:5000.
+    #[arg(long)]
+    mirror_of: Option<String>,
+    /// The user the mirror logs in to the upstream with.
+    #[arg(long, requires_all = ["mirror_of", "upstream_password"])]
+    upstream_user: Option<String>,
+    /// The upstream password (given to the registry process's environment only).
+    #[arg(long, requires = "upstream_user")]
+    upstream_password: Option<String>,
+    /// Keep the storage in this directory (shared by replicas; not removed on exit).
+    #[arg(long)]
+    storage: Option<PathBuf>,
+    /// http.secret: replicas on one storage need the same.
+    #[arg(long)]
+    http_secret: Option<String>,
+    /// Write distribution's access log to the registry's log (dir/registry.log).
+    #[arg(long)]
+    access_log: bool,
+    /// Extra environment of the registry process, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_parser = key_value)]
+    env: Vec<(String, String)>,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+impl Flags {
+    fn options(self) -> oras_test_support::RegistryOptions {
+        let mut options = Registry::builder();
+        if let (Some(user), Some(password)) = (&self.user, &self.password) {
+            options = options.basic_auth(user, password);
+        }
+        if let (Some(realm), Some(service)) = (&self.token_realm, &self.token_service) {
+            options = options.token(realm, service);
+        }
+        if let Some(url) = self.mirror_of {
+            let auth = self
+                .upstream_user
+                .zip(self.upstream_password)
+                .map(|(user, password)| BasicAuth { user, password });
+            options = options.mirror_of(Upstream { url, auth });
+        }
+        options.tls = self.tls;
+        options.port = self.port;
+        options.storage = self.storage;
+        options.http_secret = self.http_secret;
+        options.access_log = self.access_log;
+        options.env = self.env;
+        options
+    }
+}
+
+/// Why the command stops.
+enum Stop {
+    Signal(i32),
+    StdinClosed,
+}
+
+fn main() {
+    let mut registry = match Flags::parse().options().start() {
+        Ok(registry) => registry,
+        Err(e) => {
+            eprintln!("oras-test-registry: {e}");
+            std::process::exit(1);
+        }
+    };
+    let (stop, stopped) = mpsc::channel();
+    watch_signals(stop.clone());
+    watch_stdin(stop);
+    let info = serde_json::json!({
+        "address": registry.host(),
+        "url": registry.url(),
+        "pid": std::process::id(),
+        "registryPid": registry.pid(),
+        "dir": registry.dir(),
+        "storage": registry.storage_dir(),
+        "caFile": registry.ca_file(),
+    });
+    println!("{info}");
+    let code = loop {
+        match stopped.recv_timeout(Duration::from_millis(200)) {
+            Ok(Stop::Signal(signal)) => {
+                eprintln!("oras-test-registry: stopping on signal {signal}");
+                break 0;
+            }
+            Ok(Stop::StdinClosed) => {
+                eprintln!("oras-test-registry: stopping, stdin closed");
+                break 0;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break 0,
+        }
+        if let Some(status) = registry.exited() {
+            eprintln!(
+                "oras-test-registry: docker-registry exited with {status}: {}",
+                registry.log()
+            );
+            break 1;
+        }
+    };
+    drop(registry);
+    std::process::exit(code);
+}
+
+fn watch_signals(stop: mpsc::Sender<Stop>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .expect("install the SIGTERM/SIGINT handlers");
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _ = stop.send(Stop::Signal(signal));
+        }
+    });
+}
+
+/// Only a pipe or a socket on stdin is watched: a shell starts background jobs with stdin on
+/// /dev/null, whose end is no sign that the parent is gone.
+fn watch_stdin(stop: mpsc::Sender<Stop>) {
+    let watched = std::fs::metadata("/dev/stdin")
+        .map(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+        .unwrap_or(false);
+    if !watched {
+        return;
+    }
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        let _ = stop.send(Stop::StdinClosed);
+    });
+}

@@ -1,0 +1,234 @@
+//! The registries of the mirror and replica work, as real `docker-registry` processes: a mirror
+//! (distribution's pull-through cache) of an htpasswd upstream, and two replicas on one storage.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use oras_test_support::http::{Client, with_query};
+use oras_test_support::{Registry, Upstream};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "upstream-s3cret";
+const REPOSITORY: &str = "workflow/results";
+const CONTENT: &[u8] = b"the step's output, pulled through the mirror";
+
+/// An htpasswd upstream with an access log, holding one artifact; returns it and the digest of
+/// the artifact's file.
+fn upstream_with_artifact() -> (Registry, String) {
+    let upstream = Registry::builder()
+        .basic_auth(USER, PASSWORD)
+        .access_log()
+        .start()
+        .expect("start the upstream");
+    let client = Client::new(upstream.addr()).with_basic_auth(upstream.auth().unwrap());
+    let digests = client
+        .push_artifact(REPOSITORY, "v1", &[("out.txt", CONTENT)])
+        .expect("push to the upstream");
+    (upstream, digests[0].clone())
+}
+
+/// A mirror of `upstream` holding its credentials.
+fn mirror_of(upstream: &Registry) -> Registry {
+    Registry::builder()
+        .mirror_of(Upstream {
+            url: upstream.url(),
+            auth: upstream.auth().cloned(),
+        })
+        .start()
+        .expect("start the mirror")
+}
+
+/// The upstream's access-log requests for blob `digest`, once every request made so far is
+/// logged (the upstream is stopped gracefully to be sure, then started again).
+fn blob_fetches(upstream: &mut Registry, digest: &str) -> usize {
+    upstream.stop_gracefully();
+    let fetches = upstream
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.contains(&format!("/blobs/{digest} ")))
+        .count();
+    upstream.restart().expect("restart the upstream");
+    fetches
+}
+
+/// Waits until the mirror has stored blob `digest` for `repository`: it serves the blob to the
+/// first client while storing it in the background (registry/proxy/proxyblobstore.go,
+/// `ServeBlob`), and serves it locally only once the repository links it.
+fn wait_until_stored(mirror: &Registry, repository: &str, digest: &str) {
+    let hex = digest.trim_start_matches("sha256:");
+    let link = mirror
+        .storage_dir()
+        .join("docker/registry/v2/repositories")
+        .join(repository)
+        .join("_layers/sha256")
+        .join(hex)
+        .join("link");
+    wait_for(&link);
+}
+
+/// A liveness bound on a background step, not a timing assertion.
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_mirror_of_an_htpasswd_upstream_serves_pulls_without_client_credentials() {
+    let (upstream, digest) = upstream_with_artifact();
+    let mirror = mirror_of(&upstream);
+    let anonymous = Client::new(upstream.addr());
+    assert_eq!(
+        anonymous.get_blob(REPOSITORY, &digest).unwrap().status,
+        401,
+        "the upstream needs credentials"
+    );
+
+    let client = Client::new(mirror.addr());
+    let manifest = client.get_manifest(REPOSITORY, "v1").unwrap();
+    assert_eq!(manifest.status, 200, "{} {}", manifest.text(), mirror.log());
+    assert!(manifest.text().contains(&digest), "{}", manifest.text());
+    let blob = client.get_blob(REPOSITORY, &digest).unwrap();
+    assert_eq!(blob.status, 200, "{}", blob.text());
+    assert_eq!(blob.body, CONTENT);
+
+    let config = std::fs::read_to_string(mirror.dir().join("config.yml")).unwrap();
+    assert!(
+        config.contains(&format!("remoteurl: {}", upstream.url())),
+        "{config}"
+    );
+    assert!(
+        !config.contains(PASSWORD),
+        "the upstream password reaches the mirror by its environment only: {config}"
+    );
+}
+
+#[test]
+fn a_blob_pulled_twice_through_the_mirror_is_fetched_from_the_upstream_for_the_first_pull_only() {
+    let (mut upstream, digest) = upstream_with_artifact();
+    let mirror = mirror_of(&upstream);
+    let client = Client::new(mirror.addr());
+
+    assert_eq!(client.get_blob(REPOSITORY, &digest).unwrap().body, CONTENT);
+    wait_until_stored(&mirror, REPOSITORY, &digest);
+    let after_first = blob_fetches(&mut upstream, &digest);
+    // distribution 2.8 reads a missing blob twice: once streamed to the client, once stored
+    // (registry/proxy/proxyblobstore.go, `ServeBlob` and `storeLocal`).
+    assert!(
+        (1..=2).contains(&after_first),
+        "the first pull reads the upstream: {:?}",
+        upstream.requests()
+    );
+
+    assert_eq!(client.get_blob(REPOSITORY, &digest).unwrap().body, CONTENT);
+    let after_second = blob_fetches(&mut upstream, &digest);
+    assert_eq!(
+        after_second,
+        after_first,
+        "the second pull is served from the mirror's storage: {:?}",
+        upstream.requests()
+    );
+}
+
+#[test]
+fn a_push_to_the_mirror_is_refused() {
+    let (upstream, _) = upstream_with_artifact();
+    let mirror = mirror_of(&upstream);
+    let client = Client::new(mirror.addr());
+    let started = client
+        .request(
+            "POST",
+            &format!("/v2/{REPOSITORY}/blobs/uploads/"),
+            &[],
+            b"",
+        )
+        .unwrap();
+    assert!(
+        !(200..300).contains(&started.status),
+        "{} {}",
+        started.status,
+        started.text()
+    );
+    assert!(started.text().contains("UNSUPPORTED"), "{}", started.text());
+    let error = client
+        .push_manifest(REPOSITORY, "pushed", br#"{"schemaVersion":2}"#)
+        .unwrap_err();
+    assert!(error.to_string().contains("UNSUPPORTED"), "{error}");
+}
+
+/// Starts a chunked upload on `first` (`POST`, then a `PATCH` with the first half) and finishes
+/// it on `second` (`PUT` with the second half and the digest); returns the `PUT`'s answer.
+fn upload_across(first: &Registry, second: &Registry, data: &[u8]) -> (u16, String) {
+    let (head, tail) = data.split_at(data.len() / 2);
+    let one = Client::new(first.addr());
+    let session = one.start_upload(REPOSITORY).unwrap();
+    let range = format!("0-{}", head.len() - 1);
+    let patched = one
+        .request(
+            "PATCH",
+            &session,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", &range),
+            ],
+            head,
+        )
+        .unwrap()
+        .success("upload the first chunk")
+        .unwrap();
+    let session = patched.header("location").unwrap();
+    let digest = oras_test_support::http::sha256_digest(data);
+    let finished = Client::new(second.addr())
+        .request(
+            "PUT",
+            &with_query(session, &format!("digest={digest}")),
+            &[("Content-Type", "application/octet-stream")],
+            tail,
+        )
+        .unwrap();
+    (finished.status, finished.text())
+}
+
+#[test]
+fn a_chunked_upload_started_on_one_replica_finishes_on_the_other() {
+    let replicas = Registry::builder().start_replicas(2).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let (status, body) = upload_across(&replicas[0], &replicas[1], &data);
+    assert_eq!(status, 201, "{body}");
+    let digest = oras_test_support::http::sha256_digest(&data);
+    for replica in replicas.registries() {
+        let blob = Client::new(replica.addr())
+            .get_blob(REPOSITORY, &digest)
+            .unwrap();
+        assert_eq!(blob.status, 200, "{}", blob.text());
+        assert!(
+            blob.body == data,
+            "replica {} serves the blob",
+            replica.host()
+        );
+    }
+}
+
+#[test]
+fn an_upload_cannot_move_between_registries_with_different_secrets() {
+    let storage = tempfile::tempdir().unwrap();
+    let start = |secret: &str| {
+        Registry::builder()
+            .storage(storage.path())
+            .http_secret(secret)
+            .start()
+            .unwrap()
+    };
+    let (one, other) = (start("one secret"), start("another secret"));
+    let (status, body) = upload_across(&one, &other, b"half and half");
+    assert!(
+        !(200..300).contains(&status),
+        "the other secret refuses the session: {status} {body}"
+    );
+}
