@@ -34,13 +34,13 @@ impl ReceivedRequest {
 }
 
 /// Accepts connections in a thread and hands each to `handle` in its own thread, until dropped.
-struct Server {
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
     stop: Arc<AtomicBool>,
 }
 
 impl Server {
-    fn start(
+    pub(crate) fn start(
         handle: impl Fn(TcpStream, &AtomicBool) + Send + Sync + 'static,
     ) -> std::io::Result<Server> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
@@ -73,7 +73,10 @@ impl Drop for Server {
 
 /// Reads one request head (up to the blank line) from `stream`, and what follows it within
 /// 100 ms when `with_body` (a fake that serves uploads reads the body itself).
-fn read_request(stream: &TcpStream, with_body: bool) -> std::io::Result<ReceivedRequest> {
+pub(crate) fn read_request(
+    stream: &TcpStream,
+    with_body: bool,
+) -> std::io::Result<ReceivedRequest> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     // Byte by byte, so that nothing of a body is read ahead and lost to whoever reads it next.
     let mut head = Vec::new();
@@ -109,7 +112,7 @@ fn read_request(stream: &TcpStream, with_body: bool) -> std::io::Result<Received
     Ok(request)
 }
 
-fn respond(
+pub(crate) fn respond(
     mut stream: &TcpStream,
     status: &str,
     headers: &[(&str, &str)],

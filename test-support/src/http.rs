@@ -69,18 +69,30 @@ pub fn sha256_digest(data: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub struct Client {
     addr: SocketAddr,
-    auth: Option<BasicAuth>,
+    /// The `Authorization` header's value.
+    authorization: Option<String>,
 }
 
 impl Client {
     /// An anonymous client of the registry at `addr`.
     pub fn new(addr: SocketAddr) -> Client {
-        Client { addr, auth: None }
+        Client {
+            addr,
+            authorization: None,
+        }
     }
 
     /// The same client sending these basic credentials.
     pub fn with_basic_auth(mut self, auth: &BasicAuth) -> Client {
-        self.auth = Some(auth.clone());
+        let pair = format!("{}:{}", auth.user, auth.password);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        self.authorization = Some(format!("Basic {encoded}"));
+        self
+    }
+
+    /// The same client sending this bearer token (of a token-auth registry).
+    pub fn with_bearer(mut self, token: &str) -> Client {
+        self.authorization = Some(format!("Bearer {token}"));
         self
     }
 
@@ -102,10 +114,8 @@ impl Client {
             self.addr,
             body.len()
         );
-        if let Some(auth) = &self.auth {
-            let pair = format!("{}:{}", auth.user, auth.password);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-            head.push_str(&format!("Authorization: Basic {encoded}\r\n"));
+        if let Some(authorization) = &self.authorization {
+            head.push_str(&format!("Authorization: {authorization}\r\n"));
         }
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));

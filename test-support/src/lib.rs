@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 pub mod hostile;
 pub mod http;
+pub mod token;
 
 /// The binary the harness runs; override with `ORAS_TEST_REGISTRY_BIN`.
 pub const DEFAULT_REGISTRY_BIN: &str = "docker-registry";

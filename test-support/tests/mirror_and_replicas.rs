@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use oras_test_support::http::{Client, with_query};
-use oras_test_support::{Registry, Upstream};
+use oras_test_support::token::TokenServer;
+use oras_test_support::{BasicAuth, Registry, Upstream};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "upstream-s3cret";
@@ -106,6 +107,44 @@ fn a_mirror_of_an_htpasswd_upstream_serves_pulls_without_client_credentials() {
     assert!(
         !config.contains(PASSWORD),
         "the upstream password reaches the mirror by its environment only: {config}"
+    );
+}
+
+#[test]
+fn a_mirror_of_a_token_auth_upstream_gets_its_tokens_with_the_upstream_credentials() {
+    // The way ghcr.io and Docker Hub ask for credentials: a Bearer challenge naming a realm.
+    let tokens = TokenServer::start(USER, PASSWORD).unwrap();
+    let upstream = Registry::builder()
+        .token_server(&tokens, "upstream")
+        .start()
+        .expect("start the token-auth upstream");
+    let scope = format!("repository:{REPOSITORY}:pull,push");
+    let digests = Client::new(upstream.addr())
+        .with_bearer(&tokens.issue("upstream", &scope))
+        .push_artifact(REPOSITORY, "v1", &[("out.txt", CONTENT)])
+        .expect("push to the upstream");
+    let mirror = Registry::builder()
+        .mirror_of(Upstream {
+            url: upstream.url(),
+            auth: Some(BasicAuth {
+                user: USER.into(),
+                password: PASSWORD.into(),
+            }),
+        })
+        .start()
+        .expect("start the mirror");
+
+    let blob = Client::new(mirror.addr())
+        .get_blob(REPOSITORY, &digests[0])
+        .unwrap();
+    assert_eq!(blob.status, 200, "{} {}", blob.text(), mirror.log());
+    assert_eq!(blob.body, CONTENT);
+    let queries = tokens.queries();
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("scope=repository%3Aworkflow%2Fresults%3Apull")),
+        "the mirror asked for a pull token: {queries:?}"
     );
 }
 
