@@ -26,7 +26,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -118,40 +117,31 @@ def median_of(runs):
     }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Registry:
-    """Debian's docker-registry on loopback, configured as demo/lib.sh's demo_start_registry."""
+    """A loopback docker-registry started by test-support's oras-test-registry, the configuration
+    the Rust tests and demo/lib.sh use."""
 
     def __init__(self, work):
-        self.dir = os.path.join(work, "registry")
-        os.makedirs(self.dir)
-        self.host = f"127.0.0.1:{free_port()}"
-        config = os.path.join(self.dir, "config.yml")
-        with open(config, "w") as f:
-            f.write(
-                "version: 0.1\n"
-                "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-                f"storage:\n  filesystem:\n    rootdirectory: {self.dir}/storage\n"
-                "  delete:\n    enabled: true\n"
-                f"http:\n  addr: {self.host}\n  secret: oras-cache-bench\n"
-            )
-        self.log = open(os.path.join(self.dir, "log"), "w")
-        self.process = subprocess.Popen(
-            ["docker-registry", "serve", config], stdout=self.log, stderr=self.log
-        )
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        sys.exit(f"bench: docker-registry did not start on {self.host} (log: {self.dir}/log)")
+        command = os.environ.get("TEST_REGISTRY")
+        if not command:
+            # As demo/lib.sh's demo_build does: a no-op when it is up to date.
+            subprocess.run(["cargo", "build", "-q", "--manifest-path", os.path.join(ROOT, "Cargo.toml"),
+                            "-p", "oras-test-support", "--bin", "oras-test-registry"], check=True)
+            command = os.path.join(TARGET_DIR, "debug", "oras-test-registry")
+        self.log_path = os.path.join(work, "registry.log")
+        self.log = open(self.log_path, "w")
+        # The storage stays in the bench's work directory ($BENCH_WORK picks its disk), removed
+        # with it. stdin is a pipe: the registry stops when this process ends, however it ends.
+        storage = os.path.join(work, "registry")
+        self.process = subprocess.Popen([tool("TEST_REGISTRY", command), "--storage", storage],
+                                        stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
+        # One JSON line once GET /v2/ answers; nothing when it failed to start.
+        line = self.process.stdout.readline()
+        if not line:
+            self.stop()
+            sys.exit(f"bench: oras-test-registry did not start (log: {self.log_path})")
+        self.host = json.loads(line)["address"]
 
     def stop(self):
         if self.process.poll() is None:

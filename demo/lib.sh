@@ -9,6 +9,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ORAS_ROOT/target}
 export PATH=${ORAS_VENV:-$ORAS_ROOT/.venv}/bin:$PATH
 # The debug build: `make test` builds it anyway, and the compiled module is cached between runs.
 KWRUN=${KWRUN:-$CARGO_TARGET_DIR/debug/kwrun}
+TEST_REGISTRY=${TEST_REGISTRY:-$CARGO_TARGET_DIR/debug/oras-test-registry}
 AGENT_BIN=${AGENT_BIN:-$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/oras-agent}
 POLICY=${POLICY:-$ORAS_ROOT/annotated-policy.wasm}
 ADMISSION="python3 $ORAS_ROOT/demo/admission.py"
@@ -38,8 +39,9 @@ demo_workdir() {
 demo_track() { echo "$2" >> "$DEMO_WORK/$1"; }
 
 demo_build() {
-  say "building the policy (annotated), kwrun and the static agent"
+  say "building the policy (annotated), kwrun, the static agent and oras-test-registry"
   make -C "$ORAS_ROOT" --no-print-directory annotated-policy.wasm kwrun agent
+  cargo build -q --manifest-path "$ORAS_ROOT/Cargo.toml" -p oras-test-support --bin oras-test-registry
   say "building images with buildah: $AGENT_IMAGE (agent/Dockerfile), $BUSYBOX_IMAGE, $NOSHELL_IMAGE"
   local ctx=$DEMO_WORK/agent-ctx
   mkdir -p "$ctx"
@@ -75,38 +77,23 @@ demo_image_config() {
     '{manifest: $manifest, digest: $digest, config: $config}' > "$out"
 }
 
+# demo_start_registry: the namespace's OrasCache, a loopback registry started by test-support's
+# oras-test-registry (the configuration the Rust tests use); it prints one JSON line once the
+# registry answers, and stops and removes its storage on SIGTERM (demo_cleanup).
 demo_start_registry() {
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  REGISTRY=127.0.0.1:$port
-  mkdir -p "$DEMO_WORK/registry"
-  cat > "$DEMO_WORK/registry/config.yml" <<CONF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $DEMO_WORK/registry/storage
-  delete:
-    enabled: true
-http:
-  addr: $REGISTRY
-  secret: oras-cache-demo
-CONF
-  say "starting the loopback OCI registry (the namespace's OrasCache '$CACHE_NAME') on $REGISTRY"
+  local dir=$DEMO_WORK/registry pid
+  mkdir -p "$dir"
   # 3>&- : bats waits on fd 3 of background processes; the registry must not hold it.
-  docker-registry serve "$DEMO_WORK/registry/config.yml" >"$DEMO_WORK/registry/log" 2>&1 3>&- &
-  echo $! > "$DEMO_WORK/registry/pid"
-  echo "$REGISTRY" > "$DEMO_WORK/registry/address"
-  local i
-  for i in $(seq 1 100); do
-    if curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1; then return 0; fi
+  "$TEST_REGISTRY" >"$dir/info.json" 2>"$dir/log" 3>&- &
+  pid=$!
+  echo "$pid" > "$dir/pid"
+  until [ -s "$dir/info.json" ]; do
+    kill -0 "$pid" 2>/dev/null || { cat "$dir/log" >&2; fail "oras-test-registry did not start"; return 1; }
     sleep 0.1
   done
-  cat "$DEMO_WORK/registry/log" >&2
-  fail "registry did not start on $REGISTRY"
+  REGISTRY=$(jq -r .address "$dir/info.json")
+  echo "$REGISTRY" > "$dir/address"
+  say "started the loopback OCI registry (the namespace's OrasCache '$CACHE_NAME') on $REGISTRY"
 }
 
 demo_settings() {

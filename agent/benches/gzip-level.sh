@@ -6,17 +6,18 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 AGENT=${1:-${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-musl/release/oras-agent}
 WORK=$(mktemp -d)
-trap 'kill "$REGISTRY_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$WORK/config.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/storage}}
-http: {addr: 127.0.0.1:$PORT}
-YAML
-docker-registry serve "$WORK/config.yml" >"$WORK/registry.log" 2>&1 &
+# The registry is test-support's oras-test-registry (the tests' configuration); SIGTERM stops it
+# and removes its storage.
+REGISTRY_CMD=${TEST_REGISTRY:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/oras-test-registry}
+[ -n "${TEST_REGISTRY:-}" ] || cargo build -q --manifest-path "$ROOT/Cargo.toml" -p oras-test-support --bin oras-test-registry
+trap 'kill "${REGISTRY_PID:-}" 2>/dev/null || true; wait; rm -rf "$WORK"' EXIT
+"$REGISTRY_CMD" >"$WORK/registry.json" 2>"$WORK/registry.log" &
 REGISTRY_PID=$!
-until curl -fs "http://127.0.0.1:$PORT/v2/" >/dev/null; do sleep 0.1; done
+until [ -s "$WORK/registry.json" ]; do
+  kill -0 "$REGISTRY_PID" 2>/dev/null || { cat "$WORK/registry.log" >&2; exit 1; }
+  sleep 0.1
+done
+REGISTRY=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["address"])' <"$WORK/registry.json")
 
 # A step's typical output: many small text files and a few large CSV files.
 mkdir -p "$WORK/data/out"
@@ -39,9 +40,9 @@ printf '%-6s %-10s %s\n' level time layer_bytes
 for level in 0 1 3 6 9; do
   start=$(date +%s%N)
   (cd "$WORK/data" && ORAS_AGENT_QUIET=1 ORAS_AGENT_GZIP_LEVEL=$level "$AGENT" push --plain-http \
-    "127.0.0.1:$PORT/bench/gzip:l$level" out >/dev/null)
+    "$REGISTRY/bench/gzip:l$level" out >/dev/null)
   end=$(date +%s%N)
   size=$(curl -fs -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    "http://127.0.0.1:$PORT/v2/bench/gzip/manifests/l$level" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][0]["size"])')
+    "http://$REGISTRY/v2/bench/gzip/manifests/l$level" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][0]["size"])')
   printf '%-6s %-10s %s\n' "$level" "$(( (end - start) / 1000000 ))ms" "$size"
 done
