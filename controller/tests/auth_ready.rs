@@ -1,35 +1,15 @@
 //! The remote registry check against the real registry (Debian's docker-registry with htpasswd
 //! basic auth): right credentials, wrong credentials, no credentials, an unreachable registry.
 
-use std::time::Duration;
+#[path = "support/remote.rs"]
+mod remote;
 
-use oras_cache_api::credentials::UserPassword;
-use oras_cache_controller::plan::RemoteTarget;
-use oras_cache_controller::registry_check::{CheckReport, Credentials, RegistryChecker};
+use oras_cache_controller::registry_check::{CheckReport, Credentials};
 use oras_test_support::{Registry, free_port};
-
-fn target(address: String) -> RemoteTarget {
-    RemoteTarget {
-        address,
-        plain_http: true,
-        credentials_secret: Some("creds".into()),
-        repository: None,
-    }
-}
-
-fn credentials(user: &str, password: &str) -> Credentials {
-    Credentials {
-        login: UserPassword {
-            user: user.into(),
-            password: password.into(),
-        },
-        source: "Secret ns/creds".into(),
-    }
-}
+use remote::credentials;
 
 async fn check(address: String, credentials: Option<&Credentials>) -> CheckReport {
-    let checker = RegistryChecker::new(Duration::from_secs(5)).unwrap();
-    checker.check(&target(address), credentials).await
+    remote::check(&remote::remote_target(address, None), credentials).await
 }
 
 #[tokio::test]
