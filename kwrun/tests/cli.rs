@@ -9,10 +9,11 @@ use std::process::{Command, Output};
 use kwrun::admission::AdmissionResponse;
 use kwrun::kubeconfig::SERVICE_ACCOUNT_NAMESPACE;
 use kwrun::metadata::Metadata;
-use kwrun::session::{CallbackRequest, session_yaml};
 use kwrun::wasm_sections::read_custom_section;
 use serde_json::{Value, json};
-use support::{ORAS_CACHE_API_VERSION, Validate, annotated, get_cache_payload, guest, pod};
+use support::{
+    ORAS_CACHE_API_VERSION, Validate, annotated, get_cache_call, get_cache_session, guest, pod,
+};
 
 const UID: &str = "1299d386-525b-4032-98ae-1949f69f9cfc";
 
@@ -147,28 +148,12 @@ fn invalid_settings_exit_non_zero_with_kwctl_message() {
 #[test]
 fn a_recorded_session_replays_to_the_same_answer() {
     let files = Files::new();
-    let policy = files.write(
-        "policy.wasm",
-        annotated(&guest(Validate::HostCall {
-            namespace: "kubernetes".into(),
-            operation: "get_resource".into(),
-            payload: get_cache_payload(),
-        })),
-    );
-    let lookup = CallbackRequest::KubernetesGetResource {
-        api_version: ORAS_CACHE_API_VERSION.into(),
-        kind: "OrasCache".into(),
-        name: "c".into(),
-        namespace: Some("ns".into()),
-        disable_cache: false,
-        field_masks: None,
-    };
+    let policy = files.write("policy.wasm", cache_reading_guest());
     let session = files.write(
         "session.yml",
-        session_yaml(&[(
-            lookup,
-            Ok(json!({"accepted": false, "message": "answered by the session"})),
-        )]),
+        get_cache_session(Ok(
+            json!({"accepted": false, "message": "answered by the session"}),
+        )),
     );
     let recorded = files.path("recorded.yml");
     let request = files.request();
@@ -307,11 +292,7 @@ fn deployment_modes_apply_after_the_policy_answered() {
 
 /// A context-aware guest that reads the OrasCache `c` in `ns` and answers what the host said.
 fn cache_reading_guest() -> Vec<u8> {
-    annotated(&guest(Validate::HostCall {
-        namespace: "kubernetes".into(),
-        operation: "get_resource".into(),
-        payload: get_cache_payload(),
-    }))
+    annotated(&guest(get_cache_call()))
 }
 
 #[test]
@@ -363,17 +344,7 @@ fn allow_context_aware_without_a_session_or_a_kubeconfig_stops_as_kwctl_does() {
     // With a session, or without the grant, no client is needed.
     let session = files.write(
         "session.yml",
-        session_yaml(&[(
-            CallbackRequest::KubernetesGetResource {
-                api_version: ORAS_CACHE_API_VERSION.into(),
-                kind: "OrasCache".into(),
-                name: "c".into(),
-                namespace: Some("ns".into()),
-                disable_cache: false,
-                field_masks: None,
-            },
-            Ok(json!({"accepted": true})),
-        )]),
+        get_cache_session(Ok(json!({"accepted": true}))),
     );
     let replayed = stdout(&run(&[
         "--allow-context-aware",
@@ -414,17 +385,9 @@ fn replayed_and_live_failures_reach_the_guest_the_same_way() {
     let request = files.request();
     let session = files.write(
         "session.yml",
-        session_yaml(&[(
-            CallbackRequest::KubernetesGetResource {
-                api_version: ORAS_CACHE_API_VERSION.into(),
-                kind: "OrasCache".into(),
-                name: "c".into(),
-                namespace: Some("ns".into()),
-                disable_cache: false,
-                field_masks: None,
-            },
+        get_cache_session(
             Err("Cannot find cache.converged-computing.github.io/v1alpha1/OrasCache named 'c' inside of namespace 'Some(\"ns\")'".into()),
-        )]),
+        ),
     );
     let response: AdmissionResponse = serde_json::from_str(&stdout(&kwrun_run(&[
         "--request-path",

@@ -11,9 +11,9 @@ use kwrun::admission::{AdmissionRequest, PolicyMode};
 use kwrun::evaluator::{EvalOptions, InstanceAllocator, Policy, TIMEOUT_MESSAGE};
 use kwrun::host::HostCapabilities;
 use kwrun::metadata::ContextAwareResource;
-use kwrun::session::{CallbackRequest, Replay, session_yaml};
+use kwrun::session::Replay;
 use serde_json::{Value, json};
-use support::{ORAS_CACHE_API_VERSION, Validate, get_cache_payload, guest, pod};
+use support::{ORAS_CACHE_API_VERSION, Validate, get_cache_call, get_cache_session, guest, pod};
 
 fn request(operation: &str, object: Value) -> AdmissionRequest {
     AdmissionRequest::from_value(json!({
@@ -156,18 +156,6 @@ fn a_guest_that_never_returns_is_interrupted_at_the_deadline() {
     assert_eq!(status.code, Some(500));
 }
 
-fn get_cache() -> (String, CallbackRequest) {
-    let request = CallbackRequest::KubernetesGetResource {
-        api_version: ORAS_CACHE_API_VERSION.into(),
-        kind: "OrasCache".into(),
-        name: "c".into(),
-        namespace: Some("ns".into()),
-        disable_cache: false,
-        field_masks: None,
-    };
-    (get_cache_payload(), request)
-}
-
 fn oras_cache() -> ContextAwareResource {
     ContextAwareResource {
         api_version: ORAS_CACHE_API_VERSION.into(),
@@ -177,14 +165,9 @@ fn oras_cache() -> ContextAwareResource {
 
 #[test]
 fn host_calls_are_answered_from_the_replayed_session() {
-    let (payload, expected) = get_cache();
-    let policy = load(Validate::HostCall {
-        namespace: "kubernetes".into(),
-        operation: "get_resource".into(),
-        payload,
-    });
+    let policy = load(get_cache_call());
     let answer = json!({"accepted": false, "message": "answered by the session"});
-    let yaml = session_yaml(&[(expected, Ok(answer))]);
+    let yaml = get_cache_session(Ok(answer));
     let host = Arc::new(
         HostCapabilities::default()
             .with_context_aware_resources(vec![oras_cache()])
@@ -200,12 +183,7 @@ fn host_calls_are_answered_from_the_replayed_session() {
 
 #[test]
 fn host_calls_not_granted_or_not_replayed_reach_the_guest_as_errors() {
-    let (payload, _) = get_cache();
-    let policy = load(Validate::HostCall {
-        namespace: "kubernetes".into(),
-        operation: "get_resource".into(),
-        payload,
-    });
+    let policy = load(get_cache_call());
 
     let not_granted = policy.validate(&host(), &request("CREATE", pod()), &json!({}));
     let message = not_granted.status.unwrap().message.unwrap();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use kwrun::metadata::Metadata;
+use kwrun::session::{CallbackRequest, session_yaml};
 use serde_json::{Value, json};
 
 /// The resource the context-aware test guests read.
@@ -139,4 +140,30 @@ pub fn annotated(module: &[u8]) -> Vec<u8> {
 /// The JSON payload of `kubernetes/get_resource` for the OrasCache `c` in `ns`.
 pub fn get_cache_payload() -> String {
     json!({"api_version": ORAS_CACHE_API_VERSION, "kind": "OrasCache", "name": "c", "namespace": "ns", "disable_cache": false}).to_string()
+}
+
+/// What a guest does to read the OrasCache `c` in `ns` and answer what the host said.
+pub fn get_cache_call() -> Validate {
+    Validate::HostCall {
+        namespace: "kubernetes".into(),
+        operation: "get_resource".into(),
+        payload: get_cache_payload(),
+    }
+}
+
+/// The host call of [`get_cache_call`] as a session records it.
+pub fn get_cache_request() -> CallbackRequest {
+    CallbackRequest::KubernetesGetResource {
+        api_version: ORAS_CACHE_API_VERSION.into(),
+        kind: "OrasCache".into(),
+        name: "c".into(),
+        namespace: Some("ns".into()),
+        disable_cache: false,
+        field_masks: None,
+    }
+}
+
+/// A session (YAML) that answers the OrasCache lookup with `answer`.
+pub fn get_cache_session(answer: Result<Value, String>) -> String {
+    session_yaml(&[(get_cache_request(), answer)])
 }
