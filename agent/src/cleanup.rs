@@ -123,9 +123,7 @@ pub fn remove_on_signal() -> std::io::Result<()> {
             for paths in table.values().rev() {
                 remove_paths(paths);
             }
-            eprintln!(
-                "oras-agent: interrupted by signal {signal}; removed what the pull had written"
-            );
+            crate::error!("interrupted by signal {signal}; removed what the pull had written");
             std::process::exit(128 + signal);
         }
     });

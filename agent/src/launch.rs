@@ -8,9 +8,9 @@
 use crate::digest::readable;
 use crate::init::input_layout_dir;
 use crate::layout::Layout;
-use crate::transfer::{pack_into_layout, place_layout};
+use crate::transfer::{TransferError, pack_into_layout, place_layout};
 use crate::unpack::{Limits, PlaceMode, Placer};
-use crate::{debug, info};
+use crate::{debug, error, info, warn};
 use oras_cache_api::agent::{
     HEARTBEAT_FILE, HEARTBEAT_INTERVAL_SECS, INPUTS_DIR, LaunchArgs, LaunchStatus, OUTPUTS_DIR,
     STARTED_FILE, STATE_DIR, STATUS_FILE, UnpackLimits,
@@ -41,104 +41,266 @@ const FORWARDED_SIGNALS: &[i32] = &[
     libc::SIGWINCH,
 ];
 
+/// Why the launcher could not run the application to its end; each reason has the exit code
+/// the container reports ([`LaunchError::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The working directory cannot be read.
+    #[error("working directory: {0}")]
+    WorkingDirectory(std::io::Error),
+    /// The share's inputs folder cannot be listed.
+    #[error("{path}: {source}")]
+    Inputs {
+        /// The folder.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A path is the share, holds it or is `/`.
+    #[error("{0}")]
+    Refused(#[from] PathRefusal),
+    /// The input path cannot be prepared.
+    #[error(transparent)]
+    Place(#[from] crate::unpack::PlaceError),
+    /// An input's layout is unusable or cannot be placed.
+    #[error("{owner}: {source}")]
+    Input {
+        /// Which input.
+        owner: String,
+        /// What went wrong.
+        source: Box<TransferError>,
+    },
+    /// Nothing follows `--`.
+    #[error("no command to run after --")]
+    NoCommand,
+    /// The output pipe file cannot be created.
+    #[error("--output-pipe {path}: cannot create it: {source}")]
+    OutputPipe {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The signal handlers cannot be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The command cannot be started.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The command.
+        program: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Waiting for the command failed.
+    #[error("waiting for {program}: {source}")]
+    Wait {
+        /// The command.
+        program: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl LaunchError {
+    /// The exit code the container ends with: the shell's 127 and 126 when the command cannot
+    /// be started (not found, not executable), [`EXIT_LAUNCHER_FAILED`] for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LaunchError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                EXIT_NOT_FOUND
+            }
+            LaunchError::Spawn { .. } => EXIT_NOT_EXECUTABLE,
+            _ => EXIT_LAUNCHER_FAILED,
+        }
+    }
+}
+
+/// A path the launcher refuses to place inputs in or pack.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathRefusal {
+    /// The path is `/`.
+    #[error("{what} {path} is the whole filesystem (/); name a directory of the step instead")]
+    WholeFilesystem {
+        /// "input path" or "output path".
+        what: &'static str,
+        /// The path as given.
+        path: String,
+    },
+    /// The path is or holds the share.
+    #[error(
+        "{what} {path} is or holds the agent's shared volume {share}; name a directory of the step outside it"
+    )]
+    Share {
+        /// "input path" or "output path".
+        what: &'static str,
+        /// The path as given.
+        path: String,
+        /// The share.
+        share: String,
+    },
+    /// The working directory is unreadable, so a relative path cannot be checked.
+    #[error("working directory: {0}")]
+    WorkingDirectory(String),
+}
+
+/// How the application ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildExit {
+    /// The exit code to report (128 + signal when a signal killed it).
+    pub code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+}
+
+/// What became of the outputs after the command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packing {
+    /// No sidecar pushes them: nothing is packed.
+    NotRequested,
+    /// The command failed and `--push-on-failure` is not set.
+    CommandFailed,
+    /// Packed on the share for the sidecar.
+    Packed,
+    /// They were to be packed and could not be; why.
+    Failed(String),
+}
+
+/// Decides, from the arguments and the exit code alone, which output to pack, or why none is.
+pub fn output_to_pack(args: &LaunchArgs, exit_code: i32) -> Result<PathBuf, Packing> {
+    if !args.pack_outputs {
+        return Err(Packing::NotRequested);
+    }
+    if exit_code != 0 && !args.push_on_failure {
+        return Err(Packing::CommandFailed);
+    }
+    match args.output_path.as_ref().or(args.output_pipe.as_ref()) {
+        Some(output) => Ok(PathBuf::from(output)),
+        None => Err(Packing::Failed(
+            "outputs are to be pushed but neither --output-path nor --output-pipe names them"
+                .into(),
+        )),
+    }
+}
+
+/// The status the launcher records once the command ended and the outputs were dealt with.
+pub fn status_after_run(exit: ChildExit, packing: &Packing) -> LaunchStatus {
+    LaunchStatus {
+        exit_code: exit.code,
+        signal: exit.signal,
+        push: *packing == Packing::Packed,
+        error: match packing {
+            Packing::Failed(error) => Some(error.clone()),
+            _ => None,
+        },
+    }
+}
+
+/// The status the launcher records when it could not run the command to its end.
+pub fn status_after_failure(error: &LaunchError) -> LaunchStatus {
+    LaunchStatus {
+        exit_code: error.exit_code(),
+        signal: None,
+        push: false,
+        error: Some(error.to_string()),
+    }
+}
+
+/// How a `waitpid(2)` status ends the container: the exit code, or 128 + the signal (the
+/// shell's convention); `None` for a stop or continue notice.
+pub fn exit_of_wait_status(status: i32) -> Option<ChildExit> {
+    if libc::WIFEXITED(status) {
+        return Some(ChildExit {
+            code: libc::WEXITSTATUS(status),
+            signal: None,
+        });
+    }
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        return Some(ChildExit {
+            code: 128 + signal,
+            signal: Some(signal),
+        });
+    }
+    None
+}
+
 /// Runs the launcher and returns the exit code the container must end with; `limits` bound the
 /// unpacking of the inputs' directory layers.
 pub fn run(args: &LaunchArgs, limits: &UnpackLimits) -> i32 {
     let share = PathBuf::from(&args.share);
     let state = share.join(STATE_DIR);
     if let Err(e) = std::fs::create_dir_all(&state) {
-        eprintln!("oras-agent: error: cannot create {}: {e}", state.display());
+        error!("cannot create {}: {e}", state.display());
         return EXIT_LAUNCHER_FAILED;
     }
     let heartbeat = Heartbeat::start(share.join(HEARTBEAT_FILE));
     let status = run_with_share(args, limits, &share);
-    let code = status.exit_code;
     if let Some(error) = &status.error {
-        eprintln!("oras-agent: error: {error}");
+        error!("{error}");
     }
     if let Err(e) = write_status(&share, &status) {
-        eprintln!("oras-agent: error: cannot write {STATUS_FILE}: {e}");
+        error!("cannot write {STATUS_FILE}: {e}");
     }
     heartbeat.stop();
-    code
+    status.exit_code
 }
 
 fn run_with_share(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> LaunchStatus {
-    let failed = |exit_code: i32, error: String| LaunchStatus {
-        exit_code,
-        signal: None,
-        push: false,
-        error: Some(error),
+    let exit = match place_inputs(args, limits, share).and_then(|()| run_child(args, share)) {
+        Ok(exit) => exit,
+        Err(error) => return status_after_failure(&error),
     };
-    if let Err(error) = place_inputs(args, limits, share) {
-        return failed(EXIT_LAUNCHER_FAILED, error);
-    }
-    let (exit_code, signal) = match run_child(args, share) {
-        Ok(outcome) => outcome,
-        Err((code, error)) => return failed(code, error),
+    info!("command exited with code {}", exit.code);
+    let packing = match output_to_pack(args, exit.code) {
+        Ok(output) => pack_output(&output, share),
+        Err(Packing::CommandFailed) => {
+            info!("not packing outputs: the command failed (set push-on-failure to push anyway)");
+            Packing::CommandFailed
+        }
+        Err(other) => other,
     };
-    info!("command exited with code {exit_code}");
-    let succeeded = exit_code == 0;
-    let mut status = LaunchStatus {
-        exit_code,
-        signal,
-        push: false,
-        error: None,
-    };
-    if !args.pack_outputs {
-        return status;
-    }
-    if !succeeded && !args.push_on_failure {
-        info!("not packing outputs: the command failed (set push-on-failure to push anyway)");
-        return status;
-    }
-    let Some(output) = args.output_path.as_ref().or(args.output_pipe.as_ref()) else {
-        status.error = Some(
-            "outputs are to be pushed but neither --output-path nor --output-pipe names them"
-                .into(),
-        );
-        return status;
-    };
-    let output = PathBuf::from(output);
+    status_after_run(exit, &packing)
+}
+
+/// Packs `output` into the share's outputs layout for the sidecar.
+fn pack_output(output: &Path, share: &Path) -> Packing {
     if !output.exists() {
-        status.error = Some(format!(
+        return Packing::Failed(format!(
             "output path {} does not exist after the command ran; nothing was pushed",
             output.display()
         ));
-        return status;
     }
-    if let Err(error) = refuse_share_or_root("output path", &output, share, true) {
-        status.error = Some(error);
-        return status;
+    if let Err(refusal) = refuse_share_or_root("output path", output, share, true) {
+        return Packing::Failed(refusal.to_string());
     }
     let outputs = share.join(OUTPUTS_DIR);
     let _ = std::fs::remove_dir_all(&outputs);
-    match pack_into_layout(std::slice::from_ref(&output), &outputs) {
+    match pack_into_layout(&[output.to_path_buf()], &outputs) {
         Ok(_) => {
-            status.push = true;
             info!("packed {} for the sidecar", output.display());
+            Packing::Packed
         }
-        Err(e) => status.error = Some(format!("cannot pack {}: {e}", output.display())),
+        Err(e) => Packing::Failed(format!("cannot pack {}: {e}", output.display())),
     }
-    status
 }
 
 /// Refuses a path that is the shared volume or inside it, and with `refuse_root` also `/` and any
 /// directory holding the share: packing it would pack the agent's own files (or everything), and
-/// placing inputs in the share could overwrite the agent or its status. The policy refuses these at admission; this is the agent's
-/// own check, for a pod written by hand.
+/// placing inputs in the share could overwrite the agent or its status. The policy refuses these
+/// at admission; this is the agent's own check, for a pod written by hand.
 fn refuse_share_or_root(
-    what: &str,
+    what: &'static str,
     path: &Path,
     share: &Path,
     refuse_root: bool,
-) -> Result<(), String> {
+) -> Result<(), PathRefusal> {
     // Resolve what exists (symlinks included), then append the rest lexically.
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir()
-            .map_err(|e| format!("working directory: {e}"))?
+            .map_err(|e| PathRefusal::WorkingDirectory(e.to_string()))?
             .join(path)
     };
     let mut existing = absolute.as_path();
@@ -158,31 +320,34 @@ fn refuse_share_or_root(
     let resolved = rest.iter().rev().fold(resolved, |p, name| p.join(name));
     let share = share.canonicalize().unwrap_or_else(|_| share.to_path_buf());
     if refuse_root && resolved == Path::new("/") {
-        return Err(format!(
-            "{what} {} is the whole filesystem (/); name a directory of the step instead",
-            path.display()
-        ));
+        return Err(PathRefusal::WholeFilesystem {
+            what,
+            path: path.display().to_string(),
+        });
     }
     let holds_share = refuse_root && share.starts_with(&resolved);
     if resolved.starts_with(&share) || holds_share {
-        return Err(format!(
-            "{what} {} is or holds the agent's shared volume {}; name a directory of the step outside it",
-            path.display(),
-            share.display()
-        ));
+        return Err(PathRefusal::Share {
+            what,
+            path: path.display().to_string(),
+            share: share.display().to_string(),
+        });
     }
     Ok(())
 }
 
 /// Places every input layout of the share (in input order) into the input path; on failure,
 /// removes what it placed, so the step's directory is as it was.
-fn place_inputs(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> Result<(), String> {
+fn place_inputs(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> Result<(), LaunchError> {
     let inputs_dir = share.join(INPUTS_DIR);
     if !inputs_dir.is_dir() {
         return Ok(());
     }
     let mut indexes: Vec<usize> = std::fs::read_dir(&inputs_dir)
-        .map_err(|e| format!("{}: {e}", inputs_dir.display()))?
+        .map_err(|source| LaunchError::Inputs {
+            path: inputs_dir.clone(),
+            source,
+        })?
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     indexes.sort_unstable();
@@ -191,33 +356,32 @@ fn place_inputs(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> Resul
     }
     let target = match &args.input_path {
         Some(path) => PathBuf::from(path),
-        None => std::env::current_dir().map_err(|e| format!("working directory: {e}"))?,
+        None => std::env::current_dir().map_err(LaunchError::WorkingDirectory)?,
     };
     // The working directory may well be `/` or hold the share (many images leave it at `/`):
     // inputs placed there write their titles only, and the placer refuses a title that would
     // land in the share, so only a target inside the share is refused outright.
     refuse_share_or_root("input path", &target, share, false)?;
-    let mut placer = Placer::new(&target, args.unpack)
-        .map_err(|e| e.to_string())?
+    let mut placer = Placer::new(&target, args.unpack)?
         .with_limits(Limits::from(limits))
         .forbid(&share.canonicalize().unwrap_or_else(|_| share.to_path_buf()));
     for index in indexes {
         let owner = format!("input #{index}");
         let placed = Layout::open(&input_layout_dir(share, index))
-            .map_err(|e| e.to_string())
-            .and_then(|layout| {
-                place_layout(&layout, &mut placer, &owner, PlaceMode::Copy)
-                    .map_err(|e| format!("{owner}: {e}"))
-            });
+            .map_err(TransferError::from)
+            .and_then(|layout| place_layout(&layout, &mut placer, &owner, PlaceMode::Copy));
         match placed {
             Ok(written) => {
                 for path in written {
                     debug!("{owner}: placed {}", path.display());
                 }
             }
-            Err(error) => {
+            Err(source) => {
                 placer.rollback();
-                return Err(error);
+                return Err(LaunchError::Input {
+                    owner,
+                    source: Box::new(source),
+                });
             }
         }
     }
@@ -225,114 +389,151 @@ fn place_inputs(args: &LaunchArgs, limits: &UnpackLimits, share: &Path) -> Resul
     Ok(())
 }
 
-/// Runs the command; returns (exit code, signal) or (launcher exit code, error).
-fn run_child(args: &LaunchArgs, share: &Path) -> Result<(i32, Option<i32>), (i32, String)> {
-    let (program, rest) = args.command.split_first().ok_or((
-        EXIT_LAUNCHER_FAILED,
-        "no command to run after --".to_string(),
-    ))?;
+/// Runs the command in its own process group, signals forwarded and stdout copied to the pipe
+/// file when one is named; returns how it ended.
+fn run_child(args: &LaunchArgs, share: &Path) -> Result<ChildExit, LaunchError> {
+    let (program, rest) = args.command.split_first().ok_or(LaunchError::NoCommand)?;
     let pipe_file = match &args.output_pipe {
-        Some(path) => Some(std::fs::File::create(path).map_err(|e| {
-            (
-                EXIT_LAUNCHER_FAILED,
-                format!("--output-pipe {path}: cannot create it: {e}"),
+        Some(path) => {
+            Some(
+                std::fs::File::create(path).map_err(|source| LaunchError::OutputPipe {
+                    path: path.clone(),
+                    source,
+                })?,
             )
-        })?),
+        }
         None => None,
     };
-    // Registered before the spawn so that a signal arriving in between is not lost: it is
-    // forwarded as soon as the group exists.
-    let group = Arc::new(AtomicI32::new(0));
-    let mut signals = signal_hook::iterator::Signals::new(FORWARDED_SIGNALS).map_err(|e| {
-        (
-            EXIT_LAUNCHER_FAILED,
-            format!("cannot install signal handlers: {e}"),
-        )
-    })?;
-    let signals_handle = signals.handle();
-    let forward_group = group.clone();
-    let pending: Arc<std::sync::Mutex<Vec<i32>>> = Arc::default();
-    let pending_in_thread = pending.clone();
-    let forwarder = std::thread::spawn(move || {
-        for signal in signals.forever() {
-            let pgid = forward_group.load(Ordering::SeqCst);
-            if pgid > 0 {
-                debug!("forwarding signal {signal} to process group {pgid}");
-                // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
-                unsafe { libc::kill(-pgid, signal) };
-            } else {
-                pending_in_thread
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(signal);
-            }
-        }
-    });
-
+    // Installed before the spawn so that a signal arriving in between is not lost; dropping it
+    // (on every return below) stops the forwarding.
+    let forwarder = SignalForwarder::start().map_err(LaunchError::Signals)?;
     let mut command = Command::new(program);
     command.args(rest).process_group(0);
     if pipe_file.is_some() {
         command.stdout(Stdio::piped());
     }
-    let spawned = command.spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => {
-            signals_handle.close();
-            let _ = forwarder.join();
-            let code = match e.kind() {
-                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
-                _ => EXIT_NOT_EXECUTABLE,
-            };
-            return Err((code, format!("cannot run {program}: {e}")));
-        }
-    };
+    let mut child = command.spawn().map_err(|source| LaunchError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     let pgid = child.id() as i32;
-    group.store(pgid, Ordering::SeqCst);
-    for signal in pending.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-        // SAFETY: as above.
-        unsafe { libc::kill(-pgid, signal) };
-    }
+    forwarder.forward_to(pgid);
     if let Err(e) = std::fs::write(share.join(STARTED_FILE), format!("{pgid}\n")) {
-        eprintln!("oras-agent: warning: cannot write {STARTED_FILE}: {e}");
+        warn!("cannot write {STARTED_FILE}: {e}");
     }
     let tee = match (child.stdout.take(), pipe_file) {
-        (Some(stdout), Some(file)) => {
-            let (done, finished) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = done.send(tee_stdout(stdout, file));
-            });
-            Some(finished)
-        }
+        (Some(stdout), Some(file)) => Some(Tee::start(stdout, file)),
         _ => None,
     };
     let waited = wait_reaping(pgid);
-    if let Some(finished) = tee {
-        // Background processes of the step may keep stdout open: the pipe gets what they wrote
-        // within a grace period, then the launcher moves on.
-        match finished.recv_timeout(TEE_GRACE) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                eprintln!("oras-agent: warning: copying stdout to the output pipe failed: {e}")
+    if let Some(tee) = tee {
+        tee.finish(TEE_GRACE);
+    }
+    drop(forwarder);
+    waited.map_err(|source| LaunchError::Wait {
+        program: program.clone(),
+        source,
+    })
+}
+
+/// Forwards every catchable signal the launcher receives to the application's process group;
+/// signals that arrive before the group exists are kept and sent once it does.
+struct SignalForwarder {
+    group: Arc<AtomicI32>,
+    pending: Arc<std::sync::Mutex<Vec<i32>>>,
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SignalForwarder {
+    fn start() -> std::io::Result<SignalForwarder> {
+        let mut signals = signal_hook::iterator::Signals::new(FORWARDED_SIGNALS)?;
+        let handle = signals.handle();
+        let group = Arc::new(AtomicI32::new(0));
+        let pending: Arc<std::sync::Mutex<Vec<i32>>> = Arc::default();
+        let (forward_group, pending_in_thread) = (group.clone(), pending.clone());
+        let thread = std::thread::spawn(move || {
+            for signal in signals.forever() {
+                // Under the lock, so that `forward_to` either sees this signal pending or has
+                // already published the group.
+                let mut pending = pending_in_thread.lock().unwrap_or_else(|e| e.into_inner());
+                let pgid = forward_group.load(Ordering::SeqCst);
+                if pgid > 0 {
+                    debug!("forwarding signal {signal} to process group {pgid}");
+                    signal_group(pgid, signal);
+                } else {
+                    pending.push(signal);
+                }
             }
-            Err(_) => eprintln!(
-                "oras-agent: warning: stdout is still open (background processes?) {} s after the command exited; the output pipe may be incomplete",
-                TEE_GRACE.as_secs()
-            ),
+        });
+        Ok(SignalForwarder {
+            group,
+            pending,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// From now on signals go to process group `pgid`, starting with those kept so far.
+    fn forward_to(&self, pgid: i32) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.group.store(pgid, Ordering::SeqCst);
+        for signal in pending.drain(..) {
+            signal_group(pgid, signal);
         }
     }
-    signals_handle.close();
-    let _ = forwarder.join();
-    waited.map_err(|e| (EXIT_LAUNCHER_FAILED, format!("waiting for {program}: {e}")))
+}
+
+impl Drop for SignalForwarder {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
+    unsafe { libc::kill(-pgid, signal) };
 }
 
 /// How long stdout may stay open after the command exited.
 const TEE_GRACE: Duration = Duration::from_secs(5);
 
+/// Copies the application's stdout to the container log and to the output pipe file, in a
+/// thread of its own.
+struct Tee {
+    finished: std::sync::mpsc::Receiver<std::io::Result<()>>,
+}
+
+impl Tee {
+    fn start(stdout: std::process::ChildStdout, file: std::fs::File) -> Tee {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(tee_stdout(stdout, file));
+        });
+        Tee { finished }
+    }
+
+    /// Waits for the copy to end. Background processes of the step may keep stdout open: the
+    /// pipe gets what they wrote within `grace`, then the launcher moves on.
+    fn finish(self, grace: Duration) {
+        match self.finished.recv_timeout(grace) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("copying stdout to the output pipe failed: {e}"),
+            Err(_) => warn!(
+                "stdout is still open (background processes?) {} s after the command exited; the output pipe may be incomplete",
+                grace.as_secs()
+            ),
+        }
+    }
+}
+
 /// Waits for `pid`, reaping every other child on the way: the launcher is PID 1 of the
 /// application container, so orphaned grandchildren are re-parented to it and must not stay
-/// zombies. Returns (exit code, signal).
-fn wait_reaping(pid: i32) -> std::io::Result<(i32, Option<i32>)> {
+/// zombies.
+fn wait_reaping(pid: i32) -> std::io::Result<ChildExit> {
     loop {
         let mut status = 0;
         // SAFETY: waitpid with a valid pointer to an int.
@@ -348,12 +549,8 @@ fn wait_reaping(pid: i32) -> std::io::Result<(i32, Option<i32>)> {
             debug!("reaped orphan {reaped}");
             continue;
         }
-        if libc::WIFEXITED(status) {
-            return Ok((libc::WEXITSTATUS(status), None));
-        }
-        if libc::WIFSIGNALED(status) {
-            let signal = libc::WTERMSIG(status);
-            return Ok((128 + signal, Some(signal)));
+        if let Some(exit) = exit_of_wait_status(status) {
+            return Ok(exit);
         }
     }
 }
@@ -376,7 +573,7 @@ fn tee_stdout(
         if let Some(log) = ours.as_mut()
             && let Err(e) = log.write_all(&buffer[..n]).and_then(|_| log.flush())
         {
-            eprintln!("oras-agent: warning: the container log stopped taking stdout: {e}");
+            warn!("the container log stopped taking stdout: {e}");
             ours = None;
         }
         file.write_all(&buffer[..n])?;
@@ -416,7 +613,7 @@ impl Heartbeat {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 if let Err(e) = std::fs::write(&path, format!("{secs}\n")) {
-                    eprintln!("oras-agent: warning: heartbeat {}: {e}", path.display());
+                    warn!("heartbeat {}: {e}", path.display());
                 }
                 // Sleep in short steps so that stopping is prompt.
                 for _ in 0..(HEARTBEAT_INTERVAL_SECS * 10) {
@@ -438,5 +635,128 @@ impl Heartbeat {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pack_outputs: bool, push_on_failure: bool, output_path: Option<&str>) -> LaunchArgs {
+        LaunchArgs {
+            share: "/mnt/oras".into(),
+            output_path: output_path.map(String::from),
+            pack_outputs,
+            push_on_failure,
+            command: vec!["true".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn what_to_pack_follows_the_sidecar_the_exit_code_and_push_on_failure() {
+        let out = Some("out");
+        assert_eq!(output_to_pack(&args(true, false, out), 0), Ok("out".into()));
+        assert_eq!(
+            output_to_pack(&args(false, true, out), 0),
+            Err(Packing::NotRequested)
+        );
+        assert_eq!(
+            output_to_pack(&args(true, false, out), 3),
+            Err(Packing::CommandFailed)
+        );
+        assert_eq!(output_to_pack(&args(true, true, out), 3), Ok("out".into()));
+        let pipe_only = LaunchArgs {
+            output_pipe: Some("pipe.txt".into()),
+            ..args(true, false, None)
+        };
+        assert_eq!(output_to_pack(&pipe_only, 0), Ok("pipe.txt".into()));
+        let Err(Packing::Failed(why)) = output_to_pack(&args(true, false, None), 0) else {
+            panic!("packing without a path must fail")
+        };
+        assert!(why.contains("--output-path"), "{why}");
+    }
+
+    #[test]
+    fn the_status_keeps_the_code_and_signal_and_pushes_only_what_was_packed() {
+        let killed = ChildExit {
+            code: 137,
+            signal: Some(9),
+        };
+        let status = status_after_run(killed, &Packing::Packed);
+        assert_eq!(
+            (status.exit_code, status.signal, status.push, status.error),
+            (137, Some(9), true, None)
+        );
+        let ok = ChildExit {
+            code: 0,
+            signal: None,
+        };
+        for packing in [Packing::NotRequested, Packing::CommandFailed] {
+            let status = status_after_run(ok, &packing);
+            assert!(!status.push && status.error.is_none());
+        }
+        let status = status_after_run(ok, &Packing::Failed("no space".into()));
+        assert_eq!(
+            (status.push, status.error.as_deref()),
+            (false, Some("no space"))
+        );
+    }
+
+    #[test]
+    fn launcher_failures_report_the_shell_codes() {
+        let spawn = |kind| LaunchError::Spawn {
+            program: "app".into(),
+            source: std::io::Error::from(kind),
+        };
+        assert_eq!(
+            spawn(std::io::ErrorKind::NotFound).exit_code(),
+            EXIT_NOT_FOUND
+        );
+        assert_eq!(
+            spawn(std::io::ErrorKind::PermissionDenied).exit_code(),
+            EXIT_NOT_EXECUTABLE
+        );
+        assert_eq!(LaunchError::NoCommand.exit_code(), EXIT_LAUNCHER_FAILED);
+        let status = status_after_failure(&spawn(std::io::ErrorKind::NotFound));
+        assert_eq!(status.exit_code, EXIT_NOT_FOUND);
+        assert!(!status.push);
+        assert!(status.error.unwrap().contains("cannot run app"));
+    }
+
+    #[test]
+    fn wait_statuses_become_the_code_or_128_plus_the_signal() {
+        // The Linux encoding of waitpid(2) statuses: code << 8 for an exit, the signal in the
+        // low 7 bits for a kill, 0x7f in the low byte for a stop.
+        assert_eq!(
+            exit_of_wait_status(3 << 8),
+            Some(ChildExit {
+                code: 3,
+                signal: None
+            })
+        );
+        assert_eq!(
+            exit_of_wait_status(libc::SIGKILL),
+            Some(ChildExit {
+                code: 137,
+                signal: Some(libc::SIGKILL)
+            })
+        );
+        assert_eq!(exit_of_wait_status((libc::SIGSTOP << 8) | 0x7f), None);
+    }
+
+    #[test]
+    fn the_share_and_the_root_are_refused_as_outputs() {
+        let share = tempfile::tempdir().unwrap();
+        let inside = share.path().join("outputs");
+        assert!(matches!(
+            refuse_share_or_root("output path", &inside, share.path(), true),
+            Err(PathRefusal::Share { .. })
+        ));
+        assert!(matches!(
+            refuse_share_or_root("output path", Path::new("/"), share.path(), true),
+            Err(PathRefusal::WholeFilesystem { .. })
+        ));
+        assert!(refuse_share_or_root("input path", Path::new("/"), share.path(), false).is_ok());
     }
 }

@@ -1,8 +1,11 @@
 //! Logging to stderr, quiet unless asked.
 //!
-//! The library is silent by default so that crates embedding it (and the tests) print nothing;
-//! the binary raises the level to [`Level::Info`], or [`Level::Debug`] with `--debug` or
-//! `ORAS_AGENT_DEBUG=1`. Long transfers report bytes and rate through [`Progress`].
+//! Four levels, each line tagged with its own: `error!` (always printed: the role failed),
+//! `warn!` (something is off but the role goes on), `info!` (one line per step) and `debug!`
+//! (every request and file). The library prints errors only by default, so that crates embedding
+//! it (and the tests) stay quiet; the binary raises the level to [`Level::Info`], or
+//! [`Level::Debug`] with `--debug` or `ORAS_AGENT_DEBUG=1`. Long transfers report bytes and rate
+//! through [`Progress`].
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -11,12 +14,14 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Level {
-    /// Nothing but errors (the library default).
+    /// Nothing but errors (the library default, and `ORAS_AGENT_QUIET=1`).
     Quiet = 0,
-    /// One line per step and progress on long transfers (the binary's default).
-    Info = 1,
+    /// Errors and warnings.
+    Warn = 1,
+    /// Warnings, one line per step and progress on long transfers (the binary's default).
+    Info = 2,
     /// Every request and file.
-    Debug = 2,
+    Debug = 3,
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Quiet as u8);
@@ -29,6 +34,25 @@ pub fn set_level(level: Level) {
 /// Whether messages of `level` are printed.
 pub fn enabled(level: Level) -> bool {
     LEVEL.load(Ordering::Relaxed) >= level as u8
+}
+
+/// Prints an error line to stderr, whatever the level: the role failed, and says why.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => {
+        eprintln!("oras-agent: error: {}", format_args!($($arg)*))
+    };
+}
+
+/// Prints a warning line to stderr when the level allows it: something is off (a marker file
+/// not written, a log that stopped taking output) but the role goes on.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => {
+        if $crate::log::enabled($crate::log::Level::Warn) {
+            eprintln!("oras-agent: warning: {}", format_args!($($arg)*));
+        }
+    };
 }
 
 /// Prints an info line to stderr when the level allows it.
@@ -134,6 +158,17 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_level_prints_itself_and_the_levels_above() {
+        set_level(Level::Warn);
+        assert!(enabled(Level::Quiet) && enabled(Level::Warn));
+        assert!(!enabled(Level::Info) && !enabled(Level::Debug));
+        set_level(Level::Debug);
+        assert!(enabled(Level::Info) && enabled(Level::Debug));
+        set_level(Level::Quiet);
+        assert!(!enabled(Level::Warn));
+    }
 
     #[test]
     fn human_bytes_picks_the_largest_unit_below_1024() {

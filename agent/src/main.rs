@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     match run(cli.command, &network) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(error) => {
-            eprintln!("oras-agent: error: {error}");
+            oras_agent::error!("{error}");
             ExitCode::FAILURE
         }
     }

@@ -28,7 +28,7 @@ use crate::auth::{AuthError, BasicAuthHeader, Challenge, Credentials, Operation}
 use crate::digest::{CopyError, Digest};
 use crate::log::Progress;
 use crate::reference::Reference;
-use crate::{debug, info};
+use crate::{debug, warn};
 use oras_cache_api::challenge::{RealmError, check_token_realm};
 use oras_cache_api::media_types as mt;
 use std::collections::HashMap;
@@ -360,6 +360,22 @@ impl Budget {
 /// Outcome of one HTTP exchange: a response to judge, or a transport error.
 type Attempt = Result<Response<ureq::Body>, ureq::Error>;
 
+/// What one attempt of a request came to, for [`RegistryClient::retrying`].
+enum Attempted<T> {
+    /// Finished: a result, or an error no further attempt mends.
+    Done(Result<T, RegistryError>),
+    /// Try again at once without counting a failure (a `401` challenge was just answered).
+    Again,
+    /// Failed in a way another attempt may mend (a stall, a reset, a `5xx`): `reason` is logged,
+    /// and `if_last` is the outcome when no attempt is left.
+    Failed {
+        /// Why, for the log.
+        reason: String,
+        /// The outcome after the last allowed failure.
+        if_last: Result<T, RegistryError>,
+    },
+}
+
 /// A registry client; cheap to share by reference between threads.
 pub struct RegistryClient {
     agent: ureq::Agent,
@@ -516,36 +532,44 @@ impl RegistryClient {
             return Ok(());
         }
         let what = format!("upload blob {} ({label})", info.digest);
-        let mut failures = 0;
-        let first_attempt = std::time::Instant::now();
-        loop {
+        // The upload is started afresh on each attempt: a failed PUT may have consumed the
+        // session.
+        self.retrying(&what, &mut Budget::new(), |budget| {
             let start_url = format!("{}/blobs/uploads/", self.repository_url(reference));
-            let started = self.execute(
+            let started = match self.execute(
                 reference,
                 Operation::Push,
                 &what,
                 &start_url,
                 true,
                 |agent, auth| with_auth(agent.post(&start_url), auth).send_empty(),
-            )?;
-            if started.status().as_u16() != 202 {
-                return Err(status_error(&what, &start_url, started));
-            }
-            let location = header(&started, "location").ok_or_else(|| RegistryError::Protocol {
-                what: what.clone(),
-                reason: "upload start answered 202 without a Location header".into(),
-            })?;
+            ) {
+                Ok(started) if started.status().as_u16() == 202 => started,
+                Ok(started) => {
+                    return Attempted::Done(Err(status_error(&what, &start_url, started)));
+                }
+                Err(error) => return Attempted::Done(Err(error)),
+            };
+            let Some(location) = header(&started, "location") else {
+                return Attempted::Done(Err(RegistryError::Protocol {
+                    what: what.clone(),
+                    reason: "upload start answered 202 without a Location header".into(),
+                }));
+            };
             let mut put_url = self.absolute_url(reference, &location);
             put_url.push(if put_url.contains('?') { '&' } else { '?' });
             put_url.push_str(&format!("digest={}", percent_encode(info.digest.as_str())));
+            let content = match open() {
+                Ok(content) => content,
+                Err(error) => return Attempted::Done(Err(error)),
+            };
             // The guard sees how fast the registry takes the body: ureq reads from it only as
             // fast as it can write, so a registry that reads a byte at a time is a stall too.
-            let reader = self.guarded(open()?);
             let mut progress = ProgressReader {
-                inner: reader,
+                inner: self.guarded(content),
                 progress: Progress::new(format!("push {} ({label})", info.digest), Some(info.size)),
             };
-            let attempt = with_auth(
+            let sent = with_auth(
                 self.agent.put(&put_url),
                 self.cached_authorization(reference, Operation::Push)
                     .as_deref(),
@@ -557,30 +581,37 @@ impl RegistryClient {
             .timeout_recv_response(Some(self.options.read_timeout * UPLOAD_COMMIT_FACTOR))
             .build()
             .send(ureq::SendBody::from_reader(&mut progress));
-            match attempt {
+            match sent {
                 Ok(response) if response.status().as_u16() == 201 => {
                     progress.progress.finish();
-                    return Ok(());
+                    Attempted::Done(Ok(()))
                 }
-                Ok(response) if !is_retryable_status(response.status().as_u16()) => {
-                    return Err(status_error(&what, &put_url, response));
-                }
-                outcome => {
-                    failures += 1;
-                    if failures >= self.options.retry.attempts {
-                        return Err(match outcome {
-                            Ok(response) => status_error(&what, &put_url, response),
-                            Err(source) => {
-                                self.give_up(&what, &put_url, failures, first_attempt, source)
-                            }
-                        });
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let error = status_error(&what, &put_url, response);
+                    if is_retryable_status(status) {
+                        Attempted::Failed {
+                            reason: format!("HTTP {status}"),
+                            if_last: Err(error),
+                        }
+                    } else {
+                        Attempted::Done(Err(error))
                     }
-                    let wait = self.options.retry.backoff(failures);
-                    info!("{what}: attempt {failures} failed, retrying in {wait:?}");
-                    std::thread::sleep(wait);
                 }
+                Err(source) => Attempted::Failed {
+                    reason: self
+                        .stall_reason(&source)
+                        .unwrap_or_else(|| source.to_string()),
+                    if_last: Err(self.give_up(
+                        &what,
+                        &put_url,
+                        budget.failed + 1,
+                        budget.started,
+                        source,
+                    )),
+                },
             }
-        }
+        })
     }
 
     /// Pushes manifest bytes under `reference`'s tag (or digest); returns the manifest digest.
@@ -735,13 +766,19 @@ impl RegistryClient {
         // One budget for the whole download: stalls in the headers (counted by execute) and in
         // the body (counted here) add up to at most `attempts`.
         let mut budget = Budget::new();
-        loop {
-            let mut temp = tempfile::Builder::new()
+        let download = |budget: &mut Budget| -> Attempted<u64> {
+            let mut temp = match tempfile::Builder::new()
                 .prefix(".oras-agent-")
                 .permissions(crate::digest::readable())
                 .tempfile_in(parent)
-                .map_err(|e| RegistryError::io(parent, e))?;
-            let mut response = self.get_blob(reference, digest, &what, &mut budget)?;
+            {
+                Ok(temp) => temp,
+                Err(e) => return Attempted::Done(Err(RegistryError::io(parent, e))),
+            };
+            let mut response = match self.get_blob(reference, digest, &what, budget) {
+                Ok(response) => response,
+                Err(error) => return Attempted::Done(Err(error)),
+            };
             let mut progress = Progress::new(
                 format!("pull {digest} → {}", destination.display()),
                 expected_size,
@@ -752,57 +789,57 @@ impl RegistryClient {
                 expected_size,
                 &mut |n| progress.advance(n),
             );
-            match copied {
-                Ok(hasher) => {
-                    let size = hasher.len();
-                    let actual = hasher.finish();
-                    if let Some(expected) = expected_size
-                        && expected != size
-                    {
-                        return Err(RegistryError::SizeMismatch {
-                            what,
-                            expected,
-                            actual: size,
-                        });
-                    }
-                    if actual != *digest {
-                        return Err(RegistryError::DigestMismatch {
-                            what,
-                            expected: digest.clone(),
-                            actual,
-                        });
-                    }
-                    temp.persist(destination)
-                        .map_err(|e| RegistryError::io(destination, e.error))?;
-                    progress.finish();
-                    return Ok(size);
+            let hasher = match copied {
+                Ok(hasher) => hasher,
+                Err(CopyError::Write(e)) => {
+                    return Attempted::Done(Err(RegistryError::io(temp.path(), e)));
                 }
-                Err(CopyError::Write(e)) => return Err(RegistryError::io(temp.path(), e)),
                 Err(CopyError::TooLong(expected)) => {
-                    return Err(RegistryError::SizeMismatch {
-                        what,
+                    return Attempted::Done(Err(RegistryError::SizeMismatch {
+                        what: what.clone(),
                         expected,
                         actual: expected + 1,
-                    });
+                    }));
                 }
                 Err(CopyError::Read(e)) => {
-                    budget.failed += 1;
-                    if budget.failed >= self.options.retry.attempts {
-                        let url = self.blob_url(reference, digest);
-                        return Err(self.give_up(
+                    let url = self.blob_url(reference, digest);
+                    return Attempted::Failed {
+                        reason: format!("download interrupted ({e})"),
+                        if_last: Err(self.give_up(
                             &what,
                             &url,
-                            budget.failed,
+                            budget.failed + 1,
                             budget.started,
                             ureq::Error::Io(e),
-                        ));
-                    }
-                    let wait = self.options.retry.backoff(budget.failed);
-                    info!("{what}: download interrupted ({e}), retrying in {wait:?}");
-                    std::thread::sleep(wait);
+                        )),
+                    };
                 }
+            };
+            let size = hasher.len();
+            let actual = hasher.finish();
+            if let Some(expected) = expected_size
+                && expected != size
+            {
+                return Attempted::Done(Err(RegistryError::SizeMismatch {
+                    what: what.clone(),
+                    expected,
+                    actual: size,
+                }));
             }
-        }
+            if actual != *digest {
+                return Attempted::Done(Err(RegistryError::DigestMismatch {
+                    what: what.clone(),
+                    expected: digest.clone(),
+                    actual,
+                }));
+            }
+            if let Err(e) = temp.persist(destination) {
+                return Attempted::Done(Err(RegistryError::io(destination, e.error)));
+            }
+            progress.finish();
+            Attempted::Done(Ok(size))
+        };
+        self.retrying(&what, &mut budget, download)
     }
 
     /// `inner` (a response body) failing as a stall when it falls below the minimum rate.
@@ -908,55 +945,85 @@ impl RegistryClient {
         budget: &mut Budget,
         mut make: impl FnMut(&ureq::Agent, Option<&str>) -> Attempt,
     ) -> Result<Response<ureq::Body>, RegistryError> {
-        let started = budget.started;
         let mut authenticated = false;
-        loop {
-            let failures = budget.failed;
+        self.retrying(what, budget, |budget| {
             let authorization = self.cached_authorization(reference, operation);
             debug!("{what}: {url}");
-            let attempt = make(&self.agent, authorization.as_deref());
-            let retry_reason = match attempt {
+            match make(&self.agent, authorization.as_deref()) {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     if status == 401 && !authenticated {
                         authenticated = true;
                         let challenge = header(&response, "www-authenticate").unwrap_or_default();
-                        self.authenticate(reference, operation, &challenge, what, url)?;
-                        continue;
+                        return match self.authenticate(reference, operation, &challenge, what, url) {
+                            Ok(()) => Attempted::Again,
+                            Err(error) => Attempted::Done(Err(error)),
+                        };
                     }
                     if status == 401 || status == 403 {
-                        return Err(RegistryError::Unauthorized {
+                        return Attempted::Done(Err(RegistryError::Unauthorized {
                             what: what.into(),
                             url: url.into(),
                             status,
                             hint: "set ORAS_USER with ORAS_PASS (or ORAS_PUSH_PASS/ORAS_PULL_PASS), or a docker config.json with credentials for this registry".into(),
-                        });
+                        }));
                     }
-                    if !(retry && is_retryable_status(status)) {
-                        return Ok(response);
+                    if retry && is_retryable_status(status) {
+                        // The last answer goes back as it is: the caller names its status.
+                        Attempted::Failed {
+                            reason: format!("HTTP {status}"),
+                            if_last: Ok(response),
+                        }
+                    } else {
+                        Attempted::Done(Ok(response))
                     }
-                    if failures + 1 >= self.options.retry.attempts {
-                        return Ok(response);
-                    }
-                    format!("HTTP {status}")
                 }
                 Err(error) => {
-                    if !(retry && is_retryable_error(&error))
-                        || failures + 1 >= self.options.retry.attempts
-                    {
-                        return Err(self.give_up(what, url, failures + 1, started, error));
+                    let reason = self
+                        .stall_reason(&error)
+                        .unwrap_or_else(|| error.to_string());
+                    let retryable = retry && is_retryable_error(&error);
+                    let given_up = self.give_up(what, url, budget.failed + 1, budget.started, error);
+                    if retryable {
+                        Attempted::Failed {
+                            reason,
+                            if_last: Err(given_up),
+                        }
+                    } else {
+                        Attempted::Done(Err(given_up))
                     }
-                    self.stall_reason(&error)
-                        .unwrap_or_else(|| error.to_string())
                 }
-            };
-            budget.failed += 1;
-            let wait = self.options.retry.backoff(budget.failed);
-            info!(
-                "{what}: {retry_reason}, retrying in {wait:?} (attempt {})",
-                budget.failed
-            );
-            std::thread::sleep(wait);
+            }
+        })
+    }
+
+    /// The one retry loop of every registry request: runs `attempt` until it is done, counting
+    /// its failures in `budget` and waiting the policy's backoff between them; after the last
+    /// allowed failure, returns that attempt's `if_last`. The attempt gets the budget, so that a
+    /// request retried inside it (a download's `GET`) spends the same attempts.
+    fn retrying<T>(
+        &self,
+        what: &str,
+        budget: &mut Budget,
+        mut attempt: impl FnMut(&mut Budget) -> Attempted<T>,
+    ) -> Result<T, RegistryError> {
+        loop {
+            match attempt(budget) {
+                Attempted::Done(result) => return result,
+                Attempted::Again => continue,
+                Attempted::Failed { reason, if_last } => {
+                    budget.failed += 1;
+                    if budget.failed >= self.options.retry.attempts {
+                        return if_last;
+                    }
+                    let wait = self.options.retry.backoff(budget.failed);
+                    warn!(
+                        "{what}: {reason}, retrying in {wait:?} (attempt {})",
+                        budget.failed
+                    );
+                    std::thread::sleep(wait);
+                }
+            }
         }
     }
 
@@ -1290,6 +1357,52 @@ mod tests {
         assert_eq!(policy.backoff(2), Duration::from_secs(1));
         assert_eq!(policy.backoff(5), Duration::from_secs(8));
         assert_eq!(policy.backoff(30), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn the_retry_helper_stops_at_the_attempts_and_answers_challenges_for_free() {
+        let mut options = ClientOptions::new(true);
+        options.retry = RetryPolicy {
+            attempts: 3,
+            initial_backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+        };
+        let client = RegistryClient::new(options).unwrap();
+        let mut calls = 0;
+        let outcome: Result<u32, RegistryError> =
+            client.retrying("test", &mut Budget::new(), |budget| {
+                calls += 1;
+                match calls {
+                    1 => Attempted::Again,
+                    _ => Attempted::Failed {
+                        reason: "reset".into(),
+                        if_last: Ok(budget.failed + 100),
+                    },
+                }
+            });
+        // One free repeat, then three counted failures; the last one's outcome is returned.
+        assert_eq!((calls, outcome.unwrap()), (4, 102));
+
+        let mut budget = Budget::new();
+        budget.failed = 1;
+        let mut calls = 0;
+        let outcome: Result<(), RegistryError> = client.retrying("test", &mut budget, |_| {
+            calls += 1;
+            if calls == 2 {
+                Attempted::Done(Ok(()))
+            } else {
+                Attempted::Failed {
+                    reason: "stall".into(),
+                    if_last: Ok(()),
+                }
+            }
+        });
+        assert!(outcome.is_ok());
+        assert_eq!(
+            (calls, budget.failed),
+            (2, 2),
+            "a shared budget keeps counting"
+        );
     }
 
     /// A reader that yields one byte per call, sleeping `pause` first.
