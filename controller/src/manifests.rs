@@ -242,10 +242,43 @@ fn controller_deployment(opts: &InstallOptions) -> Deployment {
     }
 }
 
+/// Name of the policy's one match condition.
+pub const MATCH_CONDITION_NAME: &str = "has-oras-annotation-or-artifact-volume";
+
+/// The CEL expression of the policy's match condition: the object carries an annotation of the
+/// prefix, or its pod spec has an inline CSI volume of one of `drivers` (the `volumeDrivers`
+/// setting), so that only those reach the policy. The API server ANDs several conditions, so both
+/// cases live in one expression. Pods and Jobs always have `spec` and a Job
+/// `spec.template.spec`, so `has()` is only asked of optional fields.
+pub fn match_expression(drivers: &[String]) -> String {
+    let annotated = format!(
+        "(has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('{ANNOTATION_PREFIX}')))"
+    );
+    if drivers.is_empty() {
+        return annotated;
+    }
+    let list = drivers
+        .iter()
+        .map(|d| format!("'{d}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let has_volume = |spec: &str| {
+        format!(
+            "(has({spec}.volumes) && {spec}.volumes.exists(v, has(v.csi) && v.csi.driver in [{list}]))"
+        )
+    };
+    format!(
+        "{annotated} || (object.kind == 'Pod' && {}) || (object.kind == 'Job' && {})",
+        has_volume("object.spec"),
+        has_volume("object.spec.template.spec")
+    )
+}
+
 /// The ClusterAdmissionPolicy: mutating, context-aware for OrasCache, Pods and Jobs on CREATE,
-/// and only for objects that carry an annotation of the prefix, so that an unavailable policy
-/// server never blocks unrelated workloads.
+/// and only for objects that carry an annotation of the prefix or an artifact volume, so that an
+/// unavailable policy server never blocks unrelated workloads.
 pub fn cluster_admission_policy(opts: &InstallOptions) -> Value {
+    let volume_drivers = vec![oras_cache_api::volumes::DEFAULT_DRIVER.to_string()];
     json!({
         "apiVersion": "policies.kubewarden.io/v1",
         "kind": "ClusterAdmissionPolicy",
@@ -277,14 +310,13 @@ pub fn cluster_admission_policy(opts: &InstallOptions) -> Value {
                 {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"], "operations": ["CREATE"]}
             ],
             "matchConditions": [{
-                "name": "has-oras-annotation",
-                "expression": format!(
-                    "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('{ANNOTATION_PREFIX}'))"
-                ),
+                "name": MATCH_CONDITION_NAME,
+                "expression": match_expression(&volume_drivers),
             }],
             "settings": {
                 "agentImage": opts.agent_image,
                 "clusterDomain": opts.cluster_domain,
+                "volumeDrivers": volume_drivers,
             },
         },
     })

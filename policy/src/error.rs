@@ -10,6 +10,9 @@ pub enum PolicyError {
     /// The annotations themselves are wrong.
     #[error(transparent)]
     Annotation(#[from] AnnotationError),
+    /// An artifact volume the policy cannot serve.
+    #[error(transparent)]
+    Volume(#[from] oras_cache_api::volumes::VolumeError),
     /// The `registry` annotation names a registry the settings do not allow.
     #[error(
         "annotation {key}: registry {host:?} is not allowed by the policy (allowedRegistries: {allowed}): use one of those, or ask the cluster operator to allow it",

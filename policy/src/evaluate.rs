@@ -17,9 +17,10 @@ use crate::command::resolve_argv;
 use crate::containers::{INIT_CONTAINER, SIDECAR_CONTAINER, agent_container};
 use crate::error::PolicyError;
 use crate::host::Host;
-use crate::mutate::{PodPatch, apply};
+use crate::mutate::{PodPatch, apply, mark_injected, object_at};
 use crate::pod_spec::PodSpecView;
-use crate::registry::resolve;
+use crate::registry::{ResolvedRegistry, resolve};
+use crate::volumes;
 use crate::workload::{Workload, annotations};
 
 /// The outcome of an evaluation.
@@ -114,13 +115,12 @@ pub fn evaluate_object(
 
     let pairs = annotations(&object, "/metadata");
     let collected = OrasAnnotations::collect(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if !collected.is_marked() {
-        return Verdict::Accept {
-            warnings: collected.key_warnings(),
-        };
-    }
-    let injection = match collected.validate() {
-        Ok(injection) => injection,
+    let found_volumes = match volumes::find(
+        &object,
+        workload.pod_spec_pointer(),
+        &settings.volume_drivers,
+    ) {
+        Ok(found) => found,
         Err(error) => {
             return Verdict::Reject {
                 message: error.to_string(),
@@ -128,8 +128,30 @@ pub fn evaluate_object(
             };
         }
     };
-    let mut warnings = injection.warnings.clone();
-    if !injection.has_work() {
+    if !collected.is_marked() && found_volumes.is_empty() {
+        return Verdict::Accept {
+            warnings: collected.key_warnings(),
+        };
+    }
+    let injection = if collected.is_marked() {
+        match collected.validate() {
+            Ok(injection) => Some(injection),
+            Err(error) => {
+                return Verdict::Reject {
+                    message: error.to_string(),
+                    warnings: collected.key_warnings(),
+                };
+            }
+        }
+    } else {
+        None
+    };
+    let mut warnings = match &injection {
+        Some(injection) => injection.warnings.clone(),
+        None => collected.key_warnings(),
+    };
+    let annotation_work = injection.as_ref().is_some_and(InjectionRequest::has_work);
+    if injection.is_some() && !annotation_work && found_volumes.is_empty() {
         warnings.push(format!(
             "nothing to pull or push: add {} or {} for oras-cache to inject its agent",
             key(INPUT_URI),
@@ -140,15 +162,17 @@ pub fn evaluate_object(
 
     let namespace = namespace_of(request, &object);
     let mut mutated = object.into_owned();
-    match inject(
+    let outcome = inject_all(
         &mut mutated,
         workload,
-        &injection,
+        injection.as_ref(),
+        &found_volumes,
         &namespace,
         settings,
         host,
         &mut warnings,
-    ) {
+    );
+    match outcome {
         Ok(()) => Verdict::Mutate {
             object: mutated,
             warnings,
@@ -160,24 +184,14 @@ pub fn evaluate_object(
     }
 }
 
-/// The namespace of the object: the request's, else the object's, else `default` (what the API
-/// server would use).
-fn namespace_of(request: &KubernetesAdmissionRequest, object: &Value) -> String {
-    if !request.namespace.is_empty() {
-        return request.namespace.clone();
-    }
-    object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .filter(|ns| !ns.is_empty())
-        .unwrap_or("default")
-        .to_string()
-}
-
-fn inject(
+/// The annotations' injection (when they ask for work) and the artifact volumes' (when there are
+/// any), sharing one lookup of the pod's registry.
+#[allow(clippy::too_many_arguments)]
+fn inject_all(
     object: &mut Value,
     workload: Workload,
-    injection: &InjectionRequest,
+    injection: Option<&InjectionRequest>,
+    found_volumes: &[volumes::FoundVolume],
     namespace: &str,
     settings: &Settings,
     host: &dyn Host,
@@ -185,32 +199,84 @@ fn inject(
 ) -> Result<(), PolicyError> {
     // Checks that need no host call come first, so a wrong object is refused without a lookup.
     let spec = PodSpecView::read(object, workload.pod_spec_pointer())?;
-    let target = spec.target(injection.container.as_deref())?;
-    if injection.container.is_none() && spec.containers.len() > 1 {
-        warnings.push(format!(
-            "the pod has several containers and {} is not set: oras-cache wraps the first, {:?}; set the annotation to choose another",
-            key(CONTAINER),
-            spec.containers[target].name
-        ));
-    }
-    let with_sidecar = injection.output_uri.is_some();
-    spec.check_free_names(with_sidecar)?;
-    let registry = resolve(&injection.source, namespace, settings, host, warnings)?;
-    let container = spec
-        .containers
-        .get(target)
-        .ok_or(PolicyError::NoContainers)?;
-    let argv = resolve_argv(container, host)?;
-
+    let annotation_work = injection.filter(|i| i.has_work());
+    let target = match annotation_work {
+        Some(injection) => {
+            let target = spec.target(injection.container.as_deref())?;
+            if injection.container.is_none() && spec.containers.len() > 1 {
+                warnings.push(format!(
+                    "the pod has several containers and {} is not set: oras-cache wraps the first, {:?}; set the annotation to choose another",
+                    key(CONTAINER),
+                    spec.containers[target].name
+                ));
+            }
+            spec.check_free_names(injection.output_uri.is_some())?;
+            Some(target)
+        }
+        None => None,
+    };
+    let registry = match injection {
+        Some(injection) => Some(resolve(
+            &injection.source,
+            namespace,
+            settings,
+            host,
+            warnings,
+        )?),
+        None => None,
+    };
     let image = injection
-        .agent_image
-        .as_deref()
+        .and_then(|i| i.agent_image.as_deref())
         .unwrap_or(&settings.agent_image);
     // The pod's own Secret replaces the one its remote OrasCache names, never mixes with it.
-    let oras_env = injection
-        .oras_env
-        .as_deref()
-        .or(registry.credentials_secret.as_deref());
+    let oras_env = injection.and_then(|i| i.oras_env.as_deref()).or_else(|| {
+        registry
+            .as_ref()
+            .and_then(|r| r.credentials_secret.as_deref())
+    });
+
+    let volume_plan = if found_volumes.is_empty() {
+        None
+    } else {
+        let context = volumes::VolumeContext {
+            pod_registry: registry.as_ref(),
+            pod_credentials: oras_env,
+            image,
+            debug: injection.is_some_and(|i| i.debug),
+            limits: UnpackLimits {
+                max_unpacked_size: injection.and_then(|i| i.max_unpacked_size),
+                max_unpack_ratio: None,
+            },
+        };
+        Some(volumes::plan(found_volumes, &context, settings, warnings)?)
+    };
+
+    if let (Some(injection), Some(target), Some(registry)) = (annotation_work, target, &registry) {
+        let container = spec
+            .containers
+            .get(target)
+            .ok_or(PolicyError::NoContainers)?;
+        let argv = resolve_argv(container, host)?;
+        let patch = pod_patch(injection, target, argv, registry, image, oras_env, settings);
+        apply(object, workload, patch)?;
+    }
+    if let Some(plan) = volume_plan {
+        volumes::apply(object_at(object, workload.pod_spec_pointer())?, plan)?;
+    }
+    mark_injected(object, workload)
+}
+
+/// The agent containers and the wrapped command of the annotations' injection.
+fn pod_patch(
+    injection: &InjectionRequest,
+    target: usize,
+    argv: Vec<String>,
+    registry: &ResolvedRegistry,
+    image: &str,
+    oras_env: Option<&str>,
+    settings: &Settings,
+) -> PodPatch {
+    let with_sidecar = injection.output_uri.is_some();
     let init = InitArgs {
         share: SHARE_MOUNT.into(),
         inputs: injection
@@ -243,7 +309,7 @@ fn inject(
         };
         agent_container(SIDECAR_CONTAINER, image, settings, args.to_args(), oras_env)
     });
-    let patch = PodPatch {
+    PodPatch {
         target,
         command: vec![shared_agent_path()],
         args: launch.to_args_with_limits(&UnpackLimits {
@@ -252,6 +318,19 @@ fn inject(
         }),
         init_container: agent_container(INIT_CONTAINER, image, settings, init.to_args(), oras_env),
         sidecar,
-    };
-    apply(object, workload, patch)
+    }
+}
+
+/// The namespace of the object: the request's, else the object's, else `default` (what the API
+/// server would use).
+fn namespace_of(request: &KubernetesAdmissionRequest, object: &Value) -> String {
+    if !request.namespace.is_empty() {
+        return request.namespace.clone();
+    }
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or("default")
+        .to_string()
 }

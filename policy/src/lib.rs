@@ -14,6 +14,7 @@ pub mod mutate;
 pub mod pod_spec;
 pub mod registry;
 pub mod settings;
+pub mod volumes;
 pub mod workload;
 
 use std::borrow::Cow;

@@ -24,7 +24,7 @@ pub struct PodPatch {
     pub sidecar: Option<Value>,
 }
 
-/// Writes `patch` into the pod spec of `object` and marks the object as injected.
+/// Writes `patch` into the pod spec of `object`; [`mark_injected`] marks it.
 pub fn apply(object: &mut Value, workload: Workload, patch: PodPatch) -> Result<(), PolicyError> {
     let spec_pointer = workload.pod_spec_pointer();
     let spec = object_at(object, spec_pointer)?;
@@ -47,7 +47,11 @@ pub fn apply(object: &mut Value, workload: Workload, patch: PodPatch) -> Result<
     if let Some(sidecar) = patch.sidecar {
         containers.push(sidecar);
     }
+    Ok(())
+}
 
+/// Marks the object (and a Job's pod template) as injected, so that it is never injected twice.
+pub fn mark_injected(object: &mut Value, workload: Workload) -> Result<(), PolicyError> {
     for metadata in workload.marked_metadata_pointers() {
         let metadata_map = object_at(object, metadata)?;
         object_in(metadata_map, "annotations", metadata)?
@@ -61,7 +65,7 @@ fn strings(items: Vec<String>) -> Value {
 }
 
 /// The object at `pointer`, creating missing (or null) objects on the way.
-fn object_at<'a>(
+pub fn object_at<'a>(
     root: &'a mut Value,
     pointer: &str,
 ) -> Result<&'a mut Map<String, Value>, PolicyError> {
@@ -130,6 +134,7 @@ mod tests {
         let mut job = json!({"spec": {"template": {"metadata": null,
             "spec": {"containers": [{"name": "c"}], "volumes": null}}}});
         apply(&mut job, Workload::Job, patch()).unwrap();
+        mark_injected(&mut job, Workload::Job).unwrap();
         assert_eq!(job["metadata"]["annotations"][INJECTED], "true");
         assert_eq!(
             job["spec"]["template"]["metadata"]["annotations"][INJECTED],
@@ -149,7 +154,7 @@ mod tests {
     fn a_field_of_the_wrong_type_is_reported_by_path() {
         let mut pod =
             json!({"metadata": {"annotations": []}, "spec": {"containers": [{"name": "c"}]}});
-        let err = apply(&mut pod, Workload::Pod, patch()).unwrap_err();
+        let err = mark_injected(&mut pod, Workload::Pod).unwrap_err();
         assert_eq!(
             err,
             PolicyError::Malformed {
