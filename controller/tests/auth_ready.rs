@@ -6,7 +6,7 @@ mod remote;
 
 use oras_cache_controller::registry_check::{CheckReport, Credentials};
 use oras_test_support::{Registry, free_port};
-use remote::credentials;
+use remote::{assert_not_auth_ready, credentials};
 
 async fn check(address: String, credentials: Option<&Credentials>) -> CheckReport {
     remote::check(&remote::remote_target(address, None), credentials).await
@@ -29,13 +29,7 @@ async fn wrong_password_is_not_auth_ready_with_a_reason() {
         report.reachable.ok,
         "a 401 still proves a registry answers: {report:?}"
     );
-    assert!(!report.auth.ok);
-    assert_eq!(report.auth.reason, "AuthenticationFailed");
-    assert!(
-        report.auth.message.contains("Secret ns/creds"),
-        "{}",
-        report.auth.message
-    );
+    assert_not_auth_ready(&report, "AuthenticationFailed", "Secret ns/creds");
     assert!(
         !report.auth.message.contains("wrong"),
         "the password must not leak"
@@ -46,13 +40,7 @@ async fn wrong_password_is_not_auth_ready_with_a_reason() {
 async fn missing_credentials_are_reported_as_required() {
     let registry = Registry::start_with_basic_auth("alice", "s3cret");
     let report = check(registry.host(), None).await;
-    assert!(!report.auth.ok);
-    assert_eq!(report.auth.reason, "CredentialsRequired");
-    assert!(
-        report.auth.message.contains("credentialsSecret"),
-        "{}",
-        report.auth.message
-    );
+    assert_not_auth_ready(&report, "CredentialsRequired", "credentialsSecret");
 }
 
 #[tokio::test]

@@ -93,18 +93,15 @@ fn check_files(files: &[PathBuf]) -> Vec<String> {
 fn every_example_object_fits_its_schema() {
     let mut files = Vec::new();
     yaml_files(&workspace().join("examples"), &mut files);
-    let checked = check_files(&files);
-    for expected in [
-        "OrasCache/orascache-sample",
-        "OrasCache/remote-cache",
-        "OrasCache/persistent-cache",
-        "OrasCache/original-fields",
-    ] {
-        assert!(
-            checked.iter().any(|c| c.ends_with(expected)),
-            "{expected} not among {checked:#?}"
-        );
-    }
+    assert_checked(
+        &files,
+        &[
+            "OrasCache/orascache-sample",
+            "OrasCache/remote-cache",
+            "OrasCache/persistent-cache",
+            "OrasCache/original-fields",
+        ],
+    );
 }
 
 #[test]
@@ -113,16 +110,25 @@ fn every_install_object_fits_its_schema() {
         workspace().join("deploy/oras-cache.yaml"),
         workspace().join("deploy/crd.yaml"),
     ];
-    let checked = check_files(&files);
-    for expected in [
-        "CustomResourceDefinition/orascaches.cache.converged-computing.github.io",
-        "Deployment/oras-cache-controller",
-        "ClusterAdmissionPolicy/oras-cache",
-        "ClusterRoleBinding/oras-cache-policy-server-reader",
-    ] {
+    assert_checked(
+        &files,
+        &[
+            "CustomResourceDefinition/orascaches.cache.converged-computing.github.io",
+            "Deployment/oras-cache-controller",
+            "ClusterAdmissionPolicy/oras-cache",
+            "ClusterRoleBinding/oras-cache-policy-server-reader",
+        ],
+    );
+}
+
+/// Checks every object of `files` against its schema, and that `expected` (`Kind/name`) are
+/// among them.
+fn assert_checked(files: &[PathBuf], expected: &[&str]) {
+    let checked = check_files(files);
+    for expected in expected {
         assert!(
             checked.iter().any(|c| c.ends_with(expected)),
-            "{expected} missing"
+            "{expected} not among {checked:#?}"
         );
     }
 }

@@ -78,6 +78,23 @@ impl ApiServer {
         event
     }
 
+    /// The status patch of the cache; returns its body and the responder.
+    async fn expect_status_patch(&mut self) -> (Value, SendResponse<Response<Body>>) {
+        self.expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+            .await
+    }
+
+    /// An event of this type and reason; returns its body.
+    async fn expect_event_of(&mut self, type_: &str, reason: &str) -> Value {
+        let event = self.expect_event().await;
+        assert_eq!(
+            (event["type"].as_str(), event["reason"].as_str()),
+            (Some(type_), Some(reason)),
+            "{event}"
+        );
+        event
+    }
+
     /// The reconciler must have finished talking to the API.
     async fn expect_silence(mut self) {
         if let Some((request, _)) = self.0.next_request().await {
@@ -160,6 +177,17 @@ fn deployed(ready_replicas: i32) -> Observation {
     }
 }
 
+/// The condition `type_` of `status`, asserted to have this status and reason.
+fn assert_condition<'a>(status: &'a Value, type_: &str, expected: &str, reason: &str) -> &'a Value {
+    let found = condition(status, type_);
+    assert_eq!(
+        (found["status"].as_str(), found["reason"].as_str()),
+        (Some(expected), Some(reason)),
+        "{found}"
+    );
+    found
+}
+
 fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"]
         .as_array()
@@ -198,9 +226,7 @@ async fn a_new_cache_gets_its_registry_applied_and_its_status_patched() {
                 "ghcr.io/oras-project/registry:latest"
             );
 
-            let (patch, send) = server
-                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
-                .await;
+            let (patch, send) = server.expect_status_patch().await;
             assert_eq!(
                 patch["apiVersion"],
                 "cache.converged-computing.github.io/v1alpha1"
@@ -210,11 +236,7 @@ async fn a_new_cache_gets_its_registry_applied_and_its_status_patched() {
             assert_eq!(status["address"], "cache.ns.svc.cluster.local:5000");
             assert_eq!(status["plainHttp"], true);
             assert_eq!(status["observedGeneration"], 1);
-            let ready = condition(status, "Ready");
-            assert_eq!(
-                (ready["status"].as_str(), ready["reason"].as_str()),
-                (Some("False"), Some("RegistryNotReady"))
-            );
+            assert_condition(status, "Ready", "False", "RegistryNotReady");
             status_patched(send, &patch);
 
             let event = server.expect_event().await;
@@ -253,9 +275,7 @@ async fn pods_becoming_ready_flip_the_condition_and_emit_a_normal_event() {
     let (result, _) = run(object, |mut server| {
         tokio::spawn(async move {
             applies(&mut server, 1).await;
-            let (patch, send) = server
-                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
-                .await;
+            let (patch, send) = server.expect_status_patch().await;
             let ready = condition(&patch["status"], "Ready");
             assert_eq!(ready["status"], "True");
             assert_ne!(
@@ -263,11 +283,7 @@ async fn pods_becoming_ready_flip_the_condition_and_emit_a_normal_event() {
                 "the status changed, so the time moves"
             );
             status_patched(send, &patch);
-            let event = server.expect_event().await;
-            assert_eq!(
-                (event["type"].as_str(), event["reason"].as_str()),
-                (Some("Normal"), Some("RegistryReady"))
-            );
+            server.expect_event_of("Normal", "RegistryReady").await;
             server.expect_silence().await;
         })
     })
@@ -292,15 +308,9 @@ async fn deploy_false_deletes_the_registry_and_reports_no_address() {
             // Already gone: a 404 is success.
             let (_, send) = server.expect(Method::DELETE, SERVICE).await;
             not_found(send);
-            let (patch, send) = server
-                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
-                .await;
+            let (patch, send) = server.expect_status_patch().await;
             assert!(patch["status"].get("address").is_none(), "{patch}");
-            let ready = condition(&patch["status"], "Ready");
-            assert_eq!(
-                (ready["status"].as_str(), ready["reason"].as_str()),
-                (Some("False"), Some("NoRegistry"))
-            );
+            assert_condition(&patch["status"], "Ready", "False", "NoRegistry");
             status_patched(send, &patch);
             assert_eq!(server.expect_event().await["reason"], "NoRegistry");
             server.expect_silence().await;
@@ -324,9 +334,7 @@ async fn an_invalid_spec_is_reported_without_touching_children() {
         cache("{deploy: true, registry: {address: ghcr.io}}"),
         |mut server| {
             tokio::spawn(async move {
-                let (patch, send) = server
-                    .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
-                    .await;
+                let (patch, send) = server.expect_status_patch().await;
                 let ready = condition(&patch["status"], "Ready");
                 assert_eq!(ready["reason"], "InvalidSpec");
                 assert!(
@@ -334,11 +342,7 @@ async fn an_invalid_spec_is_reported_without_touching_children() {
                     "{ready}"
                 );
                 status_patched(send, &patch);
-                let event = server.expect_event().await;
-                assert_eq!(
-                    (event["type"].as_str(), event["reason"].as_str()),
-                    (Some("Warning"), Some("InvalidSpec"))
-                );
+                server.expect_event_of("Warning", "InvalidSpec").await;
                 server.expect_silence().await;
             })
         },
@@ -358,11 +362,7 @@ async fn a_refused_apply_fails_with_an_event_and_a_metric() {
                 &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                 "reason": "Forbidden", "code": 403, "message": "services \"cache\" is forbidden"}),
             );
-            let event = server.expect_event().await;
-            assert_eq!(
-                (event["type"].as_str(), event["reason"].as_str()),
-                (Some("Warning"), Some("ReconcileFailed"))
-            );
+            let event = server.expect_event_of("Warning", "ReconcileFailed").await;
             assert!(
                 event["note"]
                     .as_str()
@@ -413,19 +413,12 @@ async fn a_remote_registry_is_checked_with_the_credentials_of_its_secret() {
                 "metadata": {"name": "creds", "namespace": "ns"},
                 "data": {"ORAS_USER": "YWxpY2U=", "ORAS_PASS": "czNjcmV0"}}),
             );
-            let (patch, send) = server
-                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
-                .await;
+            let (patch, send) = server.expect_status_patch().await;
             let status = &patch["status"];
             assert_eq!(status["address"], host.as_str());
             assert_eq!(status["plainHttp"], true);
             assert_eq!(condition(status, "Ready")["status"], "True");
-            let auth = condition(status, "AuthReady");
-            assert_eq!(
-                (auth["status"].as_str(), auth["reason"].as_str()),
-                (Some("True"), Some("Authenticated")),
-                "{auth}"
-            );
+            assert_condition(status, "AuthReady", "True", "Authenticated");
             status_patched(send, &patch);
             assert_eq!(server.expect_event().await["reason"], "RegistryReachable");
             assert_eq!(server.expect_event().await["reason"], "Authenticated");
@@ -453,14 +446,8 @@ async fn a_missing_credentials_secret_makes_auth_ready_false() {
                 .expect(Method::GET, "/api/v1/namespaces/ns/secrets/nope")
                 .await;
             not_found(send);
-            let (patch, send) = server
-                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
-                .await;
-            let auth = condition(&patch["status"], "AuthReady");
-            assert_eq!(
-                (auth["status"].as_str(), auth["reason"].as_str()),
-                (Some("False"), Some("SecretNotFound"))
-            );
+            let (patch, send) = server.expect_status_patch().await;
+            let auth = assert_condition(&patch["status"], "AuthReady", "False", "SecretNotFound");
             assert!(
                 auth["message"].as_str().unwrap().contains("ns/nope"),
                 "{auth}"
@@ -554,9 +541,7 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
                 let (_, send) = server.expect(Method::DELETE, path).await;
                 not_found(send);
             }
-            let (patch, send) = server
-                .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
-                .await;
+            let (patch, send) = server.expect_status_patch().await;
             assert_eq!(patch["status"]["address"], address.as_str());
             assert_eq!(
                 condition(&patch["status"], "AuthReady")["reason"],

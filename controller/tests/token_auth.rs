@@ -9,7 +9,7 @@ mod remote;
 use oras_cache_controller::plan::RemoteTarget;
 use oras_test_support::Registry;
 use oras_test_support::token::TokenServer;
-use remote::{check, credentials};
+use remote::{assert_not_auth_ready, check, credentials};
 
 const SERVICE: &str = "oras-cache-test";
 
@@ -62,19 +62,12 @@ async fn the_token_flow_with_a_wrong_password_is_not_auth_ready() {
     let registry = start();
     let report = check(&target(&registry), Some(&credentials("alice", "wrong"))).await;
     assert!(report.reachable.ok, "{report:?}");
-    assert!(!report.auth.ok);
-    assert_eq!(report.auth.reason, "AuthenticationFailed");
-    assert!(
-        report.auth.message.contains("token service"),
-        "{}",
-        report.auth.message
-    );
+    assert_not_auth_ready(&report, "AuthenticationFailed", "token service");
 }
 
 #[tokio::test]
 async fn the_token_flow_without_credentials_asks_for_them() {
     let registry = start();
     let report = check(&target(&registry), None).await;
-    assert!(!report.auth.ok);
-    assert_eq!(report.auth.reason, "CredentialsRequired");
+    assert_not_auth_ready(&report, "CredentialsRequired", "credentialsSecret");
 }

@@ -368,11 +368,8 @@ fn allow_context_aware_without_a_session_or_a_kubeconfig_stops_as_kwctl_does() {
         answer.contains("Callback evaluation failure: kwrun has no live backend"),
         "{answer}"
     );
-    assert!(
-        String::from_utf8_lossy(&live.stderr).contains("kwrun has no live client"),
-        "{}",
-        String::from_utf8_lossy(&live.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&live.stderr);
+    assert!(stderr.contains("kwrun has no live client"), "{stderr}");
 }
 
 #[test]

@@ -31,10 +31,7 @@ pub struct Response {
 impl Response {
     /// The value of header `name` (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The body as text, for messages.
@@ -219,6 +216,14 @@ impl Client {
     pub fn get_blob(&self, repository: &str, digest: &str) -> std::io::Result<Response> {
         self.request("GET", &format!("/v2/{repository}/blobs/{digest}"), &[], b"")
     }
+}
+
+/// The value of header `name` (case-insensitive) among `headers`, if present.
+pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// `target` with `query` appended (`?` or `&`).

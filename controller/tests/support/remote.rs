@@ -34,3 +34,14 @@ pub async fn check(target: &RemoteTarget, credentials: Option<&Credentials>) -> 
     let checker = RegistryChecker::new(Duration::from_secs(5)).unwrap();
     checker.check(target, credentials).await
 }
+
+/// Asserts that `report` is not AuthReady for `reason`, with a message that names `hint`.
+pub fn assert_not_auth_ready(report: &CheckReport, reason: &str, hint: &str) {
+    assert!(!report.auth.ok, "{report:?}");
+    assert_eq!(report.auth.reason, reason, "{report:?}");
+    assert!(
+        report.auth.message.contains(hint),
+        "{}",
+        report.auth.message
+    );
+}
