@@ -185,3 +185,78 @@ reject_path() {
 @test "output-pipe under /mnt/oras is refused as the agent's volume" {
   reject_path output-pipe-share-pod output-pipe 'the agent.s own volume'
 }
+
+# Artifacts as volumes: the ORAS CSI driver's inline volumes, served by the policy (issue 13).
+
+@test "the seed's singularity pod gets an emptyDir and the oras-volumes init container" {
+  evaluate singularity-volume-pod
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+}
+
+@test "the seed's java pod gets an emptyDir and the oras-volumes init container" {
+  evaluate java-volume-pod
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+}
+
+@test "a Job template's artifact volume is served like a pod's" {
+  evaluate volume-job
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+}
+
+@test "a volume relative to the pod's cache reads the cache" {
+  evaluate volume-relative-to-cache-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-ready.yml"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -ne 0 ]
+}
+
+@test "pullalways, insecure and unknown attributes are warnings" {
+  evaluate volume-options-pod
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*oras.options.pullalways.* has no effect.*') -ne 0 ]
+  [ $(expr "$output" : '.*oras.options.insecure.* is ignored.*') -ne 0 ]
+  [ $(expr "$output" : '.*oras.options.surprise.* is not known.*') -ne 0 ]
+}
+
+@test "a volume without oras.artifact.reference is rejected" {
+  evaluate volume-missing-reference-pod
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*oras-inline.*: oras.artifact.reference is missing.*') -ne 0 ]
+}
+
+@test "a volume with a malformed reference is rejected" {
+  evaluate volume-malformed-reference-pod
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*oras.artifact.reference is not a full reference.*') -ne 0 ]
+}
+
+@test "a volume named like oras-cache's own is rejected" {
+  evaluate volume-share-name-pod
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : ".*name is the name of oras-cache's own volume.*") -ne 0 ]
+}
+
+@test "a volume from a registry outside allowedRegistries is rejected" {
+  evaluate singularity-volume-pod --settings-path "$FIXTURES/settings/allowed-registries.json"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":false.*') -ne 0 ]
+  [ $(expr "$output" : '.*which the policy does not allow.*') -ne 0 ]
+}
+
+@test "volumeDrivers [] leaves CSI volumes to a real driver" {
+  evaluate singularity-volume-pod --settings-path "$FIXTURES/settings/no-volume-drivers.json"
+  [ "$status" -eq 0 ]
+  [ $(expr "$output" : '.*"allowed":true.*') -ne 0 ]
+  [ $(expr "$output" : '.*"patchType":"JSONPatch".*') -eq 0 ]
+}

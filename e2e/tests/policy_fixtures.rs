@@ -382,6 +382,118 @@ fn cases() -> Vec<Case> {
             ),
             ..Default::default()
         },
+        // Artifacts as volumes: the seed's two pods, as written there.
+        Case {
+            request: "singularity-volume-pod",
+            allowed: true,
+            patched: true,
+            checks: vec![
+                (
+                    "/spec/volumes/0",
+                    json!({"name": "oras-inline", "emptyDir": {}}),
+                ),
+                ("/spec/initContainers/0/name", json!("oras-volumes")),
+                (
+                    "/spec/initContainers/0/volumeMounts/0/mountPath",
+                    json!("/mnt/oras-volumes/oras-inline"),
+                ),
+                ("/spec/containers/0/command", json!(["sleep", "1000000"])),
+                ("/spec/containers/0/volumeMounts/0/readOnly", json!(true)),
+            ],
+            ..Default::default()
+        },
+        Case {
+            request: "java-volume-pod",
+            allowed: true,
+            patched: true,
+            checks: vec![
+                (
+                    "/spec/containers/0/command",
+                    json!(["java", "-jar", "/app/HelloWorldServer.jar"]),
+                ),
+                ("/spec/initContainers/0/name", json!("oras-volumes")),
+            ],
+            ..Default::default()
+        },
+        Case {
+            request: "volume-job",
+            allowed: true,
+            patched: true,
+            checks: vec![
+                (
+                    "/spec/template/spec/initContainers/0/name",
+                    json!("oras-volumes"),
+                ),
+                (
+                    "/spec/template/metadata/annotations/oras.converged-computing.github.io~1injected",
+                    json!("true"),
+                ),
+            ],
+            ..Default::default()
+        },
+        Case {
+            request: "volume-options-pod",
+            allowed: true,
+            patched: true,
+            warnings: &[
+                "oras.options.pullalways=\"true\" has no effect",
+                "oras.options.insecure=\"true\" is ignored",
+                "attribute \"oras.options.surprise\" is not known",
+            ],
+            checks: vec![
+                ("/spec/volumes/0/emptyDir", json!({"sizeLimit": "1Gi"})),
+                (
+                    "/spec/initContainers/0/envFrom",
+                    json!([{"prefix": "ORAS_VOLUME_0_", "secretRef": {"name": "ghcr-pull"}}]),
+                ),
+            ],
+            ..Default::default()
+        },
+        Case {
+            request: "volume-relative-to-cache-pod",
+            allow_context_aware: true,
+            session: ready,
+            allowed: true,
+            patched: true,
+            checks: vec![("/spec/initContainers/0/name", json!("oras-volumes"))],
+            ..Default::default()
+        },
+        Case {
+            request: "singularity-volume-pod",
+            settings: Some("allowed-registries.json"),
+            allowed: false,
+            message: Some(
+                "oras.artifact.reference names registry \"ghcr.io\", which the policy does not allow",
+            ),
+            ..Default::default()
+        },
+        Case {
+            request: "singularity-volume-pod",
+            settings: Some("no-volume-drivers.json"),
+            allowed: true,
+            patched: false,
+            ..Default::default()
+        },
+        Case {
+            request: "volume-missing-reference-pod",
+            allowed: false,
+            message: Some("volume \"oras-inline\": oras.artifact.reference is missing"),
+            ..Default::default()
+        },
+        Case {
+            request: "volume-malformed-reference-pod",
+            allowed: false,
+            message: Some(
+                "volume \"oras-inline\": oras.artifact.reference is not a full reference",
+            ),
+            ..Default::default()
+        },
+        Case {
+            request: "volume-share-name-pod",
+            allowed: false,
+            message: Some("volume \"oras-share\": name is the name of oras-cache's own volume"),
+            ..Default::default()
+        },
         Case {
             request: "several-containers-pod",
             allow_context_aware: true,
