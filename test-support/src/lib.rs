@@ -136,7 +136,8 @@ pub struct RegistryOptions {
     pub access_log: bool,
     /// The signer of the tokens a `token` registry accepts.
     pub token_trust: Option<TokenTrust>,
-    /// Extra environment of the registry process (`REGISTRY_*` overrides the configuration).
+    /// Extra environment of the registry process: `REGISTRY_*` variables override the
+    /// configuration, except the listen address and the filesystem storage root.
     pub env: Vec<(String, String)>,
 }
 
@@ -501,6 +502,15 @@ impl Registry {
             command.envs(upstream.environment());
         }
         command.envs(self.options.env.iter().map(|(k, v)| (k, v)));
+        // Environment overrides the configuration file in distribution; the address and the
+        // storage root stay the harness's whatever a test passes (such as a container's
+        // environment, which names its own port and volume).
+        command
+            .env("REGISTRY_HTTP_ADDR", self.addr.to_string())
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                self.storage_dir(),
+            );
         self.child = Some(command.spawn()?);
         self.wait_until_listening()
     }
@@ -674,6 +684,20 @@ mod tests {
         registry.stop();
         assert_eq!(probe_v2(registry.addr()), None);
         registry.restart().unwrap();
+        assert_eq!(probe_v2(registry.addr()), Some(200));
+    }
+
+    #[test]
+    fn a_container_environment_applies_but_the_address_and_storage_stay_the_harness() {
+        let registry = Registry::builder()
+            .env("REGISTRY_HTTP_ADDR", ":5000")
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                "/var/lib/registry",
+            )
+            .env("REGISTRY_HTTP_SECRET", "from-the-environment")
+            .start()
+            .unwrap();
         assert_eq!(probe_v2(registry.addr()), Some(200));
     }
 

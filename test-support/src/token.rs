@@ -27,11 +27,22 @@ struct Signer {
     login: BasicAuth,
 }
 
+/// One token request as the service received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The raw query string.
+    pub query: String,
+    /// The `scope` parameters, decoded, separated by spaces.
+    pub scope: String,
+    /// Whether the request carried an `Authorization` header.
+    pub with_credentials: bool,
+}
+
 /// A running token service on loopback, stopped when dropped.
 pub struct TokenServer {
     server: Server,
     signer: Arc<Signer>,
-    queries: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<TokenRequest>>>,
 }
 
 impl TokenServer {
@@ -57,16 +68,21 @@ impl TokenServer {
                 password: password.into(),
             },
         });
-        let queries = Arc::new(Mutex::new(Vec::new()));
-        let (serving, recording) = (signer.clone(), queries.clone());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (serving, recording) = (signer.clone(), requests.clone());
         let server = Server::start(move |stream, _| {
             let Ok(request) = read_request(&stream, false) else {
                 return;
             };
             let target = request.request_line.split(' ').nth(1).unwrap_or("");
             let query = target.split_once('?').map_or("", |(_, q)| q);
-            recording.lock().unwrap().push(query.to_string());
-            let _ = match serving.answer(query, request.header("authorization")) {
+            let authorization = request.header("authorization");
+            recording.lock().unwrap().push(TokenRequest {
+                query: query.to_string(),
+                scope: query_values(query, "scope").join(" "),
+                with_credentials: authorization.is_some(),
+            });
+            let _ = match serving.answer(query, authorization) {
                 Some(body) => respond(
                     &stream,
                     "200 OK",
@@ -79,7 +95,7 @@ impl TokenServer {
         Ok(TokenServer {
             server,
             signer,
-            queries,
+            requests,
         })
     }
 
@@ -99,9 +115,14 @@ impl TokenServer {
         self.signer.token(service, scope_access(scope))
     }
 
+    /// Every token request so far, oldest first.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
     /// The raw query strings of every token request so far, oldest first.
     pub fn queries(&self) -> Vec<String> {
-        self.queries.lock().unwrap().clone()
+        self.requests().into_iter().map(|r| r.query).collect()
     }
 }
 
@@ -124,16 +145,11 @@ impl Signer {
         if login != format!("{}:{}", self.login.user, self.login.password) {
             return None;
         }
-        let mut service = String::new();
-        let mut access = Vec::new();
-        for (name, value) in query.split('&').filter_map(|p| p.split_once('=')) {
-            let value = percent_decode(value);
-            match name {
-                "service" => service = value,
-                "scope" => access.extend(scope_access(&value)),
-                _ => {}
-            }
-        }
+        let service = query_values(query, "service").join(" ");
+        let access = query_values(query, "scope")
+            .iter()
+            .flat_map(|scope| scope_access(scope))
+            .collect();
         let token = self.token(&service, access);
         Some(
             serde_json::json!({"token": token, "access_token": token, "expires_in": 300})
@@ -177,6 +193,16 @@ fn scope_access(scope: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The decoded values of parameter `name` in `query`, in order.
+fn query_values(query: &str, name: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| *key == name)
+        .map(|(_, value)| percent_decode(value))
+        .collect()
+}
+
 /// `%XX` and `+` of a query value decoded.
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -206,6 +232,16 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_decoded_in_order() {
+        let query = "service=reg&scope=repository%3Aa%3Apull&scope=repository%3Ab%3Apush";
+        assert_eq!(
+            query_values(query, "scope"),
+            ["repository:a:pull", "repository:b:push"]
+        );
+        assert_eq!(query_values(query, "service"), ["reg"]);
+    }
 
     #[test]
     fn a_scope_becomes_the_access_it_asks_for() {

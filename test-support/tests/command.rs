@@ -79,3 +79,12 @@ fn the_command_starts_a_mirror_from_flags() {
     // The mirror answers anonymous clients itself.
     assert_eq!(probe_v2(address(&info)), Some(200));
 }
+
+#[test]
+fn the_command_runs_the_token_service_a_token_registry_trusts() {
+    let (_child, info) = start(&["--token-user", "alice", "--token-password", "s3cret"]);
+    assert_eq!(probe_v2(address(&info)), Some(401), "{info}");
+    let realm = info["tokenRealm"].as_str().unwrap();
+    let config = std::fs::read_to_string(dir(&info).join("config.yml")).unwrap();
+    assert!(config.contains(&format!("realm: {realm}")), "{config}");
+}

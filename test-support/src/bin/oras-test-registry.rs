@@ -2,7 +2,7 @@
 //! (demo/lib.sh) and Python (benches/bench.py) use the same configuration as the Rust tests.
 //!
 //! Prints one JSON line once `GET /v2/` answers:
-//! `{"address":"127.0.0.1:PORT","url":"http://…","pid":…,"registryPid":…,"dir":"…","storage":"…","caFile":null}`
+//! `{"address":"127.0.0.1:PORT","url":"http://…","pid":…,"registryPid":…,"dir":"…","storage":"…","caFile":null,"tokenRealm":null}`
 //! and runs until SIGTERM or SIGINT, or until its stdin is closed when stdin is a pipe (so a
 //! parent that dies takes the registry with it). Then it stops the registry and removes the
 //! directory it wrote (the storage too, unless `--storage` named one).
@@ -14,7 +14,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Parser;
-use oras_test_support::{BasicAuth, Registry, Upstream};
+use oras_test_support::token::TokenServer;
+use oras_test_support::{BasicAuth, Registry, RegistryOptions, Upstream};
 
 /// Starts a loopback docker-registry for tests and prints where it listens, as one JSON line.
 #[derive(Parser, Debug)]
@@ -33,8 +34,15 @@ struct Flags {
     #[arg(long, requires = "token_service")]
     token_realm: Option<String>,
     /// The service named in the token challenge.
-    #[arg(long, requires = "token_realm")]
+    #[arg(long)]
     token_service: Option<String>,
+    /// Require bearer tokens from a token service run by this command, which issues them to
+    /// this user (with --token-password); its realm is printed as tokenRealm.
+    #[arg(long, requires = "token_password", conflicts_with = "token_realm")]
+    token_user: Option<String>,
+    /// The password of --token-user.
+    #[arg(long, requires = "token_user")]
+    token_password: Option<String>,
     /// Listen on this port instead of a free one.
     #[arg(long)]
     port: Option<u16>,
@@ -67,14 +75,29 @@ fn key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
 }
 
+/// The service a token challenge names unless --token-service says otherwise.
+const DEFAULT_TOKEN_SERVICE: &str = "oras-test-registry";
+
 impl Flags {
-    fn options(self) -> oras_test_support::RegistryOptions {
+    /// The registry's options, and the token service they trust when this command runs one.
+    fn options(self) -> std::io::Result<(RegistryOptions, Option<TokenServer>)> {
         let mut options = Registry::builder();
         if let (Some(user), Some(password)) = (&self.user, &self.password) {
             options = options.basic_auth(user, password);
         }
-        if let (Some(realm), Some(service)) = (&self.token_realm, &self.token_service) {
+        let service = self
+            .token_service
+            .as_deref()
+            .unwrap_or(DEFAULT_TOKEN_SERVICE);
+        if let Some(realm) = &self.token_realm {
             options = options.token(realm, service);
+        }
+        let tokens = match (&self.token_user, &self.token_password) {
+            (Some(user), Some(password)) => Some(TokenServer::start(user, password)?),
+            _ => None,
+        };
+        if let Some(tokens) = &tokens {
+            options = options.token_server(tokens, service);
         }
         if let Some(url) = self.mirror_of {
             let auth = self
@@ -89,7 +112,7 @@ impl Flags {
         options.http_secret = self.http_secret;
         options.access_log = self.access_log;
         options.env = self.env;
-        options
+        Ok((options, tokens))
     }
 }
 
@@ -100,8 +123,11 @@ enum Stop {
 }
 
 fn main() {
-    let mut registry = match Flags::parse().options().start() {
-        Ok(registry) => registry,
+    let started = Flags::parse()
+        .options()
+        .and_then(|(options, tokens)| Ok((options.start()?, tokens)));
+    let (mut registry, tokens) = match started {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("oras-test-registry: {e}");
             std::process::exit(1);
@@ -118,6 +144,7 @@ fn main() {
         "dir": registry.dir(),
         "storage": registry.storage_dir(),
         "caFile": registry.ca_file(),
+        "tokenRealm": tokens.as_ref().map(TokenServer::realm),
     });
     println!("{info}");
     let code = loop {
@@ -142,6 +169,7 @@ fn main() {
         }
     };
     drop(registry);
+    drop(tokens);
     std::process::exit(code);
 }
 
