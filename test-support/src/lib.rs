@@ -410,6 +410,32 @@ impl Registry {
         self.log().lines().filter_map(access_log_request).collect()
     }
 
+    /// Whether `repository` links blob `digest` (`sha256:…`) in this registry's storage (the
+    /// filesystem layout of distribution 2.8). A mirror serves a blob from its own storage once
+    /// it is linked: it stores a blob in the background while it streams it to the first client
+    /// (registry/proxy/proxyblobstore.go, `ServeBlob`).
+    pub fn links_blob(&self, repository: &str, digest: &str) -> bool {
+        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        self.storage_dir()
+            .join("docker/registry/v2/repositories")
+            .join(repository)
+            .join("_layers")
+            .join(algorithm)
+            .join(hex)
+            .join("link")
+            .exists()
+    }
+
+    /// Every request the registry has answered so far, complete: the registry is stopped
+    /// gracefully (so that requests in flight finish and are logged), read, and started again
+    /// on the same address and storage. Needs [`RegistryOptions::access_log`].
+    pub fn settled_requests(&mut self) -> std::io::Result<Vec<String>> {
+        self.stop_gracefully();
+        let requests = self.requests();
+        self.launch()?;
+        Ok(requests)
+    }
+
     /// The directory that holds the registry's config, storage and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
