@@ -339,8 +339,14 @@ pub fn copy_hashing(
     })
 }
 
+/// The tests' data generator, one file for the unit and the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/data.rs"]
+mod test_data;
+
 #[cfg(test)]
 mod tests {
+    use super::test_data::sample;
     use super::*;
 
     #[test]
@@ -376,19 +382,6 @@ mod tests {
         let mut reader = HashingReader::new(&data[..]);
         io::copy(&mut reader, &mut io::sink()).unwrap();
         assert_eq!(reader.into_hasher().finish(), Digest::of_bytes(data));
-    }
-
-    /// Pseudo-random bytes, so that a chunk handed back in the wrong order changes the digest.
-    fn sample(len: usize) -> Vec<u8> {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
     }
 
     /// Serves its data in reads of odd sizes, then fails if told to.

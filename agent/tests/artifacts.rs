@@ -2,21 +2,17 @@
 
 mod common;
 
-use common::{agent, python, run, run_ok, tree};
-use oras_agent::manifest::{Descriptor, ImageManifest};
+use common::{
+    agent, directory, pull, push, push_crafted, python, run, run_ok, titled, tree, write,
+};
+use oras_agent::manifest::ImageManifest;
 use oras_agent::registry::{ClientOptions, RegistryClient};
 use oras_agent::transfer::{TransferError, pull_to_dir};
 use oras_agent::unpack::PlaceError;
 use oras_agent::{Digest, Reference};
 use oras_cache_api::media_types as mt;
 use oras_test_support::Registry;
-use std::collections::BTreeMap;
 use std::path::Path;
-
-fn write(path: &Path, content: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
 
 #[test]
 fn a_file_and_a_directory_round_trip_through_push_and_pull() {
@@ -30,21 +26,9 @@ fn a_file_and_a_directory_round_trip_through_push_and_pull() {
     std::os::unix::fs::symlink("a.csv", src.join("results/link.csv")).unwrap();
     let reference = format!("{}/round/trip:v1", registry.host());
 
-    run_ok(agent().current_dir(&src).args([
-        "push",
-        &reference,
-        "notes.txt",
-        "results",
-        "--plain-http",
-    ]));
+    run_ok(push(&reference, &["notes.txt", "results"]).current_dir(&src));
     let out = work.path().join("out");
-    let pulled = run_ok(agent().args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    let pulled = run_ok(&mut pull(&reference, &out));
     assert_eq!(
         tree(&out),
         tree(&src),
@@ -82,14 +66,7 @@ fn a_file_and_a_directory_round_trip_through_push_and_pull() {
 
     // Without unpacking, the directory stays the verified tar.gz.
     let packed = work.path().join("packed");
-    run_ok(agent().args([
-        "pull",
-        &reference,
-        "-o",
-        packed.to_str().unwrap(),
-        "--plain-http",
-        "--no-unpack",
-    ]));
+    run_ok(pull(&reference, &packed).args(["--no-unpack"]));
     let archive = std::fs::read(packed.join("results.tar.gz")).unwrap();
     assert_eq!(
         Digest::of_bytes(&archive).as_str(),
@@ -107,13 +84,7 @@ fn oras_py_pulls_what_the_agent_pushed_byte_for_byte() {
     write(&src.join("tree/x.txt"), b"in a directory\n");
     write(&src.join("tree/sub/y.txt"), b"deeper\n");
     let reference = format!("{}/interop/from-agent:v1", registry.host());
-    run_ok(agent().current_dir(&src).args([
-        "push",
-        &reference,
-        "data.bin",
-        "tree",
-        "--plain-http",
-    ]));
+    run_ok(push(&reference, &["data.bin", "tree"]).current_dir(&src));
     let out = work.path().join("py-out");
     std::fs::create_dir_all(&out).unwrap();
     python(
@@ -156,13 +127,7 @@ fn the_agent_pulls_what_oras_py_pushed_byte_for_byte() {
         work.path(),
     );
     let out = work.path().join("agent-out");
-    run_ok(agent().args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    run_ok(&mut pull(&reference, &out));
     assert_eq!(std::fs::read(out.join("model.bin")).unwrap(), blob);
     assert_eq!(
         std::fs::read(out.join("readme.md")).unwrap(),
@@ -185,43 +150,6 @@ fn the_agent_pulls_what_oras_py_pushed_byte_for_byte() {
         Digest::of_bytes(&std::fs::read(out.join("folder")).unwrap()),
         folder.digest
     );
-}
-
-/// Pushes a crafted artifact: `layers` are (descriptor annotations, media type, blob bytes).
-fn push_crafted(
-    registry: &Registry,
-    repo: &str,
-    layers: Vec<(BTreeMap<String, String>, &str, Vec<u8>)>,
-) -> Reference {
-    let client = RegistryClient::new(ClientOptions::new(true)).unwrap();
-    let reference = Reference::parse(&format!("{}/{repo}:v1", registry.host())).unwrap();
-    client.push_blob_bytes(&reference, b"{}").unwrap();
-    let mut descriptors = Vec::new();
-    for (annotations, media_type, blob) in layers {
-        let info = client.push_blob_bytes(&reference, &blob).unwrap();
-        descriptors.push(Descriptor {
-            media_type: media_type.into(),
-            digest: info.digest,
-            size: info.size,
-            annotations,
-            artifact_type: None,
-        });
-    }
-    let manifest = ImageManifest::artifact(mt::DEFAULT_ARTIFACT_TYPE, descriptors, BTreeMap::new());
-    client
-        .push_manifest(&reference, &manifest.to_bytes(), mt::OCI_MANIFEST)
-        .unwrap();
-    reference
-}
-
-fn titled(title: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(mt::ANNOTATION_TITLE.to_string(), title.to_string())])
-}
-
-fn directory(title: &str) -> BTreeMap<String, String> {
-    let mut annotations = titled(title);
-    annotations.insert(mt::ANNOTATION_UNPACK.into(), "true".into());
-    annotations
 }
 
 enum Entry<'a> {
@@ -538,21 +466,9 @@ fn identical_files_under_different_titles_both_arrive() {
     std::fs::write(work.path().join("a.txt"), "same bytes").unwrap();
     std::fs::write(work.path().join("b.txt"), "same bytes").unwrap();
     let reference = format!("{}/same/content:v1", registry.host());
-    run_ok(agent().current_dir(work.path()).args([
-        "push",
-        &reference,
-        "a.txt",
-        "b.txt",
-        "--plain-http",
-    ]));
+    run_ok(push(&reference, &["a.txt", "b.txt"]).current_dir(work.path()));
     let out = work.path().join("out");
-    run_ok(agent().args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    run_ok(&mut pull(&reference, &out));
     assert_eq!(
         std::fs::read_to_string(out.join("a.txt")).unwrap(),
         "same bytes"
@@ -570,11 +486,10 @@ fn debug_logs_every_transfer_and_quiet_prints_nothing() {
     std::fs::write(work.path().join("f.txt"), "logged").unwrap();
     let reference = format!("{}/logs/debug:v1", registry.host());
     let quiet = run_ok(
-        agent()
+        push(&reference, &["f.txt"])
             .current_dir(work.path())
             .env("ORAS_AGENT_QUIET", "1")
-            .env_remove("ORAS_AGENT_DEBUG")
-            .args(["push", &reference, "f.txt", "--plain-http"]),
+            .env_remove("ORAS_AGENT_DEBUG"),
     );
     assert!(
         quiet.stderr.is_empty(),
@@ -582,14 +497,7 @@ fn debug_logs_every_transfer_and_quiet_prints_nothing() {
         String::from_utf8_lossy(&quiet.stderr)
     );
     let out = work.path().join("out");
-    let verbose = run_ok(agent().args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-        "--debug",
-    ]));
+    let verbose = run_ok(pull(&reference, &out).args(["--debug"]));
     let stderr = String::from_utf8_lossy(&verbose.stderr);
     assert!(stderr.contains("pulling f.txt"), "{stderr}");
     assert!(stderr.contains("done, 6 B"), "{stderr}");

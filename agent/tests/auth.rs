@@ -4,7 +4,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{agent, run, run_ok};
+use common::{pull, push, run, run_ok};
 use oras_test_support::Registry;
 
 #[test]
@@ -14,48 +14,30 @@ fn env_credentials_pick_the_push_and_pull_passwords() {
     std::fs::write(work.path().join("f.txt"), "private").unwrap();
     let reference = format!("{}/auth/env:v1", registry.host());
 
-    let anonymous =
-        run(agent()
-            .current_dir(work.path())
-            .args(["push", &reference, "f.txt", "--plain-http"]));
+    let anonymous = run(push(&reference, &["f.txt"]).current_dir(work.path()));
     assert!(!anonymous.status.success());
     assert!(String::from_utf8_lossy(&anonymous.stderr).contains("ORAS_USER"));
 
     run_ok(
-        agent()
+        push(&reference, &["f.txt"])
             .current_dir(work.path())
             .env("ORAS_USER", "alice")
             .env("ORAS_PASS", "wrong")
-            .env("ORAS_PUSH_PASS", "s3cret")
-            .args(["push", &reference, "f.txt", "--plain-http"]),
+            .env("ORAS_PUSH_PASS", "s3cret"),
     );
     let out = work.path().join("out");
-    let wrong = run(agent()
+    let wrong = run(pull(&reference, &out)
         .env("ORAS_USER", "alice")
-        .env("ORAS_PASS", "wrong")
-        .args([
-            "pull",
-            &reference,
-            "-o",
-            out.to_str().unwrap(),
-            "--plain-http",
-        ]));
+        .env("ORAS_PASS", "wrong"));
     assert!(
         !wrong.status.success(),
         "the pull password is ORAS_PASS here, and wrong"
     );
     run_ok(
-        agent()
+        pull(&reference, &out)
             .env("ORAS_USER", "alice")
             .env("ORAS_PASS", "wrong")
-            .env("ORAS_PULL_PASS", "s3cret")
-            .args([
-                "pull",
-                &reference,
-                "-o",
-                out.to_str().unwrap(),
-                "--plain-http",
-            ]),
+            .env("ORAS_PULL_PASS", "s3cret"),
     );
     assert_eq!(
         std::fs::read_to_string(out.join("f.txt")).unwrap(),
@@ -81,23 +63,12 @@ fn docker_config_credentials_are_used_for_their_registry() {
     .unwrap();
     let reference = format!("{}/auth/docker:v1", registry.host());
     run_ok(
-        agent()
+        push(&reference, &["f.txt"])
             .current_dir(work.path())
-            .env("DOCKER_CONFIG", &config_dir)
-            .args(["push", &reference, "f.txt", "--plain-http"]),
+            .env("DOCKER_CONFIG", &config_dir),
     );
     let out = work.path().join("out");
-    run_ok(
-        agent()
-            .env("DOCKER_CONFIG", config_dir.join("config.json"))
-            .args([
-                "pull",
-                &reference,
-                "-o",
-                out.to_str().unwrap(),
-                "--plain-http",
-            ]),
-    );
+    run_ok(pull(&reference, &out).env("DOCKER_CONFIG", config_dir.join("config.json")));
     assert_eq!(
         std::fs::read_to_string(out.join("f.txt")).unwrap(),
         "via docker config"
@@ -338,10 +309,7 @@ fn bearer_tokens_are_fetched_from_the_realm_with_the_credentials() {
     std::fs::write(work.path().join("f.txt"), "behind a token").unwrap();
     let reference = format!("{}/auth/bearer:v1", registry.host);
 
-    let anonymous =
-        run(agent()
-            .current_dir(work.path())
-            .args(["push", &reference, "f.txt", "--plain-http"]));
+    let anonymous = run(push(&reference, &["f.txt"]).current_dir(work.path()));
     assert!(!anonymous.status.success());
     let stderr = String::from_utf8_lossy(&anonymous.stderr);
     assert!(
@@ -350,24 +318,16 @@ fn bearer_tokens_are_fetched_from_the_realm_with_the_credentials() {
     );
 
     run_ok(
-        agent()
+        push(&reference, &["f.txt"])
             .current_dir(work.path())
             .env("ORAS_USER", "alice")
-            .env("ORAS_PASS", "s3cret")
-            .args(["push", &reference, "f.txt", "--plain-http"]),
+            .env("ORAS_PASS", "s3cret"),
     );
     let out = work.path().join("out");
     run_ok(
-        agent()
+        pull(&reference, &out)
             .env("ORAS_USER", "alice")
-            .env("ORAS_PASS", "s3cret")
-            .args([
-                "pull",
-                &reference,
-                "-o",
-                out.to_str().unwrap(),
-                "--plain-http",
-            ]),
+            .env("ORAS_PASS", "s3cret"),
     );
     assert_eq!(
         std::fs::read_to_string(out.join("f.txt")).unwrap(),

@@ -5,10 +5,11 @@
 
 mod common;
 
-use common::{agent, run, run_ok, tree};
+use common::{
+    agent, directory, pull, push, push_crafted, run, run_ok, stderr, titled, tree, write_noise_file,
+};
+use oras_agent::Digest;
 use oras_agent::manifest::{Descriptor, ImageManifest};
-use oras_agent::registry::{ClientOptions, RegistryClient};
-use oras_agent::{Digest, Reference};
 use oras_cache_api::media_types as mt;
 use oras_test_support::hostile::{BlobBehaviour, FakeRegistry, RecordingServer, UploadBehaviour};
 use oras_test_support::{Registry, RegistryOptions, TokenAuth};
@@ -16,40 +17,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn titled(title: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(mt::ANNOTATION_TITLE.to_string(), title.to_string())])
-}
-
-fn directory(title: &str) -> BTreeMap<String, String> {
-    let mut annotations = titled(title);
-    annotations.insert(mt::ANNOTATION_UNPACK.into(), "true".into());
-    annotations
-}
-
-/// Pushes an artifact of `layers` (annotations, media type, blob) to the real registry.
-fn push_crafted(
-    registry: &Registry,
-    repo: &str,
-    layers: Vec<(BTreeMap<String, String>, &str, Vec<u8>)>,
-) -> Reference {
-    let client = RegistryClient::new(ClientOptions::new(true)).unwrap();
-    let reference = Reference::parse(&format!("{}/{repo}:v1", registry.host())).unwrap();
-    client.push_blob_bytes(&reference, b"{}").unwrap();
-    let manifest = artifact(
-        layers
-            .into_iter()
-            .map(|(annotations, media_type, blob)| {
-                let info = client.push_blob_bytes(&reference, &blob).unwrap();
-                descriptor(annotations, media_type, &blob, info.digest)
-            })
-            .collect(),
-    );
-    client
-        .push_manifest(&reference, &manifest, mt::OCI_MANIFEST)
-        .unwrap();
-    reference
-}
 
 fn descriptor(
     annotations: BTreeMap<String, String>,
@@ -84,22 +51,6 @@ fn targz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
         builder.append(&header, *data).unwrap();
     }
     builder.into_inner().unwrap().finish().unwrap()
-}
-
-fn pull(reference: &str, out: &Path) -> std::process::Command {
-    let mut command = agent();
-    command.args([
-        "pull",
-        reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]);
-    command
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Everything under `dir`, which a failed pull must not even have created.
@@ -196,25 +147,7 @@ fn assert_pull_stalls(registry: &FakeRegistry, digest: &Digest) {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     let reference = format!("{}/hardening/stall:v1", registry.host());
-    let started = Instant::now();
-    let child = pull(&reference, &out)
-        .args([
-            &format!("--read-timeout={READ_TIMEOUT_SECS}"),
-            &format!("--attempts={ATTEMPTS}"),
-            "--min-rate=100",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_or_kill(child, Duration::from_secs(120));
-    let elapsed = started.elapsed();
-    let message = stderr(&output);
-    assert!(!output.status.success(), "{message}");
-    assert!(
-        output.status.code().is_some(),
-        "killed by the test: {message}"
-    );
+    let (message, elapsed) = run_to_failure(pull(&reference, &out).args(stall_flags()));
     assert!(
         message.contains("stalled")
             && message.contains(&registry.host())
@@ -255,6 +188,61 @@ fn wait_or_kill(mut child: Child, limit: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
+}
+
+/// The network flags of the stall tests: a 1 s read deadline, 2 attempts, 100 B/s at least.
+fn stall_flags() -> [String; 3] {
+    [
+        format!("--read-timeout={READ_TIMEOUT_SECS}"),
+        format!("--attempts={ATTEMPTS}"),
+        "--min-rate=100".into(),
+    ]
+}
+
+/// Runs `command`, which must end by itself with an error: a run still going after two minutes
+/// is killed and fails the test. Returns its stderr and how long it ran.
+fn run_to_failure(command: &mut std::process::Command) -> (String, Duration) {
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_or_kill(child, Duration::from_secs(120));
+    let elapsed = started.elapsed();
+    let message = stderr(&output);
+    assert!(!output.status.success(), "{message}");
+    assert!(
+        output.status.code().is_some(),
+        "killed by the test: {message}"
+    );
+    (message, elapsed)
+}
+
+/// Polls until `ready`, failing the test when `child` ended first or a minute passed.
+fn wait_while_running(child: &mut Child, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} never happened"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "ended before {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM to `child` and checks it ends with 128 + SIGTERM, as the default action would.
+fn terminate(child: Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = wait_or_kill(child, Duration::from_secs(60));
+    assert_eq!(
+        output.status.code(),
+        Some(128 + libc::SIGTERM),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -307,12 +295,13 @@ fn a_registry_that_takes_an_upload_a_byte_at_a_time_ends_the_push() {
         UploadBehaviour::Accept,
     )
     .unwrap();
-    run_ok(agent().current_dir(work.path()).args([
-        "push",
-        &format!("{}/hardening/push:v1", accepting.host()),
-        "big.bin",
-        "--plain-http",
-    ]));
+    run_ok(
+        push(
+            &format!("{}/hardening/push:v1", accepting.host()),
+            &["big.bin"],
+        )
+        .current_dir(work.path()),
+    );
 
     let slow = FakeRegistry::start_with_uploads(
         b"{}".to_vec(),
@@ -324,29 +313,10 @@ fn a_registry_that_takes_an_upload_a_byte_at_a_time_ends_the_push() {
         },
     )
     .unwrap();
-    let started = Instant::now();
-    let child = agent()
-        .current_dir(work.path())
-        .args([
-            "push",
-            &format!("{}/hardening/push:v1", slow.host()),
-            "big.bin",
-            "--plain-http",
-            &format!("--read-timeout={READ_TIMEOUT_SECS}"),
-            &format!("--attempts={ATTEMPTS}"),
-            "--min-rate=100",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_or_kill(child, Duration::from_secs(120));
-    let elapsed = started.elapsed();
-    let message = stderr(&output);
-    assert!(!output.status.success(), "{message}");
-    assert!(
-        output.status.code().is_some(),
-        "killed by the test: {message}"
+    let (message, elapsed) = run_to_failure(
+        push(&format!("{}/hardening/push:v1", slow.host()), &["big.bin"])
+            .current_dir(work.path())
+            .args(stall_flags()),
     );
     assert!(
         message.contains("stalled")
@@ -373,22 +343,11 @@ fn init_ends_on_a_stall_with_the_limits_of_the_environment() {
         plain_http: true,
         debug: false,
     };
-    let started = Instant::now();
-    let child = agent()
-        .env("ORAS_AGENT_READ_TIMEOUT", "1")
-        .env("ORAS_AGENT_ATTEMPTS", "1")
-        .args(args.to_args())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_or_kill(child, Duration::from_secs(120));
-    let elapsed = started.elapsed();
-    let message = stderr(&output);
-    assert!(!output.status.success(), "{message}");
-    assert!(
-        output.status.code().is_some(),
-        "killed by the test: {message}"
+    let (message, elapsed) = run_to_failure(
+        agent()
+            .env("ORAS_AGENT_READ_TIMEOUT", "1")
+            .env("ORAS_AGENT_ATTEMPTS", "1")
+            .args(args.to_args()),
     );
     assert!(
         message.contains("input #0")
@@ -582,11 +541,7 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
     std::os::unix::fs::symlink("sub/data.txt", real.join("inner-link")).unwrap();
     std::os::unix::fs::symlink("real", work.path().join("results")).unwrap();
     let reference = format!("{}/hardening/symlinked:v1", registry.host());
-    run_ok(
-        agent()
-            .current_dir(work.path())
-            .args(["push", &reference, "results", "--plain-http"]),
-    );
+    run_ok(push(&reference, &["results"]).current_dir(work.path()));
     let out = work.path().join("out");
     run_ok(&mut pull(&reference, &out));
     assert_eq!(
@@ -602,10 +557,7 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
     // the push fails and publishes nothing.
     std::os::unix::fs::symlink("../../outside.txt", real.join("sub/escape")).unwrap();
     let escaping = format!("{}/hardening/escaping:v1", registry.host());
-    let refused =
-        run(agent()
-            .current_dir(work.path())
-            .args(["push", &escaping, "results", "--plain-http"]));
+    let refused = run(push(&escaping, &["results"]).current_dir(work.path()));
     let message = stderr(&refused);
     assert!(!refused.status.success(), "{message}");
     assert!(
@@ -618,10 +570,7 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
     // An absolute link is refused as the pull would refuse it, even one into the directory.
     std::fs::remove_file(real.join("sub/escape")).unwrap();
     std::os::unix::fs::symlink(real.join("sub/data.txt"), real.join("absolute")).unwrap();
-    let refused =
-        run(agent()
-            .current_dir(work.path())
-            .args(["push", &escaping, "results", "--plain-http"]));
+    let refused = run(push(&escaping, &["results"]).current_dir(work.path()));
     assert!(!refused.status.success(), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains("absolute"),
@@ -652,30 +601,12 @@ fn an_interrupted_pull_removes_its_scratch_directory_and_partial_blob() {
         .spawn()
         .unwrap();
     // Until the partial blob is on disk: a temporary file inside the scratch layout.
-    let started = Instant::now();
-    let partial_blob_exists = || {
+    wait_while_running(&mut child, "a partial blob on disk", || {
         contents(&out)
             .iter()
             .any(|p| p.starts_with(".oras-agent-pull-") && p.contains("/.oras-agent-"))
-    };
-    while !partial_blob_exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no partial blob appeared: {:?}",
-            contents(&out)
-        );
-        assert!(child.try_wait().unwrap().is_none(), "the pull ended early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let output = wait_or_kill(child, Duration::from_secs(60));
-    assert_eq!(
-        output.status.code(),
-        Some(128 + libc::SIGTERM),
-        "{}",
-        stderr(&output)
-    );
+    });
+    terminate(child);
     assert!(
         contents(&out).is_empty(),
         "left behind: {:?}",
@@ -692,16 +623,7 @@ fn an_interrupted_push_removes_its_packed_layers() {
     let dir = work.path().join("results");
     std::fs::create_dir_all(&dir).unwrap();
     // Random-looking bytes do not compress: the layer outgrows the socket buffers.
-    let mut state = 1u64;
-    let noise: Vec<u8> = (0..16u32 << 20)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 56) as u8
-        })
-        .collect();
-    std::fs::write(dir.join("noise.bin"), noise).unwrap();
+    write_noise_file(&dir.join("noise.bin"), 16 << 20);
     let slow = FakeRegistry::start_with_uploads(
         b"{}".to_vec(),
         mt::OCI_MANIFEST,
@@ -712,41 +634,24 @@ fn an_interrupted_push_removes_its_packed_layers() {
         },
     )
     .unwrap();
-    let mut child = agent()
-        .current_dir(work.path())
-        .env("TMPDIR", &tmp)
-        .args([
-            "push",
-            &format!("{}/hardening/interrupted-push:v1", slow.host()),
-            "results",
-            "--plain-http",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
+    let mut child = push(
+        &format!("{}/hardening/interrupted-push:v1", slow.host()),
+        &["results"],
+    )
+    .current_dir(work.path())
+    .env("TMPDIR", &tmp)
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     // Until the layer's upload has begun: the config's POST and PUT, then the layer's.
-    while slow.upload_requests() < 4 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the upload never began"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "the push ended early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_while_running(&mut child, "the layer's upload", || {
+        slow.upload_requests() >= 4
+    });
     assert!(
         std::fs::read_dir(&tmp).unwrap().next().is_some(),
         "the layer is packed in TMPDIR"
     );
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let output = wait_or_kill(child, Duration::from_secs(60));
-    assert_eq!(
-        output.status.code(),
-        Some(128 + libc::SIGTERM),
-        "{}",
-        stderr(&output)
-    );
+    terminate(child);
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
 }

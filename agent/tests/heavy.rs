@@ -2,33 +2,12 @@
 
 mod common;
 
-use common::{agent, run_measuring_rss, run_ok, tree};
+use common::{pull, push, run_measuring_rss, run_ok, tree, write_noise_file};
 use oras_test_support::Registry;
-use std::io::Write;
 use std::path::Path;
 
 /// Peak RSS allowed for the agent process while it moves a 300 MiB artifact.
 const RSS_LIMIT_KIB: u64 = 64 * 1024;
-
-/// Writes `size` pseudo-random bytes (xorshift, so gzip cannot shrink them) 1 MiB at a time.
-fn write_random_file(path: &Path, size: u64) {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut chunk = vec![0u8; 1024 * 1024];
-    let mut written = 0;
-    while written < size {
-        for word in chunk.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
-        }
-        let n = (size - written).min(chunk.len() as u64) as usize;
-        file.write_all(&chunk[..n]).unwrap();
-        written += n as u64;
-    }
-    file.flush().unwrap();
-}
 
 /// Compares two files 1 MiB at a time (hashing in a debug build would dominate the test).
 fn assert_same_content(a: &Path, b: &Path) {
@@ -62,24 +41,14 @@ fn a_300_mib_file_round_trips_with_flat_memory() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
     let source = work.path().join("big.bin");
-    write_random_file(&source, 300 * 1024 * 1024);
+    write_noise_file(&source, 300 * 1024 * 1024);
     let reference = format!("{}/heavy/big:v1", registry.host());
 
-    let (status, push_rss, stderr) = run_measuring_rss(agent().current_dir(work.path()).args([
-        "push",
-        &reference,
-        "big.bin",
-        "--plain-http",
-    ]));
+    let (status, push_rss, stderr) =
+        run_measuring_rss(push(&reference, &["big.bin"]).current_dir(work.path()));
     assert!(status.success(), "push failed: {stderr}");
     let out = work.path().join("out");
-    let (status, pull_rss, stderr) = run_measuring_rss(agent().args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    let (status, pull_rss, stderr) = run_measuring_rss(&mut pull(&reference, &out));
     assert!(status.success(), "pull failed: {stderr}");
     eprintln!("peak RSS of oras-agent for 300 MiB: push {push_rss} KiB, pull {pull_rss} KiB");
     assert!(push_rss < RSS_LIMIT_KIB, "push peak RSS {push_rss} KiB");
@@ -104,19 +73,9 @@ fn ten_thousand_small_files_round_trip_as_one_directory_layer() {
         }
     }
     let reference = format!("{}/heavy/many:v1", registry.host());
-    run_ok(
-        agent()
-            .current_dir(work.path())
-            .args(["push", &reference, "many", "--plain-http"]),
-    );
+    run_ok(push(&reference, &["many"]).current_dir(work.path()));
     let out = work.path().join("out");
-    run_ok(agent().args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    run_ok(&mut pull(&reference, &out));
     let pushed = tree(&root);
     assert_eq!(pushed.values().filter(|v| !v.is_empty()).count(), 10_000);
     assert_eq!(tree(&out.join("many")), pushed);

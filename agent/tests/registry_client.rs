@@ -1,5 +1,9 @@
 //! The registry client against the real registry (CNCF distribution, started by test-support).
 
+mod common;
+
+use common::{sample, stored_blob};
+
 use oras_agent::auth::{BasicCredentials, Credentials};
 use oras_agent::manifest::{Descriptor, ImageManifest};
 use oras_agent::registry::{ClientOptions, RegistryClient, RegistryError, RetryPolicy};
@@ -17,15 +21,6 @@ fn client(credentials: Credentials) -> RegistryClient {
 
 fn reference(registry: &Registry, repo_tag: &str) -> Reference {
     Reference::parse(&format!("{}/{repo_tag}", registry.host())).unwrap()
-}
-
-/// Path of a blob's content in the registry's filesystem storage.
-fn stored_blob(registry: &Registry, digest: &Digest) -> std::path::PathBuf {
-    registry.storage_dir().join(format!(
-        "docker/registry/v2/blobs/sha256/{}/{}/data",
-        &digest.hex()[..2],
-        digest.hex()
-    ))
 }
 
 #[test]
@@ -196,19 +191,6 @@ fn a_missing_manifest_is_a_clear_404() {
         matches!(error, RegistryError::Status { status: 404, .. }),
         "{error}"
     );
-}
-
-/// Deterministic bytes that do not repeat within a chunk of the copy.
-fn sample(len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 #[test]

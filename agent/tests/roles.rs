@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{agent, run, run_ok, tree};
+use common::{agent, pull, push, run, run_ok, tree};
 use oras_agent::Reference;
 use oras_agent::registry::{ClientOptions, RegistryClient, RegistryError};
 use oras_cache_api::agent::{InitArgs, LaunchArgs, LaunchStatus, STATUS_FILE, SidecarArgs};
@@ -76,11 +76,7 @@ fn init_launch_and_sidecar_move_inputs_in_and_outputs_out() {
     std::fs::write(src.join("data/numbers.txt"), "1\n2\n3\n").unwrap();
     std::fs::write(src.join("config.ini"), "[x]\n").unwrap();
     let input = format!("{}/flow/input:v1", registry.host());
-    run_ok(
-        agent()
-            .current_dir(&src)
-            .args(["push", &input, "data", "config.ini", "--plain-http"]),
-    );
+    run_ok(push(&input, &["data", "config.ini"]).current_dir(&src));
 
     let share = work.path().join("share");
     let init = InitArgs {
@@ -158,13 +154,7 @@ fn init_launch_and_sidecar_move_inputs_in_and_outputs_out() {
             .args(sidecar(&share, &target).to_args()),
     );
     let pulled = work.path().join("pulled");
-    run_ok(agent().args([
-        "pull",
-        &target,
-        "-o",
-        pulled.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    run_ok(&mut pull(&target, &pulled));
     assert_eq!(
         std::fs::read_to_string(pulled.join("pipe.txt")).unwrap(),
         "1\n2\n3\nsum=6\n"
@@ -179,11 +169,7 @@ fn inputs_default_to_the_working_directory_and_unpack_can_be_turned_off() {
     std::fs::create_dir_all(src.join("dir")).unwrap();
     std::fs::write(src.join("dir/a.txt"), "a").unwrap();
     let input = format!("{}/cwd/input:v1", registry.host());
-    run_ok(
-        agent()
-            .current_dir(&src)
-            .args(["push", &input, "dir", "--plain-http"]),
-    );
+    run_ok(push(&input, &["dir"]).current_dir(&src));
     let share = work.path().join("share");
     run_ok(agent().args([
         "init",
@@ -373,17 +359,9 @@ fn inputs_that_would_overwrite_each_other_fail_init() {
     std::fs::write(work.path().join("same.txt"), "one").unwrap();
     let first = format!("{}/clash/a:v1", registry.host());
     let second = format!("{}/clash/b:v1", registry.host());
-    run_ok(
-        agent()
-            .current_dir(work.path())
-            .args(["push", &first, "same.txt", "--plain-http"]),
-    );
+    run_ok(push(&first, &["same.txt"]).current_dir(work.path()));
     std::fs::write(work.path().join("same.txt"), "two").unwrap();
-    run_ok(
-        agent()
-            .current_dir(work.path())
-            .args(["push", &second, "same.txt", "--plain-http"]),
-    );
+    run_ok(push(&second, &["same.txt"]).current_dir(work.path()));
     let share = work.path().join("share");
     let output = run(agent().args([
         "init",
@@ -443,9 +421,8 @@ fn a_registry_down_at_start_is_waited_for_within_the_retry_window() {
     std::fs::write(work.path().join("late.txt"), "late").unwrap();
     let target = format!("{}/late/push:v1", registry.host());
     registry.stop();
-    let pusher = agent()
+    let pusher = push(&target, &["late.txt"])
         .current_dir(work.path())
-        .args(["push", &target, "late.txt", "--plain-http"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -486,13 +463,7 @@ fn a_directory_output_is_packed_on_the_share_and_pushed_by_the_sidecar() {
     let target = format!("{}/dir/output:v1", registry.host());
     run_ok(agent().args(sidecar(&share, &target).to_args()));
     let pulled = work.path().join("pulled");
-    run_ok(agent().args([
-        "pull",
-        &target,
-        "-o",
-        pulled.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    run_ok(&mut pull(&target, &pulled));
     assert_eq!(tree(&pulled.join("results")), tree(&app.join("results")));
 }
 

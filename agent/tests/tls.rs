@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{agent, run, run_ok};
+use common::{agent, pull, run, run_ok};
 use oras_test_support::{Registry, RegistryOptions};
 
 /// A registry serving HTTPS with a certificate for 127.0.0.1 signed by its own CA.
@@ -51,13 +51,7 @@ fn https_with_a_private_ca_works_and_is_refused_without_it() {
         "over tls"
     );
 
-    let plain = run(agent().env("ORAS_AGENT_CA_FILE", &ca).args([
-        "pull",
-        &reference,
-        "-o",
-        out.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    let plain = run(pull(&reference, &out).env("ORAS_AGENT_CA_FILE", &ca));
     assert!(
         !plain.status.success(),
         "plain HTTP to an HTTPS registry must fail"

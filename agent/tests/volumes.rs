@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    agent, directory, push_crafted, push_ok, python, run, run_ok, sample, stderr, stored_blob,
-    titled, tree, write,
+    agent, directory, push, push_crafted, python, run, run_ok, sample, stderr, stored_blob, titled,
+    tree, write,
 };
 use oras_cache_api::agent::{VolumePull, VolumesArgs};
 use oras_test_support::Registry;
@@ -159,7 +159,7 @@ fn a_directory_artifact_arrives_unpacked_with_modes_others_can_read() {
     .unwrap();
     std::fs::set_permissions(src.join("app/lib"), std::fs::Permissions::from_mode(0o700)).unwrap();
     let reference = format!("{}/csi/hello:v1", registry.host());
-    push_ok(&src, &reference, &["app"]);
+    run_ok(push(&reference, &["app"]).current_dir(&src));
 
     let volumes = work.path().join("volumes");
     assert_ok(&fill(vec![volume(&volumes, "app", &reference)]));

@@ -1,6 +1,11 @@
 //! Helpers shared by the agent's integration tests.
 #![allow(dead_code)]
 
+pub mod data;
+
+#[allow(unused_imports)]
+pub use data::{sample, write_noise_file};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -186,35 +191,22 @@ pub fn stored_blob(registry: &oras_test_support::Registry, digest: &oras_agent::
     ))
 }
 
-/// Deterministic bytes that do not repeat within a chunk of the copy.
-pub fn sample(len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 /// Writes `content` at `path`, creating its parents.
 pub fn write(path: &Path, content: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, content).unwrap();
 }
 
-/// `oras-agent push <reference> <paths> --plain-http` run in `cwd`, which must succeed.
-pub fn push_ok(cwd: &Path, reference: &str, paths: &[&str]) -> Output {
-    run_ok(
-        agent()
-            .current_dir(cwd)
-            .arg("push")
-            .arg(reference)
-            .args(paths)
-            .arg("--plain-http"),
-    )
+/// `oras-agent push <reference> <paths> --plain-http`, not yet run (paths are relative to the
+/// command's working directory, as `oras push` takes them).
+pub fn push(reference: &str, paths: &[&str]) -> Command {
+    let mut command = agent();
+    command
+        .arg("push")
+        .arg(reference)
+        .args(paths)
+        .arg("--plain-http");
+    command
 }
 
 /// `oras-agent pull <reference> -o <out> --plain-http`, not yet run.
