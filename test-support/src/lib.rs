@@ -308,16 +308,6 @@ impl Registry {
             .expect("start the local registry with htpasswd auth")
     }
 
-    /// Starts a registry with optional basic auth on an optional fixed port.
-    pub fn spawn(auth: Option<BasicAuth>, port: Option<u16>) -> std::io::Result<Registry> {
-        RegistryOptions {
-            auth,
-            port,
-            ..Default::default()
-        }
-        .start()
-    }
-
     /// Starts the registry `options` describe (the same as `options.start()`).
     pub fn spawn_with(options: RegistryOptions) -> std::io::Result<Registry> {
         options.start()
