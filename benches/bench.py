@@ -119,21 +119,27 @@ def median_of(runs):
 
 class Registry:
     """A loopback docker-registry started by test-support's oras-test-registry, the configuration
-    the Rust tests and demo/lib.sh use."""
+    the Rust tests and demo/lib.sh use. `flags` are the command's (such as `--mirror-of URL
+    --access-log`); `name` keeps two registries of one work directory apart. `info` is the JSON
+    line the command printed (address, url, dir, ...)."""
 
-    def __init__(self, work):
+    def __init__(self, work, *flags, name="registry"):
         command = os.environ.get("TEST_REGISTRY")
         if not command:
             # As demo/lib.sh's demo_build does: a no-op when it is up to date.
             subprocess.run(["cargo", "build", "-q", "--manifest-path", os.path.join(ROOT, "Cargo.toml"),
                             "-p", "oras-test-support", "--bin", "oras-test-registry"], check=True)
             command = os.path.join(TARGET_DIR, "debug", "oras-test-registry")
-        self.log_path = os.path.join(work, "registry.log")
+        self.log_path = os.path.join(work, f"{name}.log")
         self.log = open(self.log_path, "w")
         # The storage stays in the bench's work directory ($BENCH_WORK picks its disk), removed
         # with it. stdin is a pipe: the registry stops when this process ends, however it ends.
-        storage = os.path.join(work, "registry")
-        self.process = subprocess.Popen([tool("TEST_REGISTRY", command), "--storage", storage],
+        # The registry's own output (errors, the access log with --access-log) outlives it in
+        # registry_log, complete once stop() returns.
+        storage = os.path.join(work, name)
+        self.registry_log = os.path.join(work, f"{name}.registry.log")
+        self.process = subprocess.Popen([tool("TEST_REGISTRY", command), "--storage", storage,
+                                         "--log", self.registry_log, *flags],
                                         stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.log, text=True)
         # One JSON line once GET /v2/ answers; nothing when it failed to start.
@@ -141,7 +147,8 @@ class Registry:
         if not line:
             self.stop()
             sys.exit(f"bench: oras-test-registry did not start (log: {self.log_path})")
-        self.host = json.loads(line)["address"]
+        self.info = json.loads(line)
+        self.host = self.info["address"]
 
     def stop(self):
         if self.process.poll() is None:

@@ -134,6 +134,9 @@ pub struct RegistryOptions {
     pub http_secret: Option<String>,
     /// Write distribution's access log (one line per request) to [`Registry::log`].
     pub access_log: bool,
+    /// Append the registry's output (errors, the access log) to this file, which outlives the
+    /// registry, instead of a file in its directory.
+    pub log_file: Option<PathBuf>,
     /// The signer of the tokens a `token` registry accepts.
     pub token_trust: Option<TokenTrust>,
     /// Extra environment of the registry process: `REGISTRY_*` variables override the
@@ -202,6 +205,12 @@ impl RegistryOptions {
     /// Writes the access log (see [`Registry::requests`]).
     pub fn access_log(mut self) -> Self {
         self.access_log = true;
+        self
+    }
+
+    /// Appends the registry's output to `file` (see [`RegistryOptions::log_file`]).
+    pub fn log_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.log_file = Some(file.into());
         self
     }
 
@@ -390,7 +399,7 @@ impl Registry {
 
     /// What the registry printed so far: errors, and the access log when it was asked for.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// The request lines of the access log (`GET /v2/r/blobs/sha256:… HTTP/1.1`), oldest first.
@@ -429,6 +438,14 @@ impl Registry {
     /// The directory that holds the registry's config, storage and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Where the registry's output goes: [`RegistryOptions::log_file`], else its directory.
+    pub fn log_path(&self) -> PathBuf {
+        match &self.options.log_file {
+            Some(file) => file.clone(),
+            None => self.dir.path().join("registry.log"),
+        }
     }
 
     fn config_path(&self) -> PathBuf {
@@ -506,7 +523,7 @@ impl Registry {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("registry.log"))?;
+            .open(self.log_path())?;
         let mut command = Command::new(bin);
         command
             .arg("serve")

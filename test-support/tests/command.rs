@@ -88,3 +88,15 @@ fn the_command_runs_the_token_service_a_token_registry_trusts() {
     let config = std::fs::read_to_string(dir(&info).join("config.yml")).unwrap();
     assert!(config.contains(&format!("realm: {realm}")), "{config}");
 }
+
+#[test]
+fn the_command_keeps_a_complete_access_log_in_the_file_it_is_given() {
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("upstream.log");
+    let (mut child, info) = start(&["--access-log", "--log", log.to_str().unwrap()]);
+    assert_eq!(probe_v2(address(&info)), Some(200));
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("\"GET /v2/ HTTP/1.0\" 200"), "{text}");
+}

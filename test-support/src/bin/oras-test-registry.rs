@@ -4,8 +4,9 @@
 //! Prints one JSON line once `GET /v2/` answers:
 //! `{"address":"127.0.0.1:PORT","url":"http://…","pid":…,"registryPid":…,"dir":"…","storage":"…","caFile":null,"tokenRealm":null}`
 //! and runs until SIGTERM or SIGINT, or until its stdin is closed when stdin is a pipe (so a
-//! parent that dies takes the registry with it). Then it stops the registry and removes the
-//! directory it wrote (the storage too, unless `--storage` named one).
+//! parent that dies takes the registry with it). Then it stops the registry gracefully (every
+//! request answered is in the log) and removes the directory it wrote (the storage too, unless
+//! `--storage` named one; the log too, unless `--log` named a file).
 
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
@@ -64,6 +65,9 @@ struct Flags {
     /// Write distribution's access log to the registry's log (dir/registry.log).
     #[arg(long)]
     access_log: bool,
+    /// Append the registry's output (errors, the access log) to this file, kept after exit.
+    #[arg(long)]
+    log: Option<PathBuf>,
     /// Extra environment of the registry process, KEY=VALUE (repeatable).
     #[arg(long = "env", value_parser = key_value)]
     env: Vec<(String, String)>,
@@ -112,6 +116,7 @@ impl Flags {
         options.http_secret = self.http_secret;
         options.access_log = self.access_log;
         options.env = self.env;
+        options.log_file = self.log;
         Ok((options, tokens))
     }
 }
@@ -168,6 +173,8 @@ fn main() {
             break 1;
         }
     };
+    // Requests in flight finish and are logged before the registry exits.
+    registry.stop_gracefully();
     drop(registry);
     drop(tokens);
     std::process::exit(code);
