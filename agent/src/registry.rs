@@ -465,9 +465,14 @@ impl RegistryClient {
     ) -> Result<bool, RegistryError> {
         let url = self.blob_url(reference, digest);
         let what = format!("check blob {digest}");
-        let response = self.execute(reference, operation, &what, &url, true, |agent, auth| {
-            with_auth(agent.head(&url), auth).call()
-        })?;
+        let response = self.execute(
+            reference,
+            operation,
+            &what,
+            &url,
+            &mut Budget::new(),
+            |agent, auth| with_auth(agent.head(&url), auth).call(),
+        )?;
         match response.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
@@ -541,7 +546,7 @@ impl RegistryClient {
                 Operation::Push,
                 &what,
                 &start_url,
-                true,
+                &mut Budget::new(),
                 |agent, auth| with_auth(agent.post(&start_url), auth).send_empty(),
             ) {
                 Ok(started) if started.status().as_u16() == 202 => started,
@@ -633,7 +638,7 @@ impl RegistryClient {
             Operation::Push,
             &what,
             &url,
-            true,
+            &mut Budget::new(),
             |agent, auth| {
                 with_auth(agent.put(&url), auth)
                     .header("Content-Type", media_type)
@@ -659,7 +664,7 @@ impl RegistryClient {
             Operation::Pull,
             &what,
             &url,
-            true,
+            &mut Budget::new(),
             |agent, auth| {
                 with_auth(agent.get(&url), auth)
                     .header("Accept", MANIFEST_ACCEPT)
@@ -727,12 +732,11 @@ impl RegistryClient {
         budget: &mut Budget,
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let url = self.blob_url(reference, digest);
-        let response = self.execute_within(
+        let response = self.execute(
             reference,
             Operation::Pull,
             what,
             &url,
-            true,
             budget,
             |agent, auth| with_auth(agent.get(&url), auth).call(),
         )?;
@@ -917,31 +921,16 @@ impl RegistryClient {
     }
 
     /// Runs one request with authentication and retries. `make` sends the request with the
-    /// `Authorization` header value it is given.
+    /// `Authorization` header value it is given. `budget` holds the attempts already spent: a
+    /// download retried after a stall in its body passes its own, so that the attempts of both
+    /// count together and a stalling registry costs at most `attempts` attempts in all, not
+    /// their square; everyone else passes a fresh one.
     fn execute(
         &self,
         reference: &Reference,
         operation: Operation,
         what: &str,
         url: &str,
-        retry: bool,
-        make: impl FnMut(&ureq::Agent, Option<&str>) -> Attempt,
-    ) -> Result<Response<ureq::Body>, RegistryError> {
-        let mut budget = Budget::new();
-        self.execute_within(reference, operation, what, url, retry, &mut budget, make)
-    }
-
-    /// [`RegistryClient::execute`] for a caller that already spent part of the retry budget
-    /// (a download retried after a stall in its body): the attempts of both count together,
-    /// so a stalling registry costs at most `attempts` attempts in all, not their square.
-    #[allow(clippy::too_many_arguments)]
-    fn execute_within(
-        &self,
-        reference: &Reference,
-        operation: Operation,
-        what: &str,
-        url: &str,
-        retry: bool,
         budget: &mut Budget,
         mut make: impl FnMut(&ureq::Agent, Option<&str>) -> Attempt,
     ) -> Result<Response<ureq::Body>, RegistryError> {
@@ -968,7 +957,7 @@ impl RegistryClient {
                             hint: "set ORAS_USER with ORAS_PASS (or ORAS_PUSH_PASS/ORAS_PULL_PASS), or a docker config.json with credentials for this registry".into(),
                         }));
                     }
-                    if retry && is_retryable_status(status) {
+                    if is_retryable_status(status) {
                         // The last answer goes back as it is: the caller names its status.
                         Attempted::Failed {
                             reason: format!("HTTP {status}"),
@@ -982,7 +971,7 @@ impl RegistryClient {
                     let reason = self
                         .stall_reason(&error)
                         .unwrap_or_else(|| error.to_string());
-                    let retryable = retry && is_retryable_error(&error);
+                    let retryable = is_retryable_error(&error);
                     let given_up = self.give_up(what, url, budget.failed + 1, budget.started, error);
                     if retryable {
                         Attempted::Failed {

@@ -101,12 +101,7 @@ fn push_layer(
     descriptor: &Descriptor,
     content: &Path,
 ) -> Result<(), RegistryError> {
-    info!(
-        "pushing {} ({}, {})",
-        descriptor.title().unwrap_or("untitled layer"),
-        descriptor.digest,
-        crate::log::human_bytes(descriptor.size)
-    );
+    info!("pushing {}", describe(descriptor));
     client.push_blob_file_with_digest(
         reference,
         content,
@@ -114,6 +109,16 @@ fn push_layer(
             digest: descriptor.digest.clone(),
             size: descriptor.size,
         },
+    )
+}
+
+/// A layer as the log names it: `title (digest, size)`.
+fn describe(layer: &Descriptor) -> String {
+    format!(
+        "{} ({}, {})",
+        layer.title().unwrap_or("untitled layer"),
+        layer.digest,
+        crate::log::human_bytes(layer.size)
     )
 }
 
@@ -220,12 +225,7 @@ pub fn download_layers(
         .filter(|layer| !layout.has_blob(&layer.digest) && seen.insert(&layer.digest))
         .collect();
     let download = |layer: &Descriptor| -> Result<(), TransferError> {
-        info!(
-            "pulling {} ({}, {})",
-            layer.title().unwrap_or("untitled layer"),
-            layer.digest,
-            crate::log::human_bytes(layer.size)
-        );
+        info!("pulling {}", describe(layer));
         client.pull_blob_to_file(
             reference,
             &layer.digest,

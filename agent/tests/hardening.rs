@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    agent, directory, pull, push, push_crafted, run, run_ok, stderr, titled, tree, write_noise_file,
+    agent, directory, init, pull, push, push_crafted, run, run_ok, stderr, titled, tree,
+    write_noise_file,
 };
 use oras_agent::Digest;
 use oras_agent::manifest::{Descriptor, ImageManifest};
@@ -108,7 +109,7 @@ fn an_https_registry_naming_a_plain_http_realm_gets_no_credentials_sent_there() 
         assert!(!raw.contains("s3cret"), "{raw}");
     }
     assert!(received.is_empty(), "the realm was contacted: {received:?}");
-    assert!(contents(&out).is_empty(), "{:?}", contents(&out));
+    assert_nothing_written(&out);
 }
 
 // ---- 2. Nothing waits for ever ----------------------------------------------------------
@@ -134,6 +135,12 @@ fn stalling_registry(behaviour: BlobBehaviour, blob: &[u8]) -> (FakeRegistry, Di
         FakeRegistry::start(manifest, mt::OCI_MANIFEST, blobs).unwrap(),
         digest,
     )
+}
+
+/// [`stalling_registry`] sending the blob a byte `every` so often.
+fn trickling_registry(blob: Vec<u8>, every: Duration) -> (FakeRegistry, Digest) {
+    let digest_of = blob.clone();
+    stalling_registry(BlobBehaviour::Trickle { bytes: blob, every }, &digest_of)
 }
 
 const READ_TIMEOUT_SECS: u64 = 1;
@@ -173,7 +180,7 @@ fn assert_pull_stalls(registry: &FakeRegistry, digest: &Digest) {
         "{:?}",
         registry.blob_requests()
     );
-    assert!(contents(&out).is_empty(), "{:?}", contents(&out));
+    assert_nothing_written(&out);
 }
 
 /// Waits for `child`; a child still running after `limit` is killed so that a hang fails the
@@ -188,6 +195,20 @@ fn wait_or_kill(mut child: Child, limit: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
+}
+
+/// Checks that nothing is under `out`, which a failed pull must not even have created.
+fn assert_nothing_written(out: &Path) {
+    let left = contents(out);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Runs `command`, which must fail, and returns its stderr.
+fn refused(command: &mut std::process::Command) -> String {
+    let output = run(command);
+    let message = stderr(&output);
+    assert!(!output.status.success(), "{message}");
+    message
 }
 
 /// The network flags of the stall tests: a 1 s read deadline, 2 attempts, 100 B/s at least.
@@ -254,15 +275,8 @@ fn a_registry_that_accepts_and_never_answers_ends_the_pull_with_the_stall() {
 
 #[test]
 fn a_blob_sent_a_byte_every_few_hundred_ms_ends_the_pull_below_the_minimum_rate() {
-    let blob = vec![b'x'; 200];
-    let (registry, digest) = stalling_registry(
-        BlobBehaviour::Trickle {
-            bytes: blob.clone(),
-            // Under the read deadline, so only the minimum rate can catch it.
-            every: Duration::from_millis(300),
-        },
-        &blob,
-    );
+    // Under the read deadline, so only the minimum rate can catch it.
+    let (registry, digest) = trickling_registry(vec![b'x'; 200], Duration::from_millis(300));
     assert_pull_stalls(&registry, &digest);
 }
 
@@ -337,17 +351,11 @@ fn a_registry_that_takes_an_upload_a_byte_at_a_time_ends_the_push() {
 fn init_ends_on_a_stall_with_the_limits_of_the_environment() {
     let (registry, digest) = stalling_registry(BlobBehaviour::Silent, b"never sent");
     let share = tempfile::tempdir().unwrap();
-    let args = oras_cache_api::agent::InitArgs {
-        share: share.path().display().to_string(),
-        inputs: vec![format!("{}/hardening/init:v1", registry.host())],
-        plain_http: true,
-        debug: false,
-    };
+    let input = format!("{}/hardening/init:v1", registry.host());
     let (message, elapsed) = run_to_failure(
-        agent()
+        init(share.path(), &[&input])
             .env("ORAS_AGENT_READ_TIMEOUT", "1")
-            .env("ORAS_AGENT_ATTEMPTS", "1")
-            .args(args.to_args()),
+            .env("ORAS_AGENT_ATTEMPTS", "1"),
     );
     assert!(
         message.contains("input #0")
@@ -415,7 +423,7 @@ fn an_output_path_that_reads_as_a_flag_is_packed_as_a_path() {
 /// that holds the share may not write into it.
 #[test]
 fn outputs_and_inputs_that_touch_the_share_or_root_are_refused() {
-    use oras_cache_api::agent::{InitArgs, LaunchArgs, LaunchStatus, STATUS_FILE};
+    use oras_cache_api::agent::{LaunchArgs, LaunchStatus, STATUS_FILE};
     let work = tempfile::tempdir().unwrap();
     let share = work.path().join("share");
     std::fs::create_dir_all(&share).unwrap();
@@ -464,13 +472,7 @@ fn outputs_and_inputs_that_touch_the_share_or_root_are_refused() {
         )],
     )
     .to_string();
-    let init = InitArgs {
-        share: share.display().to_string(),
-        inputs: vec![r],
-        plain_http: true,
-        debug: false,
-    };
-    run_ok(agent().args(init.to_args()));
+    run_ok(&mut init(&share, &[&r]));
     let agent_binary = std::fs::read(share.join("bin/oras-agent")).unwrap();
     let ran = launch(LaunchArgs {
         input_path: Some(work.path().display().to_string()),
@@ -513,14 +515,12 @@ fn a_gzip_bomb_is_refused_past_max_unpacked_size_and_the_flag_raises_the_cap() {
     .to_string();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    let refused = run(pull(&r, &out).arg("--max-unpacked-size=4Mi"));
-    let message = stderr(&refused);
-    assert!(!refused.status.success(), "{message}");
+    let message = refused(pull(&r, &out).arg("--max-unpacked-size=4Mi"));
     assert!(
         message.contains("\"bomb\"") && message.contains("--max-unpacked-size"),
         "{message}"
     );
-    assert!(contents(&out).is_empty(), "{:?}", contents(&out));
+    assert_nothing_written(&out);
 
     run_ok(pull(&r, &out).arg("--max-unpacked-size=16Mi"));
     assert_eq!(
@@ -557,9 +557,7 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
     // the push fails and publishes nothing.
     std::os::unix::fs::symlink("../../outside.txt", real.join("sub/escape")).unwrap();
     let escaping = format!("{}/hardening/escaping:v1", registry.host());
-    let refused = run(push(&escaping, &["results"]).current_dir(work.path()));
-    let message = stderr(&refused);
-    assert!(!refused.status.success(), "{message}");
+    let message = refused(push(&escaping, &["results"]).current_dir(work.path()));
     assert!(
         message.contains("escape") && message.contains("leaves the directory being pushed"),
         "{message}"
@@ -570,13 +568,8 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
     // An absolute link is refused as the pull would refuse it, even one into the directory.
     std::fs::remove_file(real.join("sub/escape")).unwrap();
     std::os::unix::fs::symlink(real.join("sub/data.txt"), real.join("absolute")).unwrap();
-    let refused = run(push(&escaping, &["results"]).current_dir(work.path()));
-    assert!(!refused.status.success(), "{}", stderr(&refused));
-    assert!(
-        stderr(&refused).contains("absolute"),
-        "{}",
-        stderr(&refused)
-    );
+    let message = refused(push(&escaping, &["results"]).current_dir(work.path()));
+    assert!(message.contains("absolute"), "{message}");
 }
 
 // ---- 6. Clean failures ------------------------------------------------------------------
@@ -584,14 +577,7 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
 /// SIGTERM while a blob downloads: the scratch directory and its partial blob are removed.
 #[test]
 fn an_interrupted_pull_removes_its_scratch_directory_and_partial_blob() {
-    let blob = vec![b'z'; 10_000];
-    let (registry, _) = stalling_registry(
-        BlobBehaviour::Trickle {
-            bytes: blob.clone(),
-            every: Duration::from_millis(20),
-        },
-        &blob,
-    );
+    let (registry, _) = trickling_registry(vec![b'z'; 10_000], Duration::from_millis(20));
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     let reference = format!("{}/hardening/interrupted:v1", registry.host());
@@ -607,11 +593,7 @@ fn an_interrupted_pull_removes_its_scratch_directory_and_partial_blob() {
             .any(|p| p.starts_with(".oras-agent-pull-") && p.contains("/.oras-agent-"))
     });
     terminate(child);
-    assert!(
-        contents(&out).is_empty(),
-        "left behind: {:?}",
-        contents(&out)
-    );
+    assert_nothing_written(&out);
 }
 
 /// SIGTERM while a directory layer uploads: the packed layer in `$TMPDIR` is removed.
@@ -678,18 +660,9 @@ fn two_layers_with_one_title_leave_nothing_behind() {
     .to_string();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    let refused = run(&mut pull(&r, &out));
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("same.txt"),
-        "{}",
-        stderr(&refused)
-    );
-    assert!(
-        contents(&out).is_empty(),
-        "left behind: {:?}",
-        contents(&out)
-    );
+    let message = refused(&mut pull(&r, &out));
+    assert!(message.contains("same.txt"), "{message}");
+    assert_nothing_written(&out);
 }
 
 #[test]
@@ -714,15 +687,9 @@ fn a_failure_in_a_later_layer_removes_the_files_of_the_earlier_ones() {
     .to_string();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    let refused = run(&mut pull(&r, &out));
-    let message = stderr(&refused);
-    assert!(!refused.status.success(), "{message}");
+    let message = refused(&mut pull(&r, &out));
     assert!(message.contains("is a FIFO"), "{message}");
-    assert!(
-        contents(&out).is_empty(),
-        "left behind: {:?}",
-        contents(&out)
-    );
+    assert_nothing_written(&out);
 }
 
 #[test]
@@ -737,19 +704,13 @@ fn titles_with_control_characters_are_refused_and_never_printed_raw() {
     .to_string();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    let refused = run(pull(&r, &out).env_remove("ORAS_AGENT_QUIET").arg("--debug"));
-    let message = stderr(&refused);
-    assert!(!refused.status.success(), "{message}");
+    let message = refused(pull(&r, &out).env_remove("ORAS_AGENT_QUIET").arg("--debug"));
     assert!(message.contains("control characters"), "{message}");
     assert!(
         !message.contains('\u{1b}') && !message.contains('\r'),
         "printed raw: {message:?}"
     );
-    assert!(
-        contents(&out).is_empty(),
-        "left behind: {:?}",
-        contents(&out)
-    );
+    assert_nothing_written(&out);
 }
 
 #[test]
@@ -773,17 +734,11 @@ fn device_and_fifo_entries_are_refused_with_a_message() {
         .to_string();
         let work = tempfile::tempdir().unwrap();
         let out = work.path().join("out");
-        let refused = run(&mut pull(&r, &out));
-        let message = stderr(&refused);
-        assert!(!refused.status.success(), "{message}");
+        let message = refused(&mut pull(&r, &out));
         assert!(
             message.contains("dev/node") && message.contains(name),
             "{message}"
         );
-        assert!(
-            contents(&out).is_empty(),
-            "left behind: {:?}",
-            contents(&out)
-        );
+        assert_nothing_written(&out);
     }
 }

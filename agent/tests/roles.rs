@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::{agent, pull, push, run, run_ok, tree};
+use common::{agent, init, pull, push, role, run, run_ok, tree};
 use oras_agent::Reference;
 use oras_agent::registry::{ClientOptions, RegistryClient, RegistryError};
-use oras_cache_api::agent::{InitArgs, LaunchArgs, LaunchStatus, STATUS_FILE, SidecarArgs};
+use oras_cache_api::agent::{LaunchArgs, LaunchStatus, STATUS_FILE, SidecarArgs};
 use oras_test_support::Registry;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -21,10 +21,7 @@ fn launch(share: &Path, cwd: &Path, args: LaunchArgs) -> std::process::Output {
         ..args
     };
     // The agent containers run with a read-only root filesystem: nothing may need $TMPDIR.
-    run(agent()
-        .current_dir(cwd)
-        .env("TMPDIR", "/nonexistent-tmp")
-        .args(args.to_args()))
+    run(role(args.to_args()).current_dir(cwd))
 }
 
 fn sidecar(share: &Path, output: &str) -> SidecarArgs {
@@ -79,17 +76,7 @@ fn init_launch_and_sidecar_move_inputs_in_and_outputs_out() {
     run_ok(push(&input, &["data", "config.ini"]).current_dir(&src));
 
     let share = work.path().join("share");
-    let init = InitArgs {
-        share: share.display().to_string(),
-        inputs: vec![input.clone()],
-        plain_http: true,
-        debug: false,
-    };
-    run_ok(
-        agent()
-            .env("TMPDIR", "/nonexistent-tmp")
-            .args(init.to_args()),
-    );
+    run_ok(&mut init(&share, &[&input]));
     let installed = share.join("bin/oras-agent");
     assert_eq!(
         std::fs::read(&installed).unwrap(),
@@ -148,11 +135,7 @@ fn init_launch_and_sidecar_move_inputs_in_and_outputs_out() {
     }
 
     let target = format!("{}/flow/output:v1", registry.host());
-    run_ok(
-        agent()
-            .env("TMPDIR", "/nonexistent-tmp")
-            .args(sidecar(&share, &target).to_args()),
-    );
+    run_ok(&mut role(sidecar(&share, &target).to_args()));
     let pulled = work.path().join("pulled");
     run_ok(&mut pull(&target, &pulled));
     assert_eq!(
@@ -171,14 +154,7 @@ fn inputs_default_to_the_working_directory_and_unpack_can_be_turned_off() {
     let input = format!("{}/cwd/input:v1", registry.host());
     run_ok(push(&input, &["dir"]).current_dir(&src));
     let share = work.path().join("share");
-    run_ok(agent().args([
-        "init",
-        "--share",
-        share.to_str().unwrap(),
-        "--plain-http",
-        "--input",
-        &input,
-    ]));
+    run_ok(&mut init(&share, &[&input]));
 
     let app = work.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
@@ -229,7 +205,7 @@ fn a_failed_step_keeps_its_code_and_pushes_nothing_unless_asked() {
         (3, false, None)
     );
     let target = format!("{}/failed/output:v1", registry.host());
-    run_ok(agent().args(sidecar(&share, &target).to_args()));
+    run_ok(&mut role(sidecar(&share, &target).to_args()));
     assert!(
         !tag_exists(&registry, &target),
         "nothing is pushed after a failed step"
@@ -246,7 +222,7 @@ fn a_failed_step_keeps_its_code_and_pushes_nothing_unless_asked() {
     );
     assert_eq!(output.status.code(), Some(3));
     assert!(status(&share).push);
-    run_ok(agent().args(sidecar(&share, &target).to_args()));
+    run_ok(&mut role(sidecar(&share, &target).to_args()));
     assert!(tag_exists(&registry, &target), "push-on-failure pushes");
 }
 
@@ -323,7 +299,7 @@ fn the_sidecar_gives_up_when_the_app_never_starts_or_its_heartbeat_stops() {
     std::fs::create_dir_all(share.join("state")).unwrap();
     let mut args = sidecar(&share, "127.0.0.1:1/never/pushed:v1");
     args.start_timeout_secs = 1;
-    let output = run(agent().args(args.to_args()));
+    let output = run(&mut role(args.to_args()));
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("never started"),
@@ -343,7 +319,7 @@ fn the_sidecar_gives_up_when_the_app_never_starts_or_its_heartbeat_stops() {
         .unwrap();
     let mut args = sidecar(&share, "127.0.0.1:1/never/pushed:v1");
     args.heartbeat_timeout_secs = 5;
-    let output = run(agent().args(args.to_args()));
+    let output = run(&mut role(args.to_args()));
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("stopped without recording a status"),
@@ -363,16 +339,7 @@ fn inputs_that_would_overwrite_each_other_fail_init() {
     std::fs::write(work.path().join("same.txt"), "two").unwrap();
     run_ok(push(&second, &["same.txt"]).current_dir(work.path()));
     let share = work.path().join("share");
-    let output = run(agent().args([
-        "init",
-        "--share",
-        share.to_str().unwrap(),
-        "--plain-http",
-        "--input",
-        &first,
-        "--input",
-        &second,
-    ]));
+    let output = run(&mut init(&share, &[&first, &second]));
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -405,7 +372,7 @@ fn a_push_cut_before_the_manifest_leaves_no_tag() {
     let (manifest, _, _) = layout.manifest().unwrap();
     std::fs::remove_file(layout.blob_path(&manifest.layers[0].digest)).unwrap();
     let target = format!("{}/cut/output:v1", registry.host());
-    let output = run(agent().args(sidecar(&share, &target).to_args()));
+    let output = run(&mut role(sidecar(&share, &target).to_args()));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("pushing the outputs"));
     assert!(
@@ -461,7 +428,7 @@ fn a_directory_output_is_packed_on_the_share_and_pushed_by_the_sidecar() {
     assert_succeeded(&output);
     assert!(status(&share).push);
     let target = format!("{}/dir/output:v1", registry.host());
-    run_ok(agent().args(sidecar(&share, &target).to_args()));
+    run_ok(&mut role(sidecar(&share, &target).to_args()));
     let pulled = work.path().join("pulled");
     run_ok(&mut pull(&target, &pulled));
     assert_eq!(tree(&pulled.join("results")), tree(&app.join("results")));

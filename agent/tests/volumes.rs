@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    agent, directory, push, push_crafted, python, run, run_ok, sample, stderr, stored_blob, titled,
-    tree, write,
+    agent, directory, push, push_crafted, python, role, run, run_ok, sample, stderr, stored_blob,
+    titled, tree, write,
 };
 use oras_cache_api::agent::{VolumePull, VolumesArgs};
 use oras_test_support::Registry;
@@ -38,11 +38,8 @@ fn fill_with(pulls: Vec<VolumePull>, env: &[(&str, &str)]) -> Output {
         pulls,
         debug: false,
     };
-    let mut command = agent();
-    command
-        .env("TMPDIR", "/nonexistent-tmp")
-        .arg("--attempts=1")
-        .args(args.to_args());
+    let mut command = role(args.to_args());
+    command.arg("--attempts=1");
     for (key, value) in env {
         command.env(key, value);
     }

@@ -225,3 +225,24 @@ pub fn pull(reference: &str, out: &Path) -> Command {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A pod role run as the policy runs it: `argv` from the contract's `to_args()`, and no usable
+/// TMPDIR (the agent containers have a read-only root filesystem).
+pub fn role(argv: Vec<String>) -> Command {
+    let mut command = agent();
+    command.env("TMPDIR", "/nonexistent-tmp").args(argv);
+    command
+}
+
+/// The init role fetching `inputs` over plain HTTP into `share`.
+pub fn init(share: &Path, inputs: &[&str]) -> Command {
+    role(
+        oras_cache_api::agent::InitArgs {
+            share: share.display().to_string(),
+            inputs: inputs.iter().map(|i| i.to_string()).collect(),
+            plain_http: true,
+            debug: false,
+        }
+        .to_args(),
+    )
+}
