@@ -95,6 +95,14 @@ impl ApiServer {
         event
     }
 
+    /// A remote cache deletes the StatefulSet and Service of a deployed one; there are none.
+    async fn expect_no_registry_to_delete(&mut self) {
+        for path in [STATEFULSET, SERVICE] {
+            let (_, send) = self.expect(Method::DELETE, path).await;
+            not_found(send);
+        }
+    }
+
     /// The reconciler must have finished talking to the API.
     async fn expect_silence(mut self) {
         if let Some((request, _)) = self.0.next_request().await {
@@ -398,10 +406,7 @@ async fn a_remote_registry_is_checked_with_the_credentials_of_its_secret() {
     let host = registry.host();
     let (result, _) = run(cache(&spec), move |mut server| {
         tokio::spawn(async move {
-            let (_, send) = server.expect(Method::DELETE, STATEFULSET).await;
-            not_found(send);
-            let (_, send) = server.expect(Method::DELETE, SERVICE).await;
-            not_found(send);
+            server.expect_no_registry_to_delete().await;
             let (_, send) = server
                 .expect(Method::GET, "/api/v1/namespaces/ns/secrets/creds")
                 .await;
@@ -438,10 +443,7 @@ async fn a_missing_credentials_secret_makes_auth_ready_false() {
     );
     let (result, _) = run(cache(&spec), |mut server| {
         tokio::spawn(async move {
-            for path in [STATEFULSET, SERVICE] {
-                let (_, send) = server.expect(Method::DELETE, path).await;
-                not_found(send);
-            }
+            server.expect_no_registry_to_delete().await;
             let (_, send) = server
                 .expect(Method::GET, "/api/v1/namespaces/ns/secrets/nope")
                 .await;
@@ -537,10 +539,7 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
     // The first pass deletes any registry left by an earlier spec and writes the status.
     let (result, _) = run(first.clone(), |mut server| {
         tokio::spawn(async move {
-            for path in [STATEFULSET, SERVICE] {
-                let (_, send) = server.expect(Method::DELETE, path).await;
-                not_found(send);
-            }
+            server.expect_no_registry_to_delete().await;
             let (patch, send) = server.expect_status_patch().await;
             assert_eq!(patch["status"]["address"], address.as_str());
             assert_eq!(
