@@ -3,7 +3,8 @@
 mod common;
 
 use common::{
-    agent, directory, pull, push, push_crafted, python, run, run_ok, titled, tree, write,
+    agent, directory, oras_py_push, pull, push, push_crafted, python, run, run_ok, titled, tree,
+    write,
 };
 use oras_agent::manifest::ImageManifest;
 use oras_agent::registry::{ClientOptions, RegistryClient};
@@ -117,13 +118,9 @@ fn the_agent_pulls_what_oras_py_pushed_byte_for_byte() {
     write(&work.path().join("readme.md"), b"# from oras-py\n");
     write(&work.path().join("folder/f.txt"), b"folder file\n");
     let reference = format!("{}/interop/from-py:v1", registry.host());
-    python(
-        &format!(
-            "import oras.client\n\
-             c = oras.client.OrasClient(hostname='{host}', insecure=True)\n\
-             c.push(target='{reference}', files=['model.bin', 'readme.md', 'folder'])\n",
-            host = registry.host()
-        ),
+    oras_py_push(
+        &reference,
+        &["model.bin", "readme.md", "folder"],
         work.path(),
     );
     let out = work.path().join("agent-out");

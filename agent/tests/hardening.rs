@@ -6,7 +6,7 @@
 mod common;
 
 use common::{
-    agent, directory, init, pull, push, push_crafted, run, run_ok, stderr, titled, tree,
+    agent, directory, init, pull, push, push_crafted, run, run_ok, stderr, targz, titled, tree,
     write_noise_file,
 };
 use oras_agent::Digest;
@@ -36,22 +36,6 @@ fn descriptor(
 
 fn artifact(layers: Vec<Descriptor>) -> Vec<u8> {
     ImageManifest::artifact(mt::DEFAULT_ARTIFACT_TYPE, layers, BTreeMap::new()).to_bytes()
-}
-
-/// A tar+gzip of `(name, type, data)` entries, written header by header.
-fn targz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let mut builder = tar::Builder::new(encoder);
-    for (name, kind, data) in entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_path(name).unwrap();
-        header.set_entry_type(*kind);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        builder.append(&header, *data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// Everything under `dir`, which a failed pull must not even have created.
@@ -208,6 +192,16 @@ fn refused(command: &mut std::process::Command) -> String {
     let output = run(command);
     let message = stderr(&output);
     assert!(!output.status.success(), "{message}");
+    message
+}
+
+/// Pulls `reference` (with `flags`) into a fresh directory, expecting a refusal that writes
+/// nothing there; returns the message.
+fn pull_refused(reference: &str, flags: &[&str]) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let message = refused(pull(reference, &out).args(flags));
+    assert_nothing_written(&out);
     message
 }
 
@@ -513,15 +507,14 @@ fn a_gzip_bomb_is_refused_past_max_unpacked_size_and_the_flag_raises_the_cap() {
         vec![(directory("bomb"), mt::TAR_GZIP_LAYER, bomb)],
     )
     .to_string();
-    let work = tempfile::tempdir().unwrap();
-    let out = work.path().join("out");
-    let message = refused(pull(&r, &out).arg("--max-unpacked-size=4Mi"));
+    let message = pull_refused(&r, &["--max-unpacked-size=4Mi"]);
     assert!(
         message.contains("\"bomb\"") && message.contains("--max-unpacked-size"),
         "{message}"
     );
-    assert_nothing_written(&out);
 
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
     run_ok(pull(&r, &out).arg("--max-unpacked-size=16Mi"));
     assert_eq!(
         std::fs::metadata(out.join("bomb/zeros")).unwrap().len(),
@@ -658,11 +651,8 @@ fn two_layers_with_one_title_leave_nothing_behind() {
         ],
     )
     .to_string();
-    let work = tempfile::tempdir().unwrap();
-    let out = work.path().join("out");
-    let message = refused(&mut pull(&r, &out));
+    let message = pull_refused(&r, &[]);
     assert!(message.contains("same.txt"), "{message}");
-    assert_nothing_written(&out);
 }
 
 #[test]
@@ -685,11 +675,8 @@ fn a_failure_in_a_later_layer_removes_the_files_of_the_earlier_ones() {
         ],
     )
     .to_string();
-    let work = tempfile::tempdir().unwrap();
-    let out = work.path().join("out");
-    let message = refused(&mut pull(&r, &out));
+    let message = pull_refused(&r, &[]);
     assert!(message.contains("is a FIFO"), "{message}");
-    assert_nothing_written(&out);
 }
 
 #[test]
@@ -732,13 +719,10 @@ fn device_and_fifo_entries_are_refused_with_a_message() {
             vec![(directory("dev"), mt::TAR_GZIP_LAYER, layer)],
         )
         .to_string();
-        let work = tempfile::tempdir().unwrap();
-        let out = work.path().join("out");
-        let message = refused(&mut pull(&r, &out));
+        let message = pull_refused(&r, &[]);
         assert!(
             message.contains("dev/node") && message.contains(name),
             "{message}"
         );
-        assert_nothing_written(&out);
     }
 }

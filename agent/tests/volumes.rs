@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    agent, directory, push, push_crafted, python, role, run, run_ok, sample, stderr, stored_blob,
-    titled, tree, write,
+    agent, directory, oras_py_push, push, push_crafted, role, run, run_ok, sample, stderr,
+    stored_blob, targz, titled, tree, write,
 };
 use oras_cache_api::agent::{VolumePull, VolumesArgs};
 use oras_test_support::Registry;
@@ -66,6 +66,12 @@ fn assert_failed(output: &Output, pull: &VolumePull) -> String {
     message
 }
 
+/// Runs the role on `pull` alone, which must fail naming its volume and reference; returns the
+/// message.
+fn fails(pull: VolumePull) -> String {
+    assert_failed(&fill(vec![pull.clone()]), &pull)
+}
+
 /// Every path under `dir` has the mode another UID can read: files 0644 or 0755, directories
 /// 0755.
 fn assert_readable_by_every_uid(dir: &Path) {
@@ -102,6 +108,16 @@ fn assert_no_staging(dir: &Path) {
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
 
+/// Pushes an artifact of one text file titled `title`; returns its reference.
+fn push_text(registry: &Registry, repo: &str, title: &str, content: &[u8]) -> String {
+    push_crafted(
+        registry,
+        repo,
+        vec![(titled(title), "text/plain", content.to_vec())],
+    )
+    .to_string()
+}
+
 fn names(dir: &Path) -> Vec<String> {
     tree(dir).into_keys().collect()
 }
@@ -113,15 +129,7 @@ fn a_single_file_artifact_pushed_by_oras_py_fills_its_volume_readable_by_every_u
     let src = work.path().join("src");
     write(&src.join("container.sif"), &sample(300_000));
     let reference = format!("{}/singularityhub/github-ci:latest", registry.host());
-    python(
-        &format!(
-            "import oras.client\n\
-             c = oras.client.OrasClient(hostname='{host}', insecure=True)\n\
-             c.push(target='{reference}', files=['container.sif'])\n",
-            host = registry.host()
-        ),
-        &src,
-    );
+    oras_py_push(&reference, &["container.sif"], &src);
     let volumes = work.path().join("volumes");
     // The emptyDir exists before the init container runs, world-writable as kubelet makes it.
     std::fs::create_dir_all(volumes.join("oras-inline")).unwrap();
@@ -182,13 +190,13 @@ fn only_layers_of_the_media_types_asked_for_are_written() {
     write(&src.join("README.md"), b"# docs\n");
     write(&src.join("notes.txt"), b"notes\n");
     let reference = format!("{}/filtered/sif:v1", registry.host());
-    python(
-        &format!(
-            "import oras.client\n\
-             c = oras.client.OrasClient(hostname='{host}', insecure=True)\n\
-             c.push(target='{reference}', files=['container.sif:{SIF}', 'README.md:text/markdown', 'notes.txt'])\n",
-            host = registry.host()
-        ),
+    oras_py_push(
+        &reference,
+        &[
+            &format!("container.sif:{SIF}"),
+            "README.md:text/markdown",
+            "notes.txt",
+        ],
         &src,
     );
     let volumes = work.path().join("volumes");
@@ -209,7 +217,7 @@ fn only_layers_of_the_media_types_asked_for_are_written() {
         media_types: vec!["application/x-none".into()],
         ..volume(&volumes, "none", &reference)
     };
-    let message = assert_failed(&fill(vec![nothing]), &volume(&volumes, "none", &reference));
+    let message = fails(nothing);
     assert!(
         message.contains("oras.artifact.layers.mediatype") && message.contains(SIF),
         "{message}"
@@ -277,10 +285,7 @@ fn a_wrong_digest_fails_naming_the_volume_and_leaves_nothing() {
             concurrency: Some(concurrency),
             ..volume(work.path(), "model", &reference.to_string())
         };
-        let message = assert_failed(
-            &fill(vec![pull]),
-            &volume(work.path(), "model", &reference.to_string()),
-        );
+        let message = fails(pull);
         assert!(message.contains("digest"), "{message}");
         let dir = work.path().join("model");
         assert_eq!(names(&dir), Vec::<String>::new(), "partial content left");
@@ -296,14 +301,7 @@ fn a_missing_tag_or_a_registry_down_fails_naming_the_volume_and_leaves_nothing()
         "missing",
         &format!("{}/nothing/here:v404", registry.host()),
     );
-    let message = assert_failed(
-        &fill(vec![missing]),
-        &volume(
-            work.path(),
-            "missing",
-            &format!("{}/nothing/here:v404", registry.host()),
-        ),
-    );
+    let message = fails(missing);
     assert!(message.contains("404"), "{message}");
     assert_eq!(names(&work.path().join("missing")), Vec::<String>::new());
 
@@ -313,26 +311,21 @@ fn a_missing_tag_or_a_registry_down_fails_naming_the_volume_and_leaves_nothing()
         "down",
         &format!("127.0.0.1:{port}/any/thing:v1"),
     );
-    let message = assert_failed(&fill(vec![down.clone()]), &down);
+    let message = fails(down);
     assert!(message.contains("cannot reach the registry"), "{message}");
 }
 
 #[test]
 fn two_volumes_in_one_spec_are_both_filled_and_a_later_failure_names_its_own_volume() {
     let registry = Registry::start();
-    let first = push_crafted(
-        &registry,
-        "two/first",
-        vec![(titled("one.txt"), "text/plain", b"first\n".to_vec())],
-    )
-    .to_string();
+    let first = push_text(&registry, "two/first", "one.txt", b"first\n");
     let second = push_crafted(
         &registry,
         "two/second",
         vec![(
             directory("tree"),
             oras_cache_api::media_types::TAR_GZIP_LAYER,
-            targz_of(&[("tree/a.txt", b"a\n")]),
+            targz(&[("tree/a.txt", tar::EntryType::Regular, b"a\n")]),
         )],
     )
     .to_string();
@@ -358,21 +351,6 @@ fn two_volumes_in_one_spec_are_both_filled_and_a_later_failure_names_its_own_vol
     let output = fill(vec![volume(work.path(), "first", &first), broken.clone()]);
     let message = assert_failed(&output, &broken);
     assert!(!message.contains("\"first\""), "{message}");
-}
-
-/// A tar+gzip of regular files, as a directory layer holds them.
-fn targz_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(encoder);
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_path(name).unwrap();
-        header.set_mode(0o600);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        builder.append(&header, *data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 #[test]
@@ -439,18 +417,8 @@ fn per_volume_credentials_come_from_the_prefixed_environment() {
 #[test]
 fn a_rerun_on_a_filled_volume_replaces_the_content_and_a_failed_one_keeps_it() {
     let registry = Registry::start();
-    let first = push_crafted(
-        &registry,
-        "rerun/first",
-        vec![(titled("first.txt"), "text/plain", b"1\n".to_vec())],
-    )
-    .to_string();
-    let second = push_crafted(
-        &registry,
-        "rerun/second",
-        vec![(titled("second.txt"), "text/plain", b"2\n".to_vec())],
-    )
-    .to_string();
+    let first = push_text(&registry, "rerun/first", "first.txt", b"1\n");
+    let second = push_text(&registry, "rerun/second", "second.txt", b"2\n");
     let work = tempfile::tempdir().unwrap();
     assert_ok(&fill(vec![volume(work.path(), "data", &first)]));
     assert_ok(&fill(vec![volume(work.path(), "data", &first)]));
@@ -467,14 +435,7 @@ fn a_rerun_on_a_filled_volume_replaces_the_content_and_a_failed_one_keeps_it() {
         "data",
         &format!("{}/rerun/absent:v1", registry.host()),
     );
-    assert_failed(
-        &fill(vec![absent]),
-        &volume(
-            work.path(),
-            "data",
-            &format!("{}/rerun/absent:v1", registry.host()),
-        ),
-    );
+    fails(absent);
     assert_eq!(
         names(&dir),
         ["second.txt"],
@@ -493,7 +454,7 @@ fn a_read_only_tmpdir_is_never_needed() {
             (
                 directory("d"),
                 oras_cache_api::media_types::TAR_GZIP_LAYER,
-                targz_of(&[("d/x.txt", b"x\n")]),
+                targz(&[("d/x.txt", tar::EntryType::Regular, b"x\n")]),
             ),
         ],
     )

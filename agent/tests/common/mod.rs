@@ -128,6 +128,20 @@ pub fn python(script: &str, cwd: &Path) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Pushes `files` (paths relative to `cwd`, each optionally `path:media-type`) to `reference` of
+/// a plain-HTTP registry with oras-py, the outside client.
+pub fn oras_py_push(reference: &str, files: &[&str], cwd: &Path) {
+    let host = reference.split('/').next().unwrap();
+    python(
+        &format!(
+            "import oras.client\n\
+             c = oras.client.OrasClient(hostname='{host}', insecure=True)\n\
+             c.push(target='{reference}', files={files:?})\n"
+        ),
+        cwd,
+    );
+}
+
 /// Annotations of a file layer titled `title`.
 pub fn titled(title: &str) -> std::collections::BTreeMap<String, String> {
     std::collections::BTreeMap::from([(
@@ -245,4 +259,20 @@ pub fn init(share: &Path, inputs: &[&str]) -> Command {
         }
         .to_args(),
     )
+}
+
+/// A tar+gzip of `(name, type, data)` entries, written header by header.
+pub fn targz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut builder = tar::Builder::new(encoder);
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(name).unwrap();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
 }
