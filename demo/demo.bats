@@ -38,6 +38,13 @@ setup() {
   [ "${lines[1]}" = "measurement 1: 7" ]
   [ "${lines[3]}" = "measurement 3: 21" ]
   [ "${lines[4]}" = "total: 42" ]
+
+  # Step 3, written the ORAS CSI driver's way, mounts the summary read-only.
+  demo_localize "$ORAS_ROOT/examples/workflow/step3-mount.yaml" "$DEMO_WORK/step3-mount.yaml"
+  DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/step3-mount.yaml" show
+  run demo_run_pod show
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"total: 42"* ]]
 }
 
 @test "a failing step: its exit code reaches the pod and nothing is pushed" {
@@ -76,4 +83,50 @@ oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["notes.txt
   [ "$status" -eq 0 ]
   demo_pull "$REGISTRY/workflow/copied:noshell" "$DEMO_WORK/copied"
   diff <(printf 'measurement 2: 14\n') "$DEMO_WORK/copied/copied/run-2.txt"
+}
+
+# Artifacts as volumes: the ORAS CSI seed's two pods, with local images and the loopback registry.
+
+@test "the seed's singularity pod sees its single-file artifact read-only at its mount" {
+  mkdir -p "$DEMO_WORK/sif"
+  echo "Hold me closer... tiny container :) :D" > "$DEMO_WORK/sif/container.sif"
+  (cd "$DEMO_WORK/sif" && python3 -c '
+import sys, oras.client
+oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["container.sif"])' "$REGISTRY/singularityhub/github-ci:latest")
+  demo_localize "$BATS_TEST_DIRNAME/testdata/singularity-volume.yaml" "$DEMO_WORK/singularity.yaml"
+  DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/singularity.yaml" singularity
+  run demo_run_pod singularity
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"Hold me closer... tiny container"* ]]
+  [[ "$output" == *"read-only"* ]]
+}
+
+@test "the seed's java pod gets the jar and a directory layer unpacked beside it" {
+  mkdir -p "$DEMO_WORK/jar/lib"
+  echo "jar bytes" > "$DEMO_WORK/jar/HelloWorldServer.jar"
+  echo "a dependency" > "$DEMO_WORK/jar/lib/dependency.txt"
+  (cd "$DEMO_WORK/jar" && "$AGENT_BIN" push --plain-http "$REGISTRY/oras-project/hello-world-jar:v1" HelloWorldServer.jar lib)
+  demo_localize "$BATS_TEST_DIRNAME/testdata/java-volume.yaml" "$DEMO_WORK/java.yaml"
+  DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/java.yaml" java
+  run demo_run_pod java
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"jar bytes"* ]]
+  [[ "$output" == *"a dependency"* ]]
+}
+
+@test "a missing artifact or digest fails oras-volumes naming the reference, before the app starts" {
+  local n=0 reference
+  for reference in "$REGISTRY/nothing/here:v1" \
+    "$REGISTRY/singularityhub/github-ci@sha256:0000000000000000000000000000000000000000000000000000000000000000"; do
+    n=$((n + 1))
+    demo_localize "$BATS_TEST_DIRNAME/testdata/missing-volume.yaml" "$DEMO_WORK/missing-$n.yaml" "$reference"
+    DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/missing-$n.yaml" "missing-$n"
+    run demo_run_pod "missing-$n"
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"$reference"* ]]
+    [[ "$output" != *"the app started"* ]]
+  done
 }

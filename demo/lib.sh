@@ -112,8 +112,9 @@ demo_admit() {
   local spec
   for spec in "$@"; do images+=(--image "$spec"); done
   $ADMISSION request "$manifest" --namespace "$NAMESPACE" > "$DEMO_WORK/$name.request.json"
+  # DEMO_LOOKUPS=0 for a pod that names no cache (an artifact volume with a full reference).
   $ADMISSION session "$DEMO_WORK/$name.session.yml" --cache "$CACHE_NAME" --namespace "$NAMESPACE" \
-    --address "$REGISTRY" "${images[@]}"
+    --address "$REGISTRY" --lookups "${DEMO_LOOKUPS:-1}" "${images[@]}"
   say "kwrun: evaluating $(basename "$manifest") through the policy"
   "$KWRUN" run --request-path "$DEMO_WORK/$name.request.json" \
     --settings-path "$DEMO_WORK/settings.json" --allow-context-aware \
@@ -133,22 +134,48 @@ demo_run_pod() {
   say "podman kube play: running pod $pod"
   demo_track pods "$pod"
   # podman removes init containers once they ran, and logs that at error level: not an error.
+  # A failing init container makes kube play itself fail; its logs are still shown below.
+  local played=1
   podman kube play "$DEMO_WORK/$name.pod.yaml" >/dev/null 2> >(grep -v 'level=error msg="Removing container' >&2) ||
-    { fail "podman kube play $name.pod.yaml"; return 1; }
-  local containers
-  containers=$(podman ps -a --filter "pod=$pod" --format '{{.Names}}' | grep -v -- '-infra$')
-  # A pod whose app hangs must not hang the demo: ten minutes is far more than any step here needs.
-  # shellcheck disable=SC2086
-  timeout 600 podman wait $containers >/dev/null || { fail "pod $pod did not finish within 10 minutes"; return 1; }
-  local failed=0 container code
+    { played=0; echo "podman kube play $name.pod.yaml failed"; }
+  # Done when nothing runs and nothing waits to start, or when a container failed (a failed init
+  # container leaves the application "created" for ever). A pod whose app hangs must not hang the
+  # demo: ten minutes is far more than any step here needs.
+  if [ "$played" = 1 ]; then
+    local deadline=$((SECONDS + 600)) states
+    while :; do
+      # shellcheck disable=SC2046
+      states=$(podman inspect --format '{{.Name}} {{.State.Status}} {{.State.ExitCode}}' \
+        $(podman ps -a -q --filter "pod=$pod") 2>/dev/null | grep -v -- '-infra ' || true)
+      if ! grep -qE ' (running|created|configured|initialized)' <<<"$states"; then break; fi
+      if grep -E ' exited ' <<<"$states" | grep -qvE ' 0$'; then break; fi
+      [ $SECONDS -lt $deadline ] || { fail "pod $pod did not finish within 10 minutes"; return 1; }
+      sleep 0.5
+    done
+  fi
+  local failed=$((1 - played)) container code
   while read -r container _; do
+    if [ "$(podman inspect "$container" --format '{{.State.Status}}')" = created ]; then
+      printf -- '--- %s (never started)\n' "$container"
+      failed=1
+      continue
+    fi
     code=$(podman inspect "$container" --format '{{.State.ExitCode}}')
     printf -- '--- %s (exit %s)\n' "$container" "$code"
     podman logs "$container" 2>&1 | sed 's/^/    /'
     [ "$code" = 0 ] || failed=1
-    case $container in "$pod-oras" | "$pod-oras-init") ;; *) POD_EXIT=$code ;; esac
+    case $container in "$pod-oras" | "$pod-oras-init" | "$pod-oras-volumes") ;; *) POD_EXIT=$code ;; esac
   done < <(podman ps -a --filter "pod=$pod" --format '{{.Names}}' | grep -v -- '-infra$')
   return $failed
+}
+
+# demo_localize MANIFEST OUT [REFERENCE]: MANIFEST with its registry pointed at this run's loopback
+# registry (the cache's Service address, or the placeholder REGISTRY) and the placeholder REFERENCE
+# replaced by REFERENCE.
+demo_localize() {
+  local manifest=$1 out=$2 reference=${3:-}
+  sed -e "s|orascache-sample.default.svc.cluster.local:5000|$REGISTRY|g" \
+    -e "s|\"REGISTRY/|\"$REGISTRY/|g" -e "s|\"REFERENCE\"|\"$reference\"|g" "$manifest" > "$out"
 }
 
 # demo_pull REF DIR: pull an artifact with oras-py, the outside client.
