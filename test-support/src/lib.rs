@@ -71,6 +71,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// A harness registry as the upstream, with the basic credentials it requires (if any).
+    pub fn of(registry: &Registry) -> Upstream {
+        Upstream {
+            url: registry.url(),
+            auth: registry.auth().cloned(),
+        }
+    }
+
     /// The environment that gives the mirror process its upstream credentials, as a Kubernetes
     /// Secret reaches a registry container; empty without credentials.
     ///

@@ -30,10 +30,7 @@ fn upstream_with_artifact() -> (Registry, String) {
 /// A mirror of `upstream` holding its credentials.
 fn mirror_of(upstream: &Registry) -> Registry {
     Registry::builder()
-        .mirror_of(Upstream {
-            url: upstream.url(),
-            auth: upstream.auth().cloned(),
-        })
+        .mirror_of(Upstream::of(upstream))
         .start()
         .expect("start the mirror")
 }
