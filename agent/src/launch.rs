@@ -407,15 +407,7 @@ fn run_child(args: &LaunchArgs, share: &Path) -> Result<ChildExit, LaunchError> 
     // Installed before the spawn so that a signal arriving in between is not lost; dropping it
     // (on every return below) stops the forwarding.
     let forwarder = SignalForwarder::start().map_err(LaunchError::Signals)?;
-    let mut command = Command::new(program);
-    command.args(rest).process_group(0);
-    if pipe_file.is_some() {
-        command.stdout(Stdio::piped());
-    }
-    let mut child = command.spawn().map_err(|source| LaunchError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
+    let mut child = spawn_in_own_group(program, rest, pipe_file.is_some())?;
     let pgid = child.id() as i32;
     forwarder.forward_to(pgid);
     if let Err(e) = std::fs::write(share.join(STARTED_FILE), format!("{pgid}\n")) {
@@ -432,6 +424,24 @@ fn run_child(args: &LaunchArgs, share: &Path) -> Result<ChildExit, LaunchError> 
     drop(forwarder);
     waited.map_err(|source| LaunchError::Wait {
         program: program.clone(),
+        source,
+    })
+}
+
+/// Starts `program` with `args` as the leader of a new process group (so that signals reach
+/// everything it starts), its stdout piped to the launcher when `capture_stdout`.
+fn spawn_in_own_group(
+    program: &str,
+    args: &[String],
+    capture_stdout: bool,
+) -> Result<std::process::Child, LaunchError> {
+    let mut command = Command::new(program);
+    command.args(args).process_group(0);
+    if capture_stdout {
+        command.stdout(Stdio::piped());
+    }
+    command.spawn().map_err(|source| LaunchError::Spawn {
+        program: program.to_string(),
         source,
     })
 }
