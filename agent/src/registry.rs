@@ -1091,15 +1091,33 @@ impl RegistryClient {
             url.push_str(&format!("service={}&", percent_encode(service)));
         }
         url.push_str(&format!("scope={}", percent_encode(&scope)));
-        let mut request = self.agent.get(&url);
-        if let Some(credentials) = credentials {
-            request = request.header("Authorization", credentials.header_value());
-        }
         let token_error = |reason: String| RegistryError::Token {
             realm: realm.clone(),
             reason,
         };
-        let mut response = request.call().map_err(|e| token_error(e.to_string()))?;
+        // The token server is retried as the registry is: a realm that restarts with its
+        // registry must not fail the pull.
+        let what = format!("token for {scope}");
+        let mut response = self.retrying(&what, &mut Budget::new(), |_| {
+            let mut request = self.agent.get(&url);
+            if let Some(credentials) = credentials {
+                request = request.header("Authorization", credentials.header_value());
+            }
+            match request.call() {
+                Ok(response) if is_retryable_status(response.status().as_u16()) => {
+                    Attempted::Failed {
+                        reason: format!("HTTP {}", response.status().as_u16()),
+                        if_last: Ok(response),
+                    }
+                }
+                Ok(response) => Attempted::Done(Ok(response)),
+                Err(error) if is_retryable_error(&error) => Attempted::Failed {
+                    reason: error.to_string(),
+                    if_last: Err(token_error(error.to_string())),
+                },
+                Err(error) => Attempted::Done(Err(token_error(error.to_string()))),
+            }
+        })?;
         let status = response.status().as_u16();
         if status != 200 {
             return Err(token_error(format!(
