@@ -87,16 +87,21 @@ oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["notes.txt
 
 # Artifacts as volumes: the ORAS CSI seed's two pods, with local images and the loopback registry.
 
+# volume_pod NAME: admit testdata/NAME-volume.yaml (pointed at this run's registry) and run it.
+volume_pod() {
+  demo_localize "$BATS_TEST_DIRNAME/testdata/$1-volume.yaml" "$DEMO_WORK/$1.yaml"
+  DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/$1.yaml" "$1"
+  run demo_run_pod "$1"
+  echo "$output"
+}
+
 @test "the seed's singularity pod sees its single-file artifact read-only at its mount" {
   mkdir -p "$DEMO_WORK/sif"
   echo "Hold me closer... tiny container :) :D" > "$DEMO_WORK/sif/container.sif"
   (cd "$DEMO_WORK/sif" && python3 -c '
 import sys, oras.client
 oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["container.sif"])' "$REGISTRY/singularityhub/github-ci:latest")
-  demo_localize "$BATS_TEST_DIRNAME/testdata/singularity-volume.yaml" "$DEMO_WORK/singularity.yaml"
-  DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/singularity.yaml" singularity
-  run demo_run_pod singularity
-  echo "$output"
+  volume_pod singularity
   [ "$status" -eq 0 ]
   [[ "$output" == *"Hold me closer... tiny container"* ]]
   [[ "$output" == *"read-only"* ]]
@@ -107,10 +112,7 @@ oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["container
   echo "jar bytes" > "$DEMO_WORK/jar/HelloWorldServer.jar"
   echo "a dependency" > "$DEMO_WORK/jar/lib/dependency.txt"
   (cd "$DEMO_WORK/jar" && "$AGENT_BIN" push --plain-http "$REGISTRY/oras-project/hello-world-jar:v1" HelloWorldServer.jar lib)
-  demo_localize "$BATS_TEST_DIRNAME/testdata/java-volume.yaml" "$DEMO_WORK/java.yaml"
-  DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/java.yaml" java
-  run demo_run_pod java
-  echo "$output"
+  volume_pod java
   [ "$status" -eq 0 ]
   [[ "$output" == *"jar bytes"* ]]
   [[ "$output" == *"a dependency"* ]]

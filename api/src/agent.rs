@@ -125,16 +125,7 @@ impl LaunchArgs {
         push_opt(&mut args, "--input-path", &self.input_path);
         push_opt(&mut args, "--output-path", &self.output_path);
         push_opt(&mut args, "--output-pipe", &self.output_pipe);
-        push_opt(
-            &mut args,
-            "--max-unpacked-size",
-            &limits.max_unpacked_size.map(|n| n.to_string()),
-        );
-        push_opt(
-            &mut args,
-            "--max-unpack-ratio",
-            &limits.max_unpack_ratio.map(|n| n.to_string()),
-        );
+        limits.push_to(&mut args);
         push_flag(&mut args, "--no-unpack", !self.unpack);
         push_flag(&mut args, "--push-on-failure", self.push_on_failure);
         push_flag(&mut args, "--pack-outputs", self.pack_outputs);
@@ -155,6 +146,22 @@ pub struct UnpackLimits {
     /// Largest uncompressed/compressed ratio of a directory layer past 256 MiB; `None` is
     /// [`DEFAULT_MAX_UNPACK_RATIO`], 0 disables. Passed as `--max-unpack-ratio=<n>`.
     pub max_unpack_ratio: Option<u64>,
+}
+
+impl UnpackLimits {
+    /// Appends `--max-unpacked-size=N` and `--max-unpack-ratio=N` for the limits that are set.
+    fn push_to(&self, args: &mut Vec<String>) {
+        push_opt(
+            args,
+            "--max-unpacked-size",
+            &self.max_unpacked_size.map(|n| n.to_string()),
+        );
+        push_opt(
+            args,
+            "--max-unpack-ratio",
+            &self.max_unpack_ratio.map(|n| n.to_string()),
+        );
+    }
 }
 
 /// Role of the push sidecar: wait for the launcher's status, then push the packed outputs.
@@ -285,16 +292,7 @@ impl VolumesArgs {
     pub fn to_args_with_limits(&self, limits: &UnpackLimits) -> Vec<String> {
         let spec = serde_json::to_string(&self.pulls).unwrap_or_else(|_| "[]".into());
         let mut args = vec!["volumes".to_string(), flag_value("--spec", &spec)];
-        push_opt(
-            &mut args,
-            "--max-unpacked-size",
-            &limits.max_unpacked_size.map(|n| n.to_string()),
-        );
-        push_opt(
-            &mut args,
-            "--max-unpack-ratio",
-            &limits.max_unpack_ratio.map(|n| n.to_string()),
-        );
+        limits.push_to(&mut args);
         push_flag(&mut args, "--debug", self.debug);
         args
     }

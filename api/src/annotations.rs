@@ -66,8 +66,9 @@ pub const INJECTED_VALUE: &str = "true";
 /// The separator between `input-uri` and the suffix of its list form.
 const LIST_SEPARATOR: char = '_';
 
-/// Fields whose value is a single string.
-const SINGLE_FIELDS: [&str; 15] = [
+/// Fields whose value is a single string: every key but the `input-uri_<suffix>` list form, the
+/// ignored script keys and the marker. The README's annotation table documents each.
+pub const SINGLE_FIELDS: [&str; 15] = [
     ORAS_CACHE,
     INPUT_URI,
     OUTPUT_URI,

@@ -132,27 +132,16 @@ fn artifacthub_package_agrees_with_metadata() {
 fn readme_documents_every_annotation_key() {
     let readme = read("README.md");
     let table = section(&readme, "annotations");
-    for field in [
-        "oras-cache",
-        "input-uri",
+    let others = [
         "input-uri_<suffix>",
-        "output-uri",
-        "input-path",
-        "output-path",
-        "output-pipe",
-        "registry",
-        "plain-http",
-        "oras-env",
-        "oras-container",
-        "container",
-        "unpack",
-        "debug",
-        "push-on-failure",
-        "max-unpacked-size",
         "entrypoint",
         "oras-entrypoint",
         "injected",
-    ] {
+    ];
+    for field in oras_cache_api::annotations::SINGLE_FIELDS
+        .iter()
+        .chain(&others)
+    {
         assert!(
             table.contains(&format!("`{field}`")),
             "README annotation table lacks `{field}`"

@@ -30,31 +30,26 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-const FIELDS: &[&str] = &[
-    "oras-cache",
-    "input-uri",
-    "input-uri_1",
-    "input-uri_10",
-    "input-uri_",
-    "input-uri_a",
-    "output-uri",
-    "input-path",
-    "output-path",
-    "output-pipe",
-    "registry",
-    "plain-http",
-    "oras-env",
-    "oras-container",
-    "container",
-    "unpack",
-    "debug",
-    "max-unpacked-size",
-    "push-on-failure",
-    "entrypoint",
-    "oras-entrypoint",
-    "injected",
-    "unknown-key",
-];
+/// Every key, and some that only look like one.
+fn field() -> impl Strategy<Value = String> {
+    let odd = [
+        "input-uri_1",
+        "input-uri_10",
+        "input-uri_",
+        "input-uri_a",
+        "entrypoint",
+        "oras-entrypoint",
+        "injected",
+        "unknown-key",
+    ];
+    prop::sample::select(
+        oras_cache_api::annotations::SINGLE_FIELDS
+            .iter()
+            .chain(&odd)
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>(),
+    )
+}
 
 fn annotation_value() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -71,7 +66,7 @@ fn annotation_value() -> impl Strategy<Value = Value> {
 fn annotations() -> impl Strategy<Value = Value> {
     prop::collection::btree_map(
         prop_oneof![
-            4 => prop::sample::select(FIELDS).prop_map(|f| format!("{PREFIX}{f}")),
+            4 => field().prop_map(|f| format!("{PREFIX}{f}")),
             1 => ".{0,20}".prop_map(|s| s),
             1 => ".{0,8}".prop_map(|s| format!("{PREFIX}{s}")),
         ],
@@ -94,10 +89,55 @@ fn container_json() -> impl Strategy<Value = Value> {
         })
 }
 
+/// Volumes, artifact volumes among them, with attributes right or wrong.
+fn volume_json() -> impl Strategy<Value = Value> {
+    let attribute = prop_oneof![
+        Just("oras.artifact.reference"),
+        Just("oras.artifact.layers.mediatype"),
+        Just("oras.options.plainhttp"),
+        Just("oras.options.concurrency"),
+        Just("oras.options.sizelimit"),
+        Just("oras.options.pullalways"),
+        Just("other"),
+    ];
+    let value = prop_oneof![
+        Just(json!("ghcr.io/a/b:1")),
+        Just(json!("a/b:1")),
+        Just(json!("true")),
+        Just(json!("4")),
+        Just(json!("1Gi")),
+        Just(json!("text/plain")),
+        any_json(),
+    ];
+    (
+        prop_oneof![Just(json!("data")), Just(json!("oras-share")), any_json()],
+        prop_oneof![
+            Just(json!("csi.oras.land")),
+            Just(json!("other.csi")),
+            any_json()
+        ],
+        prop::collection::btree_map(attribute, value, 0..4),
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!({"name": "creds"})),
+            any_json()
+        ],
+    )
+        .prop_map(|(name, driver, attributes, secret)| {
+            json!({"name": name, "csi": {"driver": driver,
+                   "volumeAttributes": attributes.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>(),
+                   "nodePublishSecretRef": secret}})
+        })
+}
+
 fn pod_spec() -> impl Strategy<Value = Value> {
     (
         prop_oneof![prop::collection::vec(container_json(), 0..4).prop_map(Value::Array), any_json()],
-        prop_oneof![Just(Value::Null), any_json()],
+        prop_oneof![
+            Just(Value::Null),
+            prop::collection::vec(volume_json(), 0..3).prop_map(Value::Array),
+            any_json()
+        ],
         prop_oneof![Just(Value::Null), any_json()],
     )
         .prop_map(|(containers, volumes, init)| {

@@ -11,16 +11,16 @@ use oras_cache_api::settings::Settings;
 use oras_cache_policy::evaluate::{Verdict, evaluate};
 use serde_json::{Value, json};
 
-/// The seed's `my-singularity-app`, as written there.
-fn singularity_pod() -> Value {
+/// A pod of the seed: one container mounting the inline CSI volume `oras-inline` read-only.
+fn seed_pod(name: &str, container: &str, image: &str, mount: &str, command: Value) -> Value {
     json!({
         "kind": "Pod", "apiVersion": "v1",
-        "metadata": {"name": "my-singularity-app", "namespace": "default"},
+        "metadata": {"name": name, "namespace": "default"},
         "spec": {
             "containers": [{
-                "name": "singularity-runner", "image": "ubuntu",
-                "volumeMounts": [{"name": "oras-inline", "mountPath": "/mnt/oras", "readOnly": true}],
-                "command": ["sleep", "1000000"]
+                "name": container, "image": image,
+                "volumeMounts": [{"name": "oras-inline", "mountPath": mount, "readOnly": true}],
+                "command": command
             }],
             "volumes": [{
                 "name": "oras-inline",
@@ -31,24 +31,29 @@ fn singularity_pod() -> Value {
     })
 }
 
+/// The seed's `my-singularity-app`, as written there.
+fn singularity_pod() -> Value {
+    seed_pod(
+        "my-singularity-app",
+        "singularity-runner",
+        "ubuntu",
+        "/mnt/oras",
+        json!(["sleep", "1000000"]),
+    )
+}
+
 /// The seed's `my-csi-app-inline`: a jar mounted at `/app`.
 fn java_pod() -> Value {
-    json!({
-        "kind": "Pod", "apiVersion": "v1",
-        "metadata": {"name": "my-csi-app-inline", "namespace": "default"},
-        "spec": {
-            "containers": [{
-                "name": "my-frontend", "image": "openjdk",
-                "volumeMounts": [{"name": "oras-inline", "mountPath": "/app", "readOnly": true}],
-                "command": ["java", "-jar", "/app/HelloWorldServer.jar"]
-            }],
-            "volumes": [{
-                "name": "oras-inline",
-                "csi": {"driver": "csi.oras.land", "readOnly": true,
-                        "volumeAttributes": {"oras.artifact.reference": "ghcr.io/oras-project/hello-world-jar:v1"}}
-            }]
-        }
-    })
+    let mut pod = seed_pod(
+        "my-csi-app-inline",
+        "my-frontend",
+        "openjdk",
+        "/app",
+        json!(["java", "-jar", "/app/HelloWorldServer.jar"]),
+    );
+    pod["spec"]["volumes"][0]["csi"]["volumeAttributes"]["oras.artifact.reference"] =
+        json!("ghcr.io/oras-project/hello-world-jar:v1");
+    pod
 }
 
 fn pulls(init: &Value) -> Vec<VolumePull> {
