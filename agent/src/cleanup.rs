@@ -72,6 +72,22 @@ impl Tracker {
         Ok(made)
     }
 
+    /// Creates a temporary directory named `prefix*` in `dir` (`TMPDIR` when `None`) and records
+    /// it, so that a signal removes it too: a `TempDir` alone is only removed by its destructor.
+    pub fn tempdir(&self, prefix: &str, dir: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
+        self.create_then_record(
+            || {
+                let mut builder = tempfile::Builder::new();
+                builder.prefix(prefix);
+                match dir {
+                    Some(dir) => builder.tempdir_in(dir),
+                    None => builder.tempdir(),
+                }
+            },
+            |made| made.path().to_path_buf(),
+        )
+    }
+
     /// How many paths are recorded.
     pub fn len(&self) -> usize {
         table().get(&self.id).map_or(0, Vec::len)
@@ -123,7 +139,7 @@ pub fn remove_on_signal() -> std::io::Result<()> {
             for paths in table.values().rev() {
                 remove_paths(paths);
             }
-            crate::error!("interrupted by signal {signal}; removed what the pull had written");
+            crate::error!("interrupted by signal {signal}; removed what it had written so far");
             std::process::exit(128 + signal);
         }
     });

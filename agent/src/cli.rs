@@ -298,6 +298,23 @@ pub struct PushCommand {
 mod tests {
     use super::*;
 
+    /// The unpack limits every role's argv is checked with: the defaults (no flags) and values
+    /// of both flags, a ratio of 0 (disabled) included.
+    const LIMITS: [UnpackLimits; 3] = [
+        UnpackLimits {
+            max_unpacked_size: None,
+            max_unpack_ratio: None,
+        },
+        UnpackLimits {
+            max_unpacked_size: Some(3 << 30),
+            max_unpack_ratio: Some(0),
+        },
+        UnpackLimits {
+            max_unpacked_size: Some(1 << 20),
+            max_unpack_ratio: Some(7),
+        },
+    ];
+
     fn parse(args: Vec<String>) -> Command {
         let argv = std::iter::once("oras-agent".to_string()).chain(args);
         Cli::try_parse_from(argv)
@@ -388,15 +405,8 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let limits = [
-            UnpackLimits::default(),
-            UnpackLimits {
-                max_unpacked_size: Some(3 << 30),
-                max_unpack_ratio: Some(0),
-            },
-        ];
         for args in cases {
-            for limit in limits {
+            for limit in LIMITS {
                 let Command::Launch(parsed) = parse(args.to_args_with_limits(&limit)) else {
                     panic!("not launch")
                 };
@@ -465,15 +475,8 @@ mod tests {
             },
             VolumesArgs::default(),
         ];
-        let limits = [
-            UnpackLimits::default(),
-            UnpackLimits {
-                max_unpacked_size: Some(1 << 20),
-                max_unpack_ratio: Some(7),
-            },
-        ];
         for args in cases {
-            for limit in limits {
+            for limit in LIMITS {
                 let Command::Volumes(parsed) = parse(args.to_args_with_limits(&limit)) else {
                     panic!("not volumes")
                 };

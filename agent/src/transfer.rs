@@ -72,14 +72,7 @@ pub fn push_paths(
     // layers too; a finished or failed one removes them when the TempDir drops.
     let tracker = crate::cleanup::Tracker::new();
     let scratch = tracker
-        .create_then_record(
-            || {
-                tempfile::Builder::new()
-                    .prefix("oras-agent-push-")
-                    .tempdir()
-            },
-            |dir| dir.path().to_path_buf(),
-        )
+        .tempdir("oras-agent-push-", None)
         .map_err(|source| TransferError::Scratch {
             path: std::env::temp_dir(),
             source,
@@ -349,14 +342,7 @@ pub fn pull_to_dir_with_limits(
     // tracked so that a signal removes it too (a TempDir is only removed by a destructor).
     let scratch_tracker = crate::cleanup::Tracker::new();
     let scratch = scratch_tracker
-        .create_then_record(
-            || {
-                tempfile::Builder::new()
-                    .prefix(".oras-agent-pull-")
-                    .tempdir_in(placer.root())
-            },
-            |dir| dir.path().to_path_buf(),
-        )
+        .tempdir(".oras-agent-pull-", Some(placer.root()))
         .map_err(|source| TransferError::Scratch {
             path: out_dir.to_path_buf(),
             source,

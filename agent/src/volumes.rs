@@ -225,14 +225,7 @@ fn fill(
     // removes it when the TempDir drops.
     let tracker = Tracker::new();
     let staging = tracker
-        .create_then_record(
-            || {
-                tempfile::Builder::new()
-                    .prefix(STAGING_PREFIX)
-                    .tempdir_in(root)
-            },
-            |dir| dir.path().to_path_buf(),
-        )
+        .tempdir(STAGING_PREFIX, Some(root))
         .map_err(io_failure(root))?;
     let layout = Layout::create(&staging.path().join("layout")).map_err(TransferError::from)?;
     let concurrency = pull.effective_concurrency() as usize;
