@@ -477,3 +477,97 @@ fn a_read_only_tmpdir_is_never_needed() {
     assert_eq!(names(&dir), ["a.bin", "d/", "d/x.txt"]);
     assert_no_staging(&dir);
 }
+
+/// Two layers with `concurrency: 2`: the second is requested while the first still trickles
+/// (a serial download would ask for it only minutes later), and SIGTERM then ends the role with
+/// 128 + SIGTERM, its staging directory and partial blobs removed.
+#[test]
+fn layers_download_side_by_side_and_an_interrupted_fill_leaves_nothing() {
+    use oras_agent::manifest::{Descriptor, ImageManifest};
+    use oras_cache_api::media_types as mt;
+    use oras_test_support::hostile::{BlobBehaviour, FakeRegistry};
+    use std::collections::{BTreeMap, HashMap};
+    use std::time::{Duration, Instant};
+
+    let slow = vec![b's'; 10_000];
+    let fast = b"fast layer".to_vec();
+    let config = b"{}".to_vec();
+    let layer = |title: &str, blob: &[u8]| Descriptor {
+        media_type: mt::DEFAULT_FILE_LAYER.into(),
+        digest: oras_agent::Digest::of_bytes(blob),
+        size: blob.len() as u64,
+        annotations: titled(title),
+        artifact_type: None,
+    };
+    let (slow_layer, fast_layer) = (layer("slow.bin", &slow), layer("fast.txt", &fast));
+    let manifest = ImageManifest::artifact(
+        mt::DEFAULT_ARTIFACT_TYPE,
+        vec![slow_layer.clone(), fast_layer.clone()],
+        BTreeMap::new(),
+    )
+    .to_bytes();
+    let registry = FakeRegistry::start(
+        manifest,
+        mt::OCI_MANIFEST,
+        HashMap::from([
+            (
+                slow_layer.digest.to_string(),
+                BlobBehaviour::Trickle {
+                    bytes: slow,
+                    every: Duration::from_millis(20),
+                },
+            ),
+            (fast_layer.digest.to_string(), BlobBehaviour::Serve(fast)),
+            (
+                oras_agent::Digest::of_bytes(&config).to_string(),
+                BlobBehaviour::Serve(config),
+            ),
+        ]),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let pull = VolumePull {
+        concurrency: Some(2),
+        ..volume(
+            work.path(),
+            "side",
+            &format!("{}/side/by:v1", registry.host()),
+        )
+    };
+    let args = VolumesArgs {
+        pulls: vec![pull],
+        debug: false,
+    };
+    let mut child = role(args.to_args())
+        .arg("--min-rate=0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !registry
+        .blob_requests()
+        .contains(&fast_layer.digest.to_string())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the second layer was never requested while the first trickled: {:?}",
+            registry.blob_requests()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the role ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first layer is still trickling"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(128 + libc::SIGTERM),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(names(&work.path().join("side")), Vec::<String>::new());
+}
