@@ -302,7 +302,7 @@ fn append_tree<W: Write>(
             .append_data(&mut header, name, file)
             .map_err(io_err(path))?;
     } else {
-        crate::info!(
+        crate::warn!(
             "skipping {}: not a file, directory or symlink (a device, FIFO or socket is not pushed)",
             path.display()
         );

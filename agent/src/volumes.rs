@@ -22,7 +22,7 @@ use crate::reference::{Reference, ReferenceError};
 use crate::registry::{ClientOptions, NetworkOverrides, RegistryClient, RegistryError};
 use crate::transfer::{TransferError, download_layers, fetch_manifest, place_layers};
 use crate::unpack::{Limits, PlaceMode, Placer};
-use crate::{auth::Credentials, debug, info};
+use crate::{auth::Credentials, debug, info, warn};
 use oras_cache_api::agent::{UnpackLimits, VolumePull, VolumesArgs};
 use oras_cache_api::media_types as mt;
 use std::io;
@@ -220,6 +220,16 @@ fn fill(
                 present.join(", ")
             },
         });
+    }
+    for untitled in layers.iter().filter(|layer| layer.title().is_none()) {
+        // As oras does, a layer without a title is not written; say so, since the volume
+        // misses it.
+        warn!(
+            "volume {:?}: layer {} has no title ({}); it is not written",
+            pull.volume,
+            untitled.digest,
+            mt::ANNOTATION_TITLE
+        );
     }
     // Tracked so that a signal (with the cleanup of `main` installed) removes it; a failure
     // removes it when the TempDir drops.
