@@ -7,8 +7,11 @@
 //! blob verified, files under their titles and directory layers unpacked with the pull's
 //! path-safety rules and size limits.
 //!
-//! The container has a read-only root filesystem, so nothing may need `TMPDIR`: everything is
-//! staged in a hidden directory inside the volume itself (`.oras-volume-*`, which also makes
+//! Directory layers are unpacked when `io.deis.oras.content.unpack` is `"true"`, as the file
+//! store of oras-go v2 does (github.com/oras-project/oras-go, `content/file/file.go`,
+//! `Store.push`). That store stages a directory layer's gzip in `os.CreateTemp("")`, i.e. in
+//! `TMPDIR`, which a read-only root filesystem refuses; here nothing needs `TMPDIR`: everything
+//! is staged in a hidden directory inside the volume itself (`.oras-volume-*`, which also makes
 //! placing a blob a rename), and only once the whole artifact is in place there does it replace
 //! the volume's previous content. A failure (missing artifact, wrong digest, registry down)
 //! removes the staging directory and leaves the volume as it was; a re-run after a pod restart
