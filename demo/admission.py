@@ -4,7 +4,7 @@
   request  OBJ.yaml [--operation CREATE] [--namespace NS]   AdmissionRequest JSON, as `kwctl scaffold admission-request` writes it
   apply    OBJ.yaml RESPONSE.json                           the object after the response's JSON patch (YAML); exits 1 when rejected
   pod      OBJ.yaml NAME                                    the Pod podman runs for a Pod or a Job: the Job's pod template, host network
-  session  OUT.yaml --cache NAME --namespace NS --address HOST:PORT [--image REF=CONFIG.json]...
+  session  OUT.yaml --cache NAME --namespace NS --address HOST:PORT [--lookups N] [--list] [--image REF=CONFIG.json]...
                                                             a kwctl host-capabilities session that answers the policy's lookups
 """
 import argparse
@@ -128,6 +128,22 @@ def cmd_session(args):
             }),
             "response": {"type": "Success", "payload": json.dumps(cache)},
         })
+    if args.list:
+        # The policy lists the namespace's OrasCaches to find mirrors of the registries it pulls
+        # from (after any get_resource, before any image config).
+        listing = {"apiVersion": "cache.converged-computing.github.io/v1alpha1",
+                   "kind": "OrasCacheList", "metadata": {"resourceVersion": "1"}, "items": [cache]}
+        exchanges.append({
+            "type": "Exchange",
+            "request": yaml_request("KubernetesListResourceNamespace", {
+                "api_version": "cache.converged-computing.github.io/v1alpha1",
+                "kind": "OrasCache",
+                "namespace": args.namespace,
+                "label_selector": None,
+                "field_selector": None,
+            }),
+            "response": {"type": "Success", "payload": json.dumps(listing)},
+        })
     for spec in args.image or []:
         ref, config_path = spec.split("=", 1)
         with open(config_path) as f:
@@ -163,6 +179,7 @@ def main():
     p.add_argument("--namespace", default="default")
     p.add_argument("--address", required=True)
     p.add_argument("--lookups", type=int, default=1)
+    p.add_argument("--list", action="store_true", help="answer one list of the namespace's OrasCaches")
     p.add_argument("--image", action="append")
     p.set_defaults(func=cmd_session)
     args = parser.parse_args()

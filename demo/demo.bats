@@ -41,7 +41,7 @@ setup() {
 
   # Step 3, written the ORAS CSI driver's way, mounts the summary read-only.
   demo_localize "$ORAS_ROOT/examples/workflow/step3-mount.yaml" "$DEMO_WORK/step3-mount.yaml"
-  DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/step3-mount.yaml" show
+  DEMO_LOOKUPS=0 DEMO_LIST=1 demo_admit "$DEMO_WORK/step3-mount.yaml" show
   run demo_run_pod show
   [ "$status" -eq 0 ]
   [[ "$output" == *"total: 42"* ]]
@@ -90,7 +90,7 @@ oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["notes.txt
 # volume_pod NAME: admit testdata/NAME-volume.yaml (pointed at this run's registry) and run it.
 volume_pod() {
   demo_localize "$BATS_TEST_DIRNAME/testdata/$1-volume.yaml" "$DEMO_WORK/$1.yaml"
-  DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/$1.yaml" "$1"
+  DEMO_LOOKUPS=0 DEMO_LIST=1 demo_admit "$DEMO_WORK/$1.yaml" "$1"
   run demo_run_pod "$1"
   echo "$output"
 }
@@ -124,7 +124,7 @@ oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["container
     "$REGISTRY/singularityhub/github-ci@sha256:0000000000000000000000000000000000000000000000000000000000000000"; do
     n=$((n + 1))
     demo_localize "$BATS_TEST_DIRNAME/testdata/missing-volume.yaml" "$DEMO_WORK/missing-$n.yaml" "$reference"
-    DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/missing-$n.yaml" "missing-$n"
+    DEMO_LOOKUPS=0 DEMO_LIST=1 demo_admit "$DEMO_WORK/missing-$n.yaml" "missing-$n"
     run demo_run_pod "missing-$n"
     echo "$output"
     [ "$status" -ne 0 ]

@@ -112,9 +112,12 @@ demo_admit() {
   local spec
   for spec in "$@"; do images+=(--image "$spec"); done
   $ADMISSION request "$manifest" --namespace "$NAMESPACE" > "$DEMO_WORK/$name.request.json"
-  # DEMO_LOOKUPS=0 for a pod that names no cache (an artifact volume with a full reference).
+  # A pod that names no cache (an artifact volume with a full reference) looks up no cache
+  # (DEMO_LOOKUPS=0) but lists the namespace's caches to find a mirror (DEMO_LIST=1).
+  local list=()
+  [ "${DEMO_LIST:-0}" = 1 ] && list=(--list)
   $ADMISSION session "$DEMO_WORK/$name.session.yml" --cache "$CACHE_NAME" --namespace "$NAMESPACE" \
-    --address "$REGISTRY" --lookups "${DEMO_LOOKUPS:-1}" "${images[@]}"
+    --address "$REGISTRY" --lookups "${DEMO_LOOKUPS:-1}" "${list[@]}" "${images[@]}"
   say "kwrun: evaluating $(basename "$manifest") through the policy"
   "$KWRUN" run --request-path "$DEMO_WORK/$name.request.json" \
     --settings-path "$DEMO_WORK/settings.json" --allow-context-aware \

@@ -26,7 +26,7 @@ demo_run_pod consume || fail "step 2 failed (see the logs above)"
 
 say "step 3: Pod 'show', written the ORAS CSI driver's way (no oras annotation), mounts workflow/summary:step2 read-only"
 demo_localize "$ORAS_ROOT/examples/workflow/step3-mount.yaml" "$DEMO_WORK/step3-mount.yaml"
-DEMO_LOOKUPS=0 demo_admit "$DEMO_WORK/step3-mount.yaml" show
+DEMO_LOOKUPS=0 DEMO_LIST=1 demo_admit "$DEMO_WORK/step3-mount.yaml" show
 demo_run_pod show || fail "step 3 failed (see the logs above)"
 
 say "pulling $REGISTRY/workflow/summary:step2 with oras-py"

@@ -171,17 +171,20 @@ reject_path() {
 # Artifacts as volumes: the ORAS CSI driver's inline volumes, served by the policy (issue 13).
 
 @test "the seed's singularity pod gets an emptyDir and the oras-volumes init container" {
-  evaluate singularity-volume-pod
+  evaluate singularity-volume-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-mirrors.yml"
   mutated
 }
 
 @test "the seed's java pod gets an emptyDir and the oras-volumes init container" {
-  evaluate java-volume-pod
+  evaluate java-volume-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-mirrors.yml"
   mutated
 }
 
 @test "a Job template's artifact volume is served like a pod's" {
-  evaluate volume-job
+  evaluate volume-job --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-mirrors.yml"
   mutated
 }
 
@@ -192,7 +195,8 @@ reject_path() {
 }
 
 @test "pullalways, insecure and unknown attributes are warnings" {
-  evaluate volume-options-pod
+  evaluate volume-options-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-mirrors.yml"
   [ "$status" -eq 0 ]
   has '"allowed":true'
   has 'oras.options.pullalways.* has no effect'
@@ -227,4 +231,20 @@ reject_path() {
 @test "volumeDrivers [] leaves CSI volumes to a real driver" {
   evaluate singularity-volume-pod --settings-path "$FIXTURES/settings/no-volume-drivers.json"
   untouched
+}
+
+# Pulls through the namespace's mirror (issue 14): the OrasCache list is a replayed answer.
+
+@test "an artifact volume from ghcr.io is pulled through the namespace's mirror" {
+  evaluate mirrored-volume-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/ghcr-mirror.yml"
+  mutated
+  has 'from ghcr.io goes through the mirror OrasCache'
+}
+
+@test "inputs from ghcr.io go through the mirror, the output is pushed to ghcr.io" {
+  evaluate mirrored-input-pod --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/ghcr-mirror.yml"
+  mutated
+  has 'pulling the inputs from ghcr.io goes through the mirror OrasCache'
 }

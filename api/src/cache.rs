@@ -140,6 +140,10 @@ pub struct OrasCacheStatusView {
     /// Whether the registry at `address` speaks plain HTTP (an in-cluster cache) rather than TLS.
     #[serde(default)]
     pub plain_http: Option<bool>,
+    /// For a mirror (distribution's pull-through cache), the upstream registry's `host[:port]`
+    /// whose pulls it serves.
+    #[serde(default)]
+    pub mirror_of: Option<String>,
     /// Conditions, merged by `type`; only `type`, `status`, `reason` and `message` are read.
     #[serde(default)]
     pub conditions: Vec<ConditionView>,
@@ -169,6 +173,42 @@ impl OrasCacheStatusView {
     /// The condition of the given type, if present.
     pub fn condition(&self, type_: &str) -> Option<&ConditionView> {
         self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// Whether the controller reports the cache `Ready`.
+    pub fn is_ready(&self) -> bool {
+        self.condition("Ready").is_some_and(|c| c.status == "True")
+    }
+}
+
+/// A Ready mirror cache: pulls from `upstream` may go to `address` instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorView {
+    /// The cache's name.
+    pub cache: String,
+    /// The upstream registry, lower case.
+    pub upstream: String,
+    /// Where the mirror is reached.
+    pub address: String,
+    /// Whether the mirror speaks plain HTTP.
+    pub plain_http: bool,
+}
+
+impl OrasCacheView {
+    /// The mirror this cache is, when it is one, Ready, and has an address.
+    pub fn mirror(&self) -> Option<MirrorView> {
+        let status = self.status.as_ref()?;
+        let upstream = status.mirror_of.as_deref()?.trim();
+        let address = status.address.as_deref()?.trim();
+        if upstream.is_empty() || address.is_empty() || !status.is_ready() {
+            return None;
+        }
+        Some(MirrorView {
+            cache: self.metadata.name.clone().unwrap_or_default(),
+            upstream: upstream.to_ascii_lowercase(),
+            address: address.to_string(),
+            plain_http: status.plain_http != Some(false),
+        })
     }
 }
 
@@ -231,6 +271,37 @@ mod tests {
         let nothing: OrasCacheSpecView =
             serde_json::from_value(serde_json::json!({"deploy": false})).unwrap();
         assert!(nothing.remote_registry().is_none());
+    }
+
+    #[test]
+    fn only_a_ready_mirror_with_an_address_serves_pulls() {
+        let cache = |status: serde_json::Value| -> OrasCacheView {
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "hub"}, "status": status}),
+            )
+            .unwrap()
+        };
+        let ready = serde_json::json!([{"type": "Ready", "status": "True"}]);
+        let mirror = cache(
+            serde_json::json!({"address": "hub.ns.svc:5000", "mirrorOf": "GHCR.io",
+                                               "conditions": ready}),
+        )
+        .mirror()
+        .unwrap();
+        assert_eq!(mirror.upstream, "ghcr.io");
+        assert_eq!(mirror.address, "hub.ns.svc:5000");
+        assert!(mirror.plain_http);
+        assert_eq!(mirror.cache, "hub");
+        assert!(
+            cache(serde_json::json!({"address": "a:1", "mirrorOf": "ghcr.io"}))
+                .mirror()
+                .is_none()
+        );
+        assert!(
+            cache(serde_json::json!({"address": "a:1", "conditions": ready}))
+                .mirror()
+                .is_none()
+        );
     }
 
     #[test]

@@ -385,6 +385,8 @@ fn cases() -> Vec<Case> {
         // Artifacts as volumes: the seed's two pods, as written there.
         Case {
             request: "singularity-volume-pod",
+            allow_context_aware: true,
+            session: Some("no-mirrors.yml"),
             allowed: true,
             patched: true,
             checks: vec![
@@ -404,6 +406,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             request: "java-volume-pod",
+            allow_context_aware: true,
+            session: Some("no-mirrors.yml"),
             allowed: true,
             patched: true,
             checks: vec![
@@ -417,6 +421,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             request: "volume-job",
+            allow_context_aware: true,
+            session: Some("no-mirrors.yml"),
             allowed: true,
             patched: true,
             checks: vec![
@@ -433,6 +439,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             request: "volume-options-pod",
+            allow_context_aware: true,
+            session: Some("no-mirrors.yml"),
             allowed: true,
             patched: true,
             warnings: &[
@@ -472,6 +480,40 @@ fn cases() -> Vec<Case> {
             settings: Some("no-volume-drivers.json"),
             allowed: true,
             patched: false,
+            ..Default::default()
+        },
+        // Pulls through the namespace's mirror of ghcr.io (a replayed OrasCache list).
+        Case {
+            request: "mirrored-volume-pod",
+            allow_context_aware: true,
+            session: Some("ghcr-mirror.yml"),
+            allowed: true,
+            patched: true,
+            warnings: &[
+                "volume \"oras-inline\" from ghcr.io goes through the mirror OrasCache \"ghcr-mirror\"",
+            ],
+            checks: vec![("/spec/initContainers/0/name", json!("oras-volumes"))],
+            ..Default::default()
+        },
+        Case {
+            request: "mirrored-input-pod",
+            allow_context_aware: true,
+            session: Some("ghcr-mirror.yml"),
+            allowed: true,
+            patched: true,
+            warnings: &[
+                "pulling the inputs from ghcr.io goes through the mirror OrasCache \"ghcr-mirror\"",
+            ],
+            checks: vec![
+                (
+                    "/spec/initContainers/0/args/3",
+                    json!("--input=ghcr-mirror.default.svc.cluster.local:5000/org/data:1"),
+                ),
+                (
+                    "/spec/containers/1/args/2",
+                    json!("--output=ghcr.io/org/result:1"),
+                ),
+            ],
             ..Default::default()
         },
         Case {

@@ -72,6 +72,9 @@ mod tests {
         fn image_command(&self, _: &str) -> Result<ImageCommand, String> {
             self.0.clone()
         }
+        fn oras_caches(&self, _: &str) -> Result<Vec<OrasCacheView>, String> {
+            Err("not used".into())
+        }
     }
 
     fn strings(s: &[&str]) -> Vec<String> {

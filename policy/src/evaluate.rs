@@ -6,7 +6,8 @@ use oras_cache_api::agent::{
     InitArgs, LaunchArgs, SHARE_MOUNT, SidecarArgs, UnpackLimits, shared_agent_path,
 };
 use oras_cache_api::annotations::{
-    CONTAINER, INJECTED, INPUT_URI, InjectionRequest, OUTPUT_URI, OrasAnnotations, key,
+    CONTAINER, INJECTED, INPUT_URI, InjectionRequest, OUTPUT_URI, OrasAnnotations, RegistrySource,
+    key,
 };
 use oras_cache_api::settings::Settings;
 use std::borrow::Cow;
@@ -17,6 +18,7 @@ use crate::command::resolve_argv;
 use crate::containers::{INIT_CONTAINER, SIDECAR_CONTAINER, agent_container};
 use crate::error::PolicyError;
 use crate::host::Host;
+use crate::mirror::{self, MirrorLookup};
 use crate::mutate::{PodPatch, apply, mark_injected, object_at};
 use crate::pod_spec::PodSpecView;
 use crate::registry::{ResolvedRegistry, resolve};
@@ -225,6 +227,28 @@ fn inject_all(
         )?),
         None => None,
     };
+    // Pulls from a remote registry go through the namespace's mirror of it, when there is one.
+    let pod_registry_is_remote =
+        injection.is_some_and(|i| matches!(i.source, RegistrySource::Remote { .. }));
+    let mut mirrors = MirrorLookup::new(namespace, settings, host);
+    let input_registry = match (annotation_work, &registry) {
+        (Some(injection), Some(registry))
+            if !injection.inputs.is_empty() && pod_registry_is_remote =>
+        {
+            match mirrors.of(&registry.address, warnings) {
+                Some(mirror) => {
+                    warnings.push(mirror::redirected("pulling the inputs", &mirror));
+                    Some(ResolvedRegistry {
+                        address: mirror.address,
+                        plain_http: mirror.plain_http,
+                        credentials_secret: None,
+                    })
+                }
+                None => Some(registry.clone()),
+            }
+        }
+        _ => registry.clone(),
+    };
     let image = injection
         .and_then(|i| i.agent_image.as_deref())
         .unwrap_or(&settings.agent_image);
@@ -240,6 +264,7 @@ fn inject_all(
     } else {
         let context = volumes::VolumeContext {
             pod_registry: registry.as_ref(),
+            pod_registry_is_remote,
             pod_credentials: oras_env,
             image,
             debug: injection.is_some_and(|i| i.debug),
@@ -248,16 +273,27 @@ fn inject_all(
                 max_unpack_ratio: None,
             },
         };
-        Some(volumes::plan(found_volumes, &context, settings, warnings)?)
+        Some(volumes::plan(
+            found_volumes,
+            &context,
+            &mut mirrors,
+            settings,
+            warnings,
+        )?)
     };
 
-    if let (Some(injection), Some(target), Some(registry)) = (annotation_work, target, &registry) {
+    if let (Some(injection), Some(target), Some(output), Some(inputs)) =
+        (annotation_work, target, &registry, &input_registry)
+    {
         let container = spec
             .containers
             .get(target)
             .ok_or(PolicyError::NoContainers)?;
         let argv = resolve_argv(container, host)?;
-        let patch = pod_patch(injection, target, argv, registry, image, oras_env, settings);
+        let registries = Registries { inputs, output };
+        let patch = pod_patch(
+            injection, target, argv, registries, image, oras_env, settings,
+        );
         apply(object, workload, patch)?;
     }
     if let Some(plan) = volume_plan {
@@ -266,12 +302,18 @@ fn inject_all(
     mark_injected(object, workload)
 }
 
+/// Where the inputs are pulled from (a mirror, possibly) and where the outputs are pushed.
+struct Registries<'a> {
+    inputs: &'a ResolvedRegistry,
+    output: &'a ResolvedRegistry,
+}
+
 /// The agent containers and the wrapped command of the annotations' injection.
 fn pod_patch(
     injection: &InjectionRequest,
     target: usize,
     argv: Vec<String>,
-    registry: &ResolvedRegistry,
+    registries: Registries<'_>,
     image: &str,
     oras_env: Option<&str>,
     settings: &Settings,
@@ -282,9 +324,9 @@ fn pod_patch(
         inputs: injection
             .inputs
             .iter()
-            .map(|uri| registry.reference(uri))
+            .map(|uri| registries.inputs.reference(uri))
             .collect(),
-        plain_http: registry.plain_http,
+        plain_http: registries.inputs.plain_http,
         debug: injection.debug,
     };
     let launch = LaunchArgs {
@@ -301,8 +343,8 @@ fn pod_patch(
     let sidecar = injection.output_uri.as_ref().map(|uri| {
         let args = SidecarArgs {
             share: SHARE_MOUNT.into(),
-            output: registry.reference(uri),
-            plain_http: registry.plain_http,
+            output: registries.output.reference(uri),
+            plain_http: registries.output.plain_http,
             start_timeout_secs: settings.sidecar_start_timeout_seconds,
             heartbeat_timeout_secs: settings.sidecar_heartbeat_timeout_seconds,
             debug: injection.debug,

@@ -10,6 +10,7 @@ pub mod containers;
 pub mod error;
 pub mod evaluate;
 pub mod host;
+pub mod mirror;
 pub mod mutate;
 pub mod pod_spec;
 pub mod registry;

@@ -137,6 +137,9 @@ mod tests {
         fn image_command(&self, _: &str) -> Result<ImageCommand, String> {
             Err("not used".into())
         }
+        fn oras_caches(&self, _: &str) -> Result<Vec<OrasCacheView>, String> {
+            Err("not used".into())
+        }
     }
 
     fn cache(status: serde_json::Value) -> Caches {

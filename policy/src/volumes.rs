@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::containers::{resources, security_context};
 use crate::error::PolicyError;
+use crate::mirror::{self, MirrorLookup};
 use crate::registry::ResolvedRegistry;
 
 /// An artifact volume of the pod spec, as written.
@@ -106,6 +107,9 @@ pub fn find(
 pub struct VolumeContext<'a> {
     /// The registry of the pod's `oras-cache` (or `registry`) annotation, for relative references.
     pub pod_registry: Option<&'a ResolvedRegistry>,
+    /// Whether that registry is a remote one (the `registry` annotation), which a mirror may
+    /// serve; an `OrasCache` is pulled from directly.
+    pub pod_registry_is_remote: bool,
     /// The pod's credentials Secret for that registry (`oras-env`, or its remote cache's).
     pub pod_credentials: Option<&'a str>,
     /// The agent image.
@@ -129,6 +133,7 @@ pub struct VolumePlan {
 pub fn plan(
     found: &[FoundVolume],
     context: &VolumeContext<'_>,
+    mirrors: &mut MirrorLookup<'_>,
     settings: &Settings,
     warnings: &mut Vec<String>,
 ) -> Result<VolumePlan, PolicyError> {
@@ -154,7 +159,26 @@ pub fn plan(
             context.pod_registry.is_some(),
         )?;
         warnings.extend(volume_warnings);
-        let (reference, plain_http, secret) = locate(&artifact, context, settings)?;
+        let (mut reference, mut plain_http, mut secret) = locate(&artifact, context, settings)?;
+        let mirrorable = match artifact.artifact {
+            VolumeArtifact::Full(_) => true,
+            VolumeArtifact::Relative(_) => context.pod_registry_is_remote,
+        };
+        let upstream = reference
+            .split_once('/')
+            .map(|(registry, _)| registry.to_string());
+        if let (true, Some(upstream)) = (mirrorable, upstream)
+            && let Some(mirror) = mirrors.of(&upstream, warnings)
+        {
+            warnings.push(mirror::redirected(
+                &format!("volume {:?}", volume.name),
+                &mirror,
+            ));
+            reference = format!("{}{}", mirror.address, &reference[upstream.len()..]);
+            plain_http = mirror.plain_http;
+            // The mirror holds the upstream credentials; the pod needs none.
+            secret = None;
+        }
         let path = volume_mount_path(&volume.name);
         let credentials_env_prefix = secret.map(|secret| {
             let prefix = format!("ORAS_VOLUME_{n}_");

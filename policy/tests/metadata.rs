@@ -60,7 +60,11 @@ fn metadata_declares_a_mutating_context_aware_policy_for_pod_and_job_creation() 
         .collect();
     assert_eq!(
         capabilities,
-        ["kubernetes/get_resource", "oci/v1/oci_manifest_config"]
+        [
+            "kubernetes/get_resource",
+            "kubernetes/list_resources_by_namespace",
+            "oci/v1/oci_manifest_config"
+        ]
     );
 }
 

@@ -81,7 +81,11 @@ fn the_singularity_seed_pod_gets_its_artifact_in_an_empty_dir_and_the_app_stays_
     let host = FakeHost::default();
     let (object, warnings) = mutated(run(&original, &host));
     assert!(warnings.is_empty(), "{warnings:?}");
-    assert!(host.calls().is_empty(), "a full reference needs no lookup");
+    assert_eq!(
+        host.calls(),
+        ["list_resources_by_namespace default"],
+        "a full reference asks only whether a mirror serves its registry"
+    );
     let spec = &object["spec"];
     // The application container, its command and its read-only mount are untouched.
     assert_eq!(spec["containers"], original["spec"]["containers"]);

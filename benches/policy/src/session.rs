@@ -80,6 +80,12 @@ impl Host for SessionHost {
             "the benchmark session records no image configuration for {image}"
         ))
     }
+
+    fn oras_caches(&self, namespace: &str) -> Result<Vec<OrasCacheView>, String> {
+        Err(format!(
+            "the benchmark session records no list of the OrasCaches of {namespace}"
+        ))
+    }
 }
 
 /// The exchanges of a kwctl session file, each with its request parsed (which also rejects a

@@ -19,6 +19,8 @@ pub const PREFIX: &str = "oras.converged-computing.github.io/";
 pub struct FakeHost {
     pub caches: HashMap<(String, String), Result<OrasCacheView, String>>,
     pub images: HashMap<String, Result<ImageCommand, String>>,
+    /// What `list_resources_by_namespace` answers; `None` is an empty list.
+    pub listed: Option<Result<Vec<OrasCacheView>, String>>,
     pub calls: RefCell<Vec<String>>,
 }
 
@@ -94,6 +96,13 @@ impl Host for FakeHost {
                     "error invoking host capability kubernetes.get_resource: Host error: Callback evaluation failure: Cannot find cache.converged-computing.github.io/v1alpha1/OrasCache named '{name}' inside of namespace 'Some(\"{namespace}\")'"
                 ))
             })
+    }
+
+    fn oras_caches(&self, namespace: &str) -> Result<Vec<OrasCacheView>, String> {
+        self.calls
+            .borrow_mut()
+            .push(format!("list_resources_by_namespace {namespace}"));
+        self.listed.clone().unwrap_or(Ok(Vec::new()))
     }
 
     fn image_command(&self, image: &str) -> Result<ImageCommand, String> {
