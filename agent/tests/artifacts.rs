@@ -3,8 +3,8 @@
 mod common;
 
 use common::{
-    agent, directory, oras_py_push, pull, push, push_crafted, python, run, run_ok, titled, tree,
-    write,
+    agent, directory, oras_py_push, pull, push, push_crafted, python, run_failing, run_ok, titled,
+    tree, write,
 };
 use oras_agent::manifest::ImageManifest;
 use oras_agent::registry::{ClientOptions, RegistryClient};
@@ -437,23 +437,17 @@ fn duplicate_titles_in_one_artifact_are_an_error() {
 #[test]
 fn bad_references_and_missing_artifacts_fail_with_clear_messages() {
     let registry = Registry::start();
-    let out = run(agent().args(["pull", "ubuntu:22.04", "--plain-http"]));
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("host[:port]/repository"));
+    let message = run_failing(agent().args(["pull", "ubuntu:22.04", "--plain-http"]));
+    assert!(message.contains("host[:port]/repository"), "{message}");
     let missing = format!("{}/nothing/here:v1", registry.host());
-    let out = run(agent().args([
+    let message = run_failing(agent().args([
         "pull",
         &missing,
         "--plain-http",
         "-o",
         "/tmp/oras-agent-never",
     ]));
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("404"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(message.contains("404"), "{message}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{pull, push, run, run_ok};
+use common::{pull, push, run, run_failing, run_ok};
 use oras_test_support::Registry;
 
 #[test]
@@ -14,9 +14,8 @@ fn env_credentials_pick_the_push_and_pull_passwords() {
     std::fs::write(work.path().join("f.txt"), "private").unwrap();
     let reference = format!("{}/auth/env:v1", registry.host());
 
-    let anonymous = run(push(&reference, &["f.txt"]).current_dir(work.path()));
-    assert!(!anonymous.status.success());
-    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("ORAS_USER"));
+    let message = run_failing(push(&reference, &["f.txt"]).current_dir(work.path()));
+    assert!(message.contains("ORAS_USER"), "{message}");
 
     run_ok(
         push(&reference, &["f.txt"])
@@ -309,9 +308,7 @@ fn bearer_tokens_are_fetched_from_the_realm_with_the_credentials() {
     std::fs::write(work.path().join("f.txt"), "behind a token").unwrap();
     let reference = format!("{}/auth/bearer:v1", registry.host);
 
-    let anonymous = run(push(&reference, &["f.txt"]).current_dir(work.path()));
-    assert!(!anonymous.status.success());
-    let stderr = String::from_utf8_lossy(&anonymous.stderr);
+    let stderr = run_failing(push(&reference, &["f.txt"]).current_dir(work.path()));
     assert!(
         stderr.contains("token") && stderr.contains("ORAS_USER"),
         "{stderr}"

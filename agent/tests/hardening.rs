@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    agent, directory, init, pull, push, push_crafted, run, run_ok, stderr, targz, titled, tree,
-    write_noise_file,
+    agent, directory, init, pull, push, push_crafted, run, run_failing, run_ok, stderr, targz,
+    titled, tree, write_noise_file,
 };
 use oras_agent::Digest;
 use oras_agent::manifest::{Descriptor, ImageManifest};
@@ -187,20 +187,12 @@ fn assert_nothing_written(out: &Path) {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// Runs `command`, which must fail, and returns its stderr.
-fn refused(command: &mut std::process::Command) -> String {
-    let output = run(command);
-    let message = stderr(&output);
-    assert!(!output.status.success(), "{message}");
-    message
-}
-
 /// Pulls `reference` (with `flags`) into a fresh directory, expecting a refusal that writes
 /// nothing there; returns the message.
 fn pull_refused(reference: &str, flags: &[&str]) -> String {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    let message = refused(pull(reference, &out).args(flags));
+    let message = run_failing(pull(reference, &out).args(flags));
     assert_nothing_written(&out);
     message
 }
@@ -550,7 +542,7 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
     // the push fails and publishes nothing.
     std::os::unix::fs::symlink("../../outside.txt", real.join("sub/escape")).unwrap();
     let escaping = format!("{}/hardening/escaping:v1", registry.host());
-    let message = refused(push(&escaping, &["results"]).current_dir(work.path()));
+    let message = run_failing(push(&escaping, &["results"]).current_dir(work.path()));
     assert!(
         message.contains("escape") && message.contains("leaves the directory being pushed"),
         "{message}"
@@ -561,7 +553,7 @@ fn a_symlinked_output_directory_is_followed_and_links_leaving_it_are_refused() {
     // An absolute link is refused as the pull would refuse it, even one into the directory.
     std::fs::remove_file(real.join("sub/escape")).unwrap();
     std::os::unix::fs::symlink(real.join("sub/data.txt"), real.join("absolute")).unwrap();
-    let message = refused(push(&escaping, &["results"]).current_dir(work.path()));
+    let message = run_failing(push(&escaping, &["results"]).current_dir(work.path()));
     assert!(message.contains("absolute"), "{message}");
 }
 
@@ -691,7 +683,7 @@ fn titles_with_control_characters_are_refused_and_never_printed_raw() {
     .to_string();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    let message = refused(pull(&r, &out).env_remove("ORAS_AGENT_QUIET").arg("--debug"));
+    let message = run_failing(pull(&r, &out).env_remove("ORAS_AGENT_QUIET").arg("--debug"));
     assert!(message.contains("control characters"), "{message}");
     assert!(
         !message.contains('\u{1b}') && !message.contains('\r'),

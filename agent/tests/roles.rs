@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{agent, init, pull, push, role, run, run_ok, tree};
+use common::{agent, init, pull, push, role, run, run_failing, run_ok, tree};
 use oras_agent::Reference;
 use oras_agent::registry::{ClientOptions, RegistryClient, RegistryError};
 use oras_cache_api::agent::{LaunchArgs, LaunchStatus, STATUS_FILE, SidecarArgs};
@@ -299,13 +299,8 @@ fn the_sidecar_gives_up_when_the_app_never_starts_or_its_heartbeat_stops() {
     std::fs::create_dir_all(share.join("state")).unwrap();
     let mut args = sidecar(&share, "127.0.0.1:1/never/pushed:v1");
     args.start_timeout_secs = 1;
-    let output = run(&mut role(args.to_args()));
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("never started"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let message = run_failing(&mut role(args.to_args()));
+    assert!(message.contains("never started"), "{message}");
 
     let heartbeat = share.join("state/heartbeat");
     std::fs::write(&heartbeat, "0\n").unwrap();
@@ -319,12 +314,10 @@ fn the_sidecar_gives_up_when_the_app_never_starts_or_its_heartbeat_stops() {
         .unwrap();
     let mut args = sidecar(&share, "127.0.0.1:1/never/pushed:v1");
     args.heartbeat_timeout_secs = 5;
-    let output = run(&mut role(args.to_args()));
-    assert!(!output.status.success());
+    let message = run_failing(&mut role(args.to_args()));
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("stopped without recording a status"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        message.contains("stopped without recording a status"),
+        "{message}"
     );
 }
 
@@ -339,9 +332,7 @@ fn inputs_that_would_overwrite_each_other_fail_init() {
     std::fs::write(work.path().join("same.txt"), "two").unwrap();
     run_ok(push(&second, &["same.txt"]).current_dir(work.path()));
     let share = work.path().join("share");
-    let output = run(&mut init(&share, &[&first, &second]));
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run_failing(&mut init(&share, &[&first, &second]));
     assert!(
         stderr.contains("same.txt") && stderr.contains("input #0") && stderr.contains("input #1"),
         "{stderr}"
@@ -372,9 +363,8 @@ fn a_push_cut_before_the_manifest_leaves_no_tag() {
     let (manifest, _, _) = layout.manifest().unwrap();
     std::fs::remove_file(layout.blob_path(&manifest.layers[0].digest)).unwrap();
     let target = format!("{}/cut/output:v1", registry.host());
-    let output = run(&mut role(sidecar(&share, &target).to_args()));
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("pushing the outputs"));
+    let message = run_failing(&mut role(sidecar(&share, &target).to_args()));
+    assert!(message.contains("pushing the outputs"), "{message}");
     assert!(
         !tag_exists(&registry, &target),
         "a failed push leaves no tag"

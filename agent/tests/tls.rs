@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{agent, pull, run, run_ok};
+use common::{agent, pull, run, run_failing, run_ok};
 use oras_test_support::{Registry, RegistryOptions};
 
 /// A registry serving HTTPS with a certificate for 127.0.0.1 signed by its own CA.
@@ -23,11 +23,11 @@ fn https_with_a_private_ca_works_and_is_refused_without_it() {
     let reference = format!("{}/tls/file:v1", registry.host());
     let ca = registry.ca_file().unwrap();
 
-    let untrusted = run(agent()
-        .current_dir(work.path())
-        .args(["push", &reference, "f.txt"]));
-    assert!(!untrusted.status.success());
-    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    let stderr = run_failing(
+        agent()
+            .current_dir(work.path())
+            .args(["push", &reference, "f.txt"]),
+    );
     assert!(
         stderr.contains("cannot reach the registry") && stderr.contains("certificate"),
         "{stderr}"

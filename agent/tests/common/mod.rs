@@ -34,6 +34,14 @@ pub fn run(command: &mut Command) -> Output {
     command.output().expect("spawn oras-agent")
 }
 
+/// Runs `command`, which must fail, and returns its stderr.
+pub fn run_failing(command: &mut Command) -> String {
+    let output = run(command);
+    let message = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{command:?} succeeded: {message}");
+    message
+}
+
 /// Runs and asserts success.
 pub fn run_ok(command: &mut Command) -> Output {
     let output = run(command);
