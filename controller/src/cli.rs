@@ -30,6 +30,16 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Print, as YAML, every object the controller would create or update for each OrasCache in
+    /// FILE, and the status fields it can know without a cluster.
+    Render {
+        /// A YAML file with OrasCache documents (and the Secrets they name, whose keys decide
+        /// which keys the registry reads; their values are never printed).
+        file: PathBuf,
+        /// DNS domain of the cluster, used in `status.address`.
+        #[arg(long, default_value = oras_cache_api::settings::DEFAULT_CLUSTER_DOMAIN)]
+        cluster_domain: String,
+    },
     /// Print the install manifests (CRD, RBAC, Deployment, ClusterAdmissionPolicy) as YAML.
     Manifests {
         /// Write to this file instead of standard output.

@@ -65,6 +65,12 @@ pub struct OrasCacheSpec {
     /// A remote registry used instead of a deployed one (only with `deploy: false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<RemoteRegistry>,
+
+    /// Run the deployed registry as a pull-through cache (mirror) of this upstream registry
+    /// (only with `deploy: true` and without `registry`). Pods pull through the cache with no
+    /// credentials; the upstream's credentials stay in the registry container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorSpec>,
 }
 
 fn default_image() -> String {
@@ -141,6 +147,30 @@ pub struct RemoteRegistry {
     pub repository: Option<String>,
 }
 
+/// The upstream registry a deployed cache mirrors (distribution's pull-through cache).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorSpec {
+    /// `host[:port]` of the upstream, without scheme or path (for example `ghcr.io`).
+    pub address: String,
+
+    /// The upstream speaks plain HTTP instead of HTTPS.
+    #[serde(default)]
+    pub plain_http: bool,
+
+    /// Secret with the upstream's credentials for a pull (`ORAS_USER` with `ORAS_PULL_PASS` or
+    /// `ORAS_PASS`, or `username`/`password`). They reach the registry container by
+    /// `secretKeyRef` only. Without it the upstream is read anonymously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+
+    /// A repository of the upstream (such as `org/app`) the controller reads
+    /// (`GET /v2/<repository>/tags/list`, token scope `repository:<repository>:pull`) for
+    /// `AuthReady`; without it only `/v2/` is checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
+
 /// What the controller observed; the policy reads `address`, `plainHttp` and the conditions.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -153,7 +183,12 @@ pub struct OrasCacheStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plain_http: Option<bool>,
 
-    /// `Ready`, and `AuthReady` for remote registries; merged by `type` under server-side apply.
+    /// For a mirror, the `host[:port]` of the upstream it caches: pulls from that host can go
+    /// to `address` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_of: Option<String>,
+
+    /// `Ready`, and `AuthReady` for remote registries and mirrors; merged by `type` under server-side apply.
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

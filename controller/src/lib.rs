@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod registry_check;
+pub mod render;
 pub mod resources;
 pub mod server;
 pub mod status;

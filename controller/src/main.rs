@@ -1,4 +1,5 @@
-//! `oras-cache-controller`: `run` the controller, print the `crd` or the install `manifests`.
+//! `oras-cache-controller`: `run` the controller, print the `crd`, the install `manifests`, or
+//! what it would apply for a file (`render`).
 
 use std::process::ExitCode;
 
@@ -16,6 +17,16 @@ fn write(output: Option<std::path::PathBuf>, text: String) -> std::io::Result<()
     }
 }
 
+fn render(file: &std::path::Path, cluster_domain: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let rendered = oras_cache_controller::render::render(&text, cluster_domain)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    for warning in &rendered.warnings {
+        eprintln!("oras-cache-controller: warning: {warning}");
+    }
+    write(None, rendered.to_yaml()).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -23,6 +34,10 @@ fn main() -> ExitCode {
         Command::Manifests { output, options } => {
             write(output, manifests::render(&options.into())).map_err(|e| e.to_string())
         }
+        Command::Render {
+            file,
+            cluster_domain,
+        } => render(&file, &cluster_domain),
         Command::Run(args) => app::run(args).map_err(|e| e.to_string()),
     };
     match result {

@@ -39,13 +39,28 @@ pub enum SpecError {
     /// The port is out of range.
     #[error("spec.service.port must be between 1 and 65535, got {0}")]
     BadPort(i32),
+    /// A mirror needs a registry the controller runs.
+    #[error(
+        "spec.mirror is set but spec.deploy is false: a mirror is a registry the controller deploys; set `deploy: true` (the default) or remove spec.mirror"
+    )]
+    MirrorWithoutDeploy,
+    /// A mirror and a remote registry at once.
+    #[error(
+        "spec.mirror and spec.registry are both set: a cache either mirrors an upstream (spec.mirror, deployed) or is a remote registry (spec.registry with `deploy: false`); remove one"
+    )]
+    MirrorWithRegistry,
+    /// The upstream address is not `host[:port]`.
+    #[error(
+        "spec.mirror.address must be host[:port] without scheme or path (for example `ghcr.io`), got {0:?}"
+    )]
+    BadMirrorAddress(String),
 }
 
 /// What the controller does for one `OrasCache`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     /// Run the registry in the cluster.
-    Deployed(DeployedRegistry),
+    Deployed(Box<DeployedRegistry>),
     /// Check and report a registry elsewhere.
     Remote(RemoteTarget),
     /// `deploy: false` with no remote registry: pods name their registry themselves.
@@ -67,6 +82,69 @@ pub struct DeployedRegistry {
     pub env_from_secret: Option<String>,
     /// Secret and key holding `REGISTRY_HTTP_SECRET`.
     pub http_secret: Option<SecretKey>,
+    /// The upstream this registry mirrors, if it is a pull-through cache.
+    pub mirror: Option<Mirror>,
+}
+
+/// The upstream of a mirror and where its credentials are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// The upstream, as the controller checks it (`AuthReady`).
+    pub upstream: RemoteTarget,
+    /// The Secret keys the registry container reads the credentials from, when
+    /// `upstream.credentials_secret` is set. [`plan`] names the contract's first keys
+    /// (`ORAS_USER`, `ORAS_PULL_PASS`); the reconciler replaces them with the keys the Secret
+    /// has ([`credential_keys`]).
+    pub credential_keys: Option<CredentialKeys>,
+}
+
+impl Mirror {
+    /// `http://host[:port]` or `https://host[:port]` of the upstream.
+    pub fn upstream_url(&self) -> String {
+        let scheme = if self.upstream.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", self.upstream.address)
+    }
+}
+
+/// The keys of a credentials Secret that hold the user name and the password for a pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialKeys {
+    /// Secret name.
+    pub secret: String,
+    /// Key of the user name (`ORAS_USER` or `username`).
+    pub user: String,
+    /// Key of the password (`ORAS_PULL_PASS`, `ORAS_PASS` or `password`).
+    pub password: String,
+}
+
+/// The keys of `secret` whose values [`oras_cache_api::credentials::select`] picks for a pull, so
+/// that the registry container's `secretKeyRef`s read exactly the credentials the controller
+/// checked. `lookup` gives a key's value. `Ok(None)`: the Secret has no credentials.
+pub fn credential_keys(
+    secret: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<CredentialKeys>, oras_cache_api::credentials::CredentialsError> {
+    use oras_cache_api::credentials::{Operation, select};
+    if select(Operation::Pull, &lookup)?.is_none() {
+        return Ok(None);
+    }
+    // The same rule as `select`: the first key with a value that is not blank.
+    let first = |keys: &[&str]| {
+        keys.iter()
+            .find(|key| lookup(key).is_some_and(|v| !v.trim().is_empty()))
+            .map(|key| key.to_string())
+    };
+    Ok(first(&Operation::USER_KEYS)
+        .zip(first(&Operation::Pull.password_keys()))
+        .map(|(user, password)| CredentialKeys {
+            secret: secret.to_string(),
+            user,
+            password,
+        }))
 }
 
 /// A key in a Secret.
@@ -100,6 +178,14 @@ fn non_empty(value: &Option<String>) -> Option<String> {
 pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
     let secrets = spec.secrets.clone().unwrap_or_default();
     let oras_env = non_empty(&secrets.oras_env);
+    if spec.mirror.is_some() {
+        if !spec.deploy {
+            return Err(SpecError::MirrorWithoutDeploy);
+        }
+        if spec.registry.is_some() {
+            return Err(SpecError::MirrorWithRegistry);
+        }
+    }
     if !spec.deploy {
         let Some(remote) = &spec.registry else {
             return Ok(Plan::Unconfigured);
@@ -139,12 +225,35 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
     {
         return Err(SpecError::StorageClassWithoutSize);
     }
+    let mirror = match &spec.mirror {
+        None => None,
+        Some(mirror) => {
+            let address = mirror.address.trim();
+            if !valid_address(address) {
+                return Err(SpecError::BadMirrorAddress(mirror.address.clone()));
+            }
+            let credentials_secret = non_empty(&mirror.credentials_secret);
+            Some(Mirror {
+                credential_keys: credentials_secret.as_ref().map(|secret| CredentialKeys {
+                    secret: secret.clone(),
+                    user: oras_cache_api::agent::ENV_USER.to_string(),
+                    password: oras_cache_api::agent::ENV_PULL_PASS.to_string(),
+                }),
+                upstream: RemoteTarget {
+                    address: address.to_string(),
+                    plain_http: mirror.plain_http,
+                    credentials_secret,
+                    repository: non_empty(&mirror.repository),
+                },
+            })
+        }
+    };
     let image = if spec.image.trim().is_empty() {
         DEFAULT_IMAGE.to_string()
     } else {
         spec.image.trim().to_string()
     };
-    Ok(Plan::Deployed(DeployedRegistry {
+    Ok(Plan::Deployed(Box::new(DeployedRegistry {
         image,
         port,
         storage,
@@ -155,7 +264,8 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
             key: non_empty(&secrets.registry_http_key)
                 .unwrap_or_else(|| DEFAULT_REGISTRY_HTTP_KEY.to_string()),
         }),
-    }))
+        mirror,
+    })))
 }
 
 /// `host[:port]`, by the contract's registry grammar (the one the policy and the agent use).
@@ -267,6 +377,85 @@ mod tests {
                 .to_string()
                 .contains("spec.registry.address")
         );
+    }
+
+    #[test]
+    fn a_mirror_is_a_deployed_registry_with_its_upstream() {
+        let s = spec("mirror: {address: ghcr.io, credentialsSecret: ghcr, repository: org/app}");
+        let Plan::Deployed(registry) = plan(&s).unwrap() else {
+            panic!("a mirror deploys")
+        };
+        let mirror = registry.mirror.unwrap();
+        assert_eq!(mirror.upstream_url(), "https://ghcr.io");
+        assert_eq!(mirror.upstream.repository.as_deref(), Some("org/app"));
+        assert_eq!(mirror.credential_keys.unwrap().secret, "ghcr");
+        let plain = spec("mirror: {address: 'upstream:5000', plainHttp: true}");
+        let Plan::Deployed(registry) = plan(&plain).unwrap() else {
+            panic!()
+        };
+        let mirror = registry.mirror.unwrap();
+        assert_eq!(mirror.upstream_url(), "http://upstream:5000");
+        assert!(mirror.credential_keys.is_none());
+    }
+
+    #[test]
+    fn a_mirror_without_deploy_or_with_a_registry_is_invalid() {
+        assert_eq!(
+            plan(&spec("{deploy: false, mirror: {address: ghcr.io}}")),
+            Err(SpecError::MirrorWithoutDeploy)
+        );
+        assert_eq!(
+            plan(&spec(
+                "{deploy: false, mirror: {address: ghcr.io}, registry: {address: ghcr.io}}"
+            )),
+            Err(SpecError::MirrorWithoutDeploy)
+        );
+        assert_eq!(
+            plan(&spec(
+                "{mirror: {address: ghcr.io}, registry: {address: ghcr.io}}"
+            )),
+            Err(SpecError::MirrorWithRegistry)
+        );
+        let err = plan(&spec("{mirror: {address: 'https://ghcr.io'}}")).unwrap_err();
+        assert!(err.to_string().contains("spec.mirror.address"), "{err}");
+    }
+
+    #[test]
+    fn the_registry_reads_the_keys_the_controller_checked() {
+        let secret = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let guide = credential_keys(
+            "s",
+            secret(&[
+                ("ORAS_USER", "me"),
+                ("ORAS_PUSH_PASS", "w"),
+                ("ORAS_PULL_PASS", "r"),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (guide.user.as_str(), guide.password.as_str()),
+            ("ORAS_USER", "ORAS_PULL_PASS")
+        );
+        let basic = credential_keys(
+            "s",
+            secret(&[("username", "me"), ("password", "p"), ("ORAS_PASS", " ")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (basic.user.as_str(), basic.password.as_str()),
+            ("username", "password")
+        );
+        assert_eq!(credential_keys("s", secret(&[("other", "x")])), Ok(None));
+        assert!(credential_keys("s", secret(&[("ORAS_USER", "me")])).is_err());
     }
 
     #[test]

@@ -20,15 +20,15 @@ use tracing::{info, warn};
 
 use crate::crd::{OrasCache, OrasCacheStatus};
 use crate::metrics::Metrics;
-use crate::plan::{DeployedRegistry, Plan, RemoteTarget, plan};
+use crate::plan::{CredentialKeys, DeployedRegistry, Plan, RemoteTarget, credential_keys, plan};
 use crate::registry_check::{
     CheckReport, Credentials, RegistryChecker, Verdict, credentials_from_secret,
 };
 use crate::resources::{
     BuildError, FIELD_MANAGER, MANAGED_BY_SELECTOR, build_service, build_statefulset,
-    needs_recreate, service_address,
+    needs_recreate, service_address, userinfo_safe,
 };
-use crate::status::{Observation, build_status, transitions};
+use crate::status::{MirrorObservation, Observation, build_status, transitions};
 
 /// A reconciliation that failed; the controller retries it after `error_requeue`.
 #[derive(Debug, Error)]
@@ -220,8 +220,47 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
             Observation::InvalidSpec(error.to_string()),
             Action::await_change(),
         ),
-        Ok(Plan::Deployed(registry)) => {
+        Ok(Plan::Deployed(mut registry)) => {
+            // A mirror's container reads the keys its Secret has, so the Secret is read before
+            // the StatefulSet is built.
+            let mirror_credentials = match registry.mirror.as_mut() {
+                Some(mirror) => {
+                    let read = read_credentials(
+                        mirror.upstream.credentials_secret.as_deref(),
+                        &namespace,
+                        ctx,
+                    )
+                    .await?;
+                    if let Some(keys) = read.keys.clone() {
+                        mirror.credential_keys = Some(keys);
+                    }
+                    Some(read)
+                }
+                None => None,
+            };
             let ready_replicas = apply_registry(cache, &registry, &namespace, ctx).await?;
+            let mirror = match (&registry.mirror, mirror_credentials) {
+                (Some(mirror), Some(read)) => {
+                    let mut report = ctx
+                        .checker
+                        .check_repository(&mirror.upstream, read.credentials.as_ref())
+                        .await;
+                    if let Some(problem) = read.problem {
+                        report.auth = problem;
+                    }
+                    Some(MirrorObservation {
+                        upstream: mirror.upstream.address.clone(),
+                        auth: Some(report.auth),
+                    })
+                }
+                _ => None,
+            };
+            // A mirror's upstream is checked as often as a remote registry.
+            let requeue = if mirror.is_some() {
+                ctx.config.remote_check_interval
+            } else {
+                ctx.config.resync_interval
+            };
             match ready_replicas {
                 Some(ready_replicas) => (
                     Observation::Deployed {
@@ -233,8 +272,9 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
                         ),
                         ready_replicas,
                         replicas: 1,
+                        mirror,
                     },
-                    Action::requeue(ctx.config.resync_interval),
+                    Action::requeue(requeue),
                 ),
                 // The StatefulSet is being recreated for new storage; look again shortly.
                 None => return Ok(Action::requeue(Duration::from_secs(5))),
@@ -397,6 +437,80 @@ where
     }
 }
 
+/// What the controller found in a credentials Secret.
+#[derive(Debug, Default)]
+struct CredentialsRead {
+    /// The user name and password for a pull.
+    credentials: Option<Credentials>,
+    /// The keys they were found under.
+    keys: Option<CredentialKeys>,
+    /// Why the Secret cannot be used, as the `AuthReady` verdict.
+    problem: Option<Verdict>,
+}
+
+/// Reads the credentials Secret, if one is named. A missing or unusable Secret is a `problem`
+/// (reported in `AuthReady`), not an error: reachability is still checked anonymously.
+async fn read_credentials(
+    secret_name: Option<&str>,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<CredentialsRead, ReconcileError> {
+    let Some(secret_name) = secret_name else {
+        return Ok(CredentialsRead::default());
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let source = format!("Secret {namespace}/{secret_name}");
+    let secret = match secrets.get_opt(secret_name).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            return Ok(CredentialsRead {
+                problem: Some(Verdict::fail(
+                    "SecretNotFound",
+                    format!("{source} named as the registry credentials does not exist"),
+                )),
+                ..CredentialsRead::default()
+            });
+        }
+        Err(source) => {
+            return Err(ReconcileError::ReadSecret {
+                namespace: namespace.to_string(),
+                name: secret_name.to_string(),
+                source,
+            });
+        }
+    };
+    let data = secret.data.unwrap_or_default();
+    match credentials_from_secret(&source, &data) {
+        Ok(found) => {
+            let text = |key: &str| {
+                data.get(key)
+                    .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            };
+            let keys = credential_keys(secret_name, text).ok().flatten();
+            let problem = (!userinfo_safe(&found.login.user)
+                || found.login.user.contains(':')
+                || !userinfo_safe(&found.login.password))
+            .then(|| {
+                Verdict::fail(
+                    "CredentialsNotUrlSafe",
+                    format!(
+                        "{source}: a mirror passes its upstream credentials in the user information of REGISTRY_PROXY_REMOTEURL, which cannot carry '/', '?', '#', '%', spaces or non-ASCII characters; use a token without them"
+                    ),
+                )
+            });
+            Ok(CredentialsRead {
+                credentials: Some(found),
+                keys,
+                problem,
+            })
+        }
+        Err(error) => Ok(CredentialsRead {
+            problem: Some(Verdict::fail("CredentialsInvalid", error.to_string())),
+            ..CredentialsRead::default()
+        }),
+    }
+}
+
 /// Reads the credentials (if any) and runs the `/v2/` check. A missing or unusable Secret makes
 /// `AuthReady` False with the reason, while reachability is still checked anonymously.
 async fn check_remote(
@@ -404,38 +518,10 @@ async fn check_remote(
     namespace: &str,
     ctx: &Context,
 ) -> Result<CheckReport, ReconcileError> {
-    let mut credentials_problem: Option<Verdict> = None;
-    let mut credentials: Option<Credentials> = None;
-    if let Some(secret_name) = &target.credentials_secret {
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-        let source = format!("Secret {namespace}/{secret_name}");
-        match secrets.get_opt(secret_name).await {
-            Ok(Some(secret)) => {
-                match credentials_from_secret(&source, &secret.data.unwrap_or_default()) {
-                    Ok(found) => credentials = Some(found),
-                    Err(error) => {
-                        credentials_problem =
-                            Some(Verdict::fail("CredentialsInvalid", error.to_string()));
-                    }
-                }
-            }
-            Ok(None) => {
-                credentials_problem = Some(Verdict::fail(
-                    "SecretNotFound",
-                    format!("{source} named as the registry credentials does not exist"),
-                ));
-            }
-            Err(source) => {
-                return Err(ReconcileError::ReadSecret {
-                    namespace: namespace.to_string(),
-                    name: secret_name.clone(),
-                    source,
-                });
-            }
-        }
-    }
-    let mut report = ctx.checker.check(target, credentials.as_ref()).await;
-    if let Some(problem) = credentials_problem {
+    let read = read_credentials(target.credentials_secret.as_deref(), namespace, ctx).await?;
+    let mut report = ctx.checker.check(target, read.credentials.as_ref()).await;
+    // The URL rule is the mirror's; a remote registry's credentials never go into a URL.
+    if let Some(problem) = read.problem.filter(|p| p.reason != "CredentialsNotUrlSafe") {
         report.auth = problem;
     }
     Ok(report)

@@ -120,6 +120,16 @@ pub fn credentials_from_secret(
     })
 }
 
+/// How a check's `/v2/` request was let in, reused for the repository read.
+enum Authorization {
+    /// No credentials were needed.
+    Anonymous,
+    /// Basic credentials.
+    Basic(UserPassword),
+    /// A bearer token from the realm.
+    Bearer(String),
+}
+
 /// The HTTP client could not be built.
 #[derive(Debug, Error)]
 #[error("cannot build the registry HTTP client: {0}")]
@@ -150,51 +160,136 @@ impl RegistryChecker {
         target: &RemoteTarget,
         credentials: Option<&Credentials>,
     ) -> CheckReport {
+        self.check_with_auth(target, credentials).await.0
+    }
+
+    /// Checks `target` as [`RegistryChecker::check`] does, then, when `target.repository` is
+    /// set and the credentials were accepted, reads that repository
+    /// (`GET /v2/<repository>/tags/list`) with the same authorization, as the OCI connector's
+    /// health check does: a mirror's credentials must be able to read what pods will pull.
+    pub async fn check_repository(
+        &self,
+        target: &RemoteTarget,
+        credentials: Option<&Credentials>,
+    ) -> CheckReport {
+        let (mut report, auth) = self.check_with_auth(target, credentials).await;
+        if let (Some(repository), Some(auth), true) = (&target.repository, auth, report.auth.ok) {
+            report.auth = self
+                .read_repository(target, repository, &auth, &report.auth)
+                .await;
+        }
+        report
+    }
+
+    async fn read_repository(
+        &self,
+        target: &RemoteTarget,
+        repository: &str,
+        auth: &Authorization,
+        base: &Verdict,
+    ) -> Verdict {
+        let scheme = if target.plain_http { "http" } else { "https" };
+        let url = format!("{scheme}://{}/v2/{repository}/tags/list", target.address);
+        let request = match auth {
+            Authorization::Anonymous => self.client.get(&url),
+            Authorization::Basic(login) => self
+                .client
+                .get(&url)
+                .basic_auth(&login.user, Some(&login.password)),
+            Authorization::Bearer(token) => self.client.get(&url).bearer_auth(token),
+        };
+        match request.send().await {
+            Ok(r) if r.status() == StatusCode::OK => Verdict::pass(
+                &base.reason,
+                format!("{}; GET {url} answered 200", base.message),
+            ),
+            Ok(r) if r.status() == StatusCode::NOT_FOUND => Verdict::fail(
+                "RepositoryNotFound",
+                format!(
+                    "GET {url} answered 404: the upstream has no repository {repository:?} (spec.mirror.repository names one pods pull)"
+                ),
+            ),
+            Ok(r) if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                Verdict::fail(
+                    "RepositoryDenied",
+                    format!(
+                        "GET {url} answered {}: the credentials may not read repository {repository:?}",
+                        r.status()
+                    ),
+                )
+            }
+            Ok(r) => Verdict::fail(
+                "UnexpectedStatus",
+                format!("GET {url} answered {}", r.status()),
+            ),
+            Err(error) => Verdict::fail(
+                "Unreachable",
+                format!("GET {url} failed: {}", error_chain(&error)),
+            ),
+        }
+    }
+
+    /// The check and, when the credentials were accepted, the authorization that was.
+    async fn check_with_auth(
+        &self,
+        target: &RemoteTarget,
+        credentials: Option<&Credentials>,
+    ) -> (CheckReport, Option<Authorization>) {
         let scheme = if target.plain_http { "http" } else { "https" };
         let url = format!("{scheme}://{}/v2/", target.address);
         let first = match self.client.get(&url).send().await {
             Ok(response) => response,
             Err(error) => {
                 let message = format!("GET {url} failed: {}", error_chain(&error));
-                return CheckReport {
+                let report = CheckReport {
                     reachable: Verdict::fail("Unreachable", message.clone()),
                     auth: Verdict::fail("Unreachable", message),
                 };
+                return (report, None);
             }
         };
         let status = first.status();
         match status {
-            StatusCode::OK => CheckReport {
-                reachable: Verdict::pass("RegistryReachable", format!("GET {url} answered 200")),
-                auth: Verdict::pass(
-                    "AnonymousAccess",
-                    "the registry answers GET /v2/ without credentials",
-                ),
-            },
+            StatusCode::OK => (
+                CheckReport {
+                    reachable: Verdict::pass(
+                        "RegistryReachable",
+                        format!("GET {url} answered 200"),
+                    ),
+                    auth: Verdict::pass(
+                        "AnonymousAccess",
+                        "the registry answers GET /v2/ without credentials",
+                    ),
+                },
+                Some(Authorization::Anonymous),
+            ),
             StatusCode::UNAUTHORIZED => {
                 let challenge = first
                     .headers()
                     .get(WWW_AUTHENTICATE)
                     .and_then(|h| h.to_str().ok())
                     .and_then(Challenge::parse);
-                CheckReport {
+                let (auth, authorization) = self
+                    .authenticate(&url, target, challenge, credentials)
+                    .await;
+                let report = CheckReport {
                     reachable: Verdict::pass(
                         "RegistryReachable",
                         format!("GET {url} answered 401 (authentication required)"),
                     ),
-                    auth: self
-                        .authenticate(&url, target, challenge, credentials)
-                        .await,
-                }
+                    auth,
+                };
+                (report, authorization)
             }
             other => {
                 let message = format!(
                     "GET {url} answered {other}: not an OCI distribution registry (expected 200 or 401)"
                 );
-                CheckReport {
+                let report = CheckReport {
                     reachable: Verdict::fail("NotARegistry", message.clone()),
                     auth: Verdict::fail("NotARegistry", message),
-                }
+                };
+                (report, None)
             }
         }
     }
@@ -205,34 +300,51 @@ impl RegistryChecker {
         target: &RemoteTarget,
         challenge: Option<Challenge>,
         credentials: Option<&Credentials>,
-    ) -> Verdict {
+    ) -> (Verdict, Option<Authorization>) {
         let Some(challenge) = challenge else {
-            return Verdict::fail(
+            let verdict = Verdict::fail(
                 "UnsupportedChallenge",
                 format!("GET {url} answered 401 without a usable WWW-Authenticate header"),
             );
+            return (verdict, None);
         };
         match challenge.scheme.as_str() {
             "basic" => {
                 let Some(credentials) = credentials else {
-                    return credentials_required(url, "basic");
+                    return (credentials_required(url, "basic"), None);
                 };
                 let request = self
                     .client
                     .get(url)
                     .basic_auth(&credentials.login.user, Some(&credentials.login.password));
-                self.final_get(request, url, credentials, "basic credentials")
-                    .await
+                let verdict = self
+                    .final_get(request, url, credentials, "basic credentials")
+                    .await;
+                let accepted = verdict.ok;
+                (
+                    verdict,
+                    accepted.then(|| Authorization::Basic(credentials.login.clone())),
+                )
             }
             "bearer" => {
-                self.bearer(url, target, &challenge.params, credentials)
-                    .await
+                let mut token = None;
+                let verdict = self
+                    .bearer(url, target, &challenge.params, credentials, &mut token)
+                    .await;
+                let accepted = verdict.ok;
+                (
+                    verdict,
+                    token.filter(|_| accepted).map(Authorization::Bearer),
+                )
             }
-            other => Verdict::fail(
-                "UnsupportedChallenge",
-                format!(
-                    "GET {url} asks for the {other:?} auth scheme; only Basic and Bearer are supported"
+            other => (
+                Verdict::fail(
+                    "UnsupportedChallenge",
+                    format!(
+                        "GET {url} asks for the {other:?} auth scheme; only Basic and Bearer are supported"
+                    ),
                 ),
+                None,
             ),
         }
     }
@@ -243,6 +355,7 @@ impl RegistryChecker {
         target: &RemoteTarget,
         params: &BTreeMap<String, String>,
         credentials: Option<&Credentials>,
+        accepted_token: &mut Option<String>,
     ) -> Verdict {
         let Some(realm) = params.get("realm") else {
             return Verdict::fail(
@@ -336,6 +449,7 @@ impl RegistryChecker {
                 format!("the token service {realm} answered without token or access_token"),
             );
         };
+        *accepted_token = Some(token.to_string());
         let request = self.client.get(url).bearer_auth(token);
         match credentials {
             Some(credentials) => {

@@ -19,7 +19,7 @@ use kube::{Resource, ResourceExt};
 use thiserror::Error;
 
 use crate::crd::OrasCache;
-use crate::plan::DeployedRegistry;
+use crate::plan::{DeployedRegistry, Mirror};
 
 /// Field manager of every server-side apply the controller sends.
 pub const FIELD_MANAGER: &str = "oras-cache-controller";
@@ -100,6 +100,93 @@ pub fn owner_reference(cache: &OrasCache) -> Result<OwnerReference, BuildError> 
     Ok(owner)
 }
 
+/// Environment variable of the upstream's URL in a mirror's registry container.
+pub const PROXY_REMOTE_URL: &str = "REGISTRY_PROXY_REMOTEURL";
+/// Environment variable of the upstream's user name.
+pub const PROXY_USERNAME: &str = "REGISTRY_PROXY_USERNAME";
+/// Environment variable of the upstream's password.
+pub const PROXY_PASSWORD: &str = "REGISTRY_PROXY_PASSWORD";
+
+/// The environment that makes the registry distribution's pull-through cache of the mirror's
+/// upstream: the `proxy` section of its configuration (`remoteurl`, `username`, `password`),
+/// given as `REGISTRY_PROXY_*` variables, which override the configuration file
+/// (distribution's docs/configuration.md, "proxy" and "Override specific configuration
+/// options").
+///
+/// The credentials come from the Secret by `secretKeyRef` only. distribution hands
+/// `username`/`password` to the token realms of a `Bearer` challenge only
+/// (registry/proxy/proxyauth.go); an upstream with basic auth gets them from the user
+/// information of the remote URL, which Go's HTTP client sends as basic auth. The URL therefore
+/// names the two variables with Kubernetes' `$(VAR)` syntax, which the kubelet expands from the
+/// variables defined before it: the value stays out of the StatefulSet. (Characters outside a
+/// URL's user information, such as `/`, `?`, `#` or `%`, cannot be carried that way; the
+/// controller's check reports such credentials.)
+pub fn mirror_env(mirror: &Mirror) -> Vec<EnvVar> {
+    let secret_ref = |secret: &str, key: &str| EnvVarSource {
+        secret_key_ref: Some(SecretKeySelector {
+            name: secret.to_string(),
+            key: key.to_string(),
+            optional: Some(false),
+        }),
+        ..EnvVarSource::default()
+    };
+    let url = mirror.upstream_url();
+    let Some(keys) = &mirror.credential_keys else {
+        return vec![EnvVar {
+            name: PROXY_REMOTE_URL.into(),
+            value: Some(url),
+            ..EnvVar::default()
+        }];
+    };
+    let (scheme, host) = url.split_once("://").unwrap_or(("https", &url));
+    vec![
+        EnvVar {
+            name: PROXY_USERNAME.into(),
+            value_from: Some(secret_ref(&keys.secret, &keys.user)),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: PROXY_PASSWORD.into(),
+            value_from: Some(secret_ref(&keys.secret, &keys.password)),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: PROXY_REMOTE_URL.into(),
+            value: Some(format!(
+                "{scheme}://$({PROXY_USERNAME}):$({PROXY_PASSWORD})@{host}"
+            )),
+            ..EnvVar::default()
+        },
+    ]
+}
+
+/// Whether `text` can stand in the user information of a URL as it is (RFC 3986 unreserved and
+/// sub-delims, and `:` after the user name; Go's `url.Parse` accepts the same set plus `@`):
+/// the kubelet expands `$(VAR)` without encoding it.
+pub fn userinfo_safe(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '-' | '.'
+                    | '_'
+                    | '~'
+                    | '!'
+                    | '$'
+                    | '&'
+                    | '\''
+                    | '('
+                    | ')'
+                    | '*'
+                    | '+'
+                    | ','
+                    | ';'
+                    | '='
+                    | ':'
+            )
+    })
+}
+
 /// The registry Service (ClusterIP) named like the cache.
 pub fn build_service(
     cache: &OrasCache,
@@ -152,6 +239,9 @@ pub fn build_statefulset(
             }),
             ..EnvVar::default()
         });
+    }
+    if let Some(mirror) = &registry.mirror {
+        env.extend(mirror_env(mirror));
     }
     let env_from = registry.env_from_secret.as_ref().map(|secret| {
         vec![EnvFromSource {
@@ -326,7 +416,7 @@ mod tests {
 
     fn deployed(c: &OrasCache) -> DeployedRegistry {
         match plan(&c.spec).unwrap() {
-            Plan::Deployed(r) => r,
+            Plan::Deployed(r) => *r,
             other => panic!("expected a deployed registry, got {other:?}"),
         }
     }
@@ -506,6 +596,64 @@ mod tests {
                 .0,
             "256Mi"
         );
+    }
+
+    #[test]
+    fn a_mirror_reads_its_upstream_credentials_by_secret_key_ref_only() {
+        let c = cache("{mirror: {address: ghcr.io, credentialsSecret: ghcr-creds}}");
+        let sts = build_statefulset(&c, &deployed(&c)).unwrap();
+        let names: Vec<_> = container(&sts)
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.name.as_str())
+            .collect();
+        // The URL refers to the two variables, so they come before it.
+        assert_eq!(
+            names,
+            [
+                "REGISTRY_HTTP_ADDR",
+                PROXY_USERNAME,
+                PROXY_PASSWORD,
+                PROXY_REMOTE_URL
+            ]
+        );
+        for (name, key) in [
+            (PROXY_USERNAME, "ORAS_USER"),
+            (PROXY_PASSWORD, "ORAS_PULL_PASS"),
+        ] {
+            let var = env(&sts, name).unwrap();
+            assert!(var.value.is_none(), "{name} has no literal value");
+            let key_ref = var
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            assert_eq!(
+                (key_ref.name.as_str(), key_ref.key.as_str()),
+                ("ghcr-creds", key)
+            );
+        }
+        assert_eq!(
+            env(&sts, PROXY_REMOTE_URL).unwrap().value.as_deref(),
+            Some("https://$(REGISTRY_PROXY_USERNAME):$(REGISTRY_PROXY_PASSWORD)@ghcr.io")
+        );
+    }
+
+    #[test]
+    fn an_anonymous_mirror_names_only_its_upstream() {
+        let c = cache("{mirror: {address: 'upstream.example:5000', plainHttp: true}}");
+        let sts = build_statefulset(&c, &deployed(&c)).unwrap();
+        assert_eq!(
+            env(&sts, PROXY_REMOTE_URL).unwrap().value.as_deref(),
+            Some("http://upstream.example:5000")
+        );
+        assert!(env(&sts, PROXY_USERNAME).is_none() && env(&sts, PROXY_PASSWORD).is_none());
+        let plain = cache("{}");
+        let sts = build_statefulset(&plain, &deployed(&plain)).unwrap();
+        assert!(env(&sts, PROXY_REMOTE_URL).is_none());
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Observation {
         ready_replicas: i32,
         /// Desired replicas.
         replicas: i32,
+        /// For a mirror, its upstream's `host[:port]` and the check of the upstream with the
+        /// mirror's credentials (`AuthReady`).
+        mirror: Option<MirrorObservation>,
     },
     /// A remote registry and the outcome of its `/v2/` check.
     Remote {
@@ -39,6 +42,15 @@ pub enum Observation {
     },
     /// `deploy: false` and no remote registry.
     Unconfigured,
+}
+
+/// What the controller knows of a mirror's upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorObservation {
+    /// `host[:port]` of the upstream (`status.mirrorOf`).
+    pub upstream: String,
+    /// The upstream check with the mirror's credentials; `None` before any check (`render`).
+    pub auth: Option<Verdict>,
 }
 
 /// A condition before its transition time is decided.
@@ -58,14 +70,22 @@ fn desired_conditions(observation: &Observation) -> Vec<Desired> {
         Observation::Deployed {
             ready_replicas,
             replicas,
+            mirror,
             ..
         } => {
             let message = format!("{ready_replicas}/{replicas} registry pods ready");
-            if *ready_replicas >= 1 {
+            let mut conditions = if *ready_replicas >= 1 {
                 vec![ready(Verdict::pass("RegistryReady", message))]
             } else {
                 vec![ready(Verdict::fail("RegistryNotReady", message))]
+            };
+            if let Some(auth) = mirror.as_ref().and_then(|m| m.auth.clone()) {
+                conditions.push(Desired {
+                    type_: AUTH_READY,
+                    verdict: auth,
+                });
             }
+            conditions
         }
         Observation::Remote { report, .. } => vec![
             ready(report.reachable.clone()),
@@ -89,6 +109,13 @@ pub fn build_status(
     observation: &Observation,
     now: &Time,
 ) -> OrasCacheStatus {
+    let mirror_of = match observation {
+        Observation::Deployed {
+            mirror: Some(mirror),
+            ..
+        } => Some(mirror.upstream.clone()),
+        _ => None,
+    };
     let (address, plain_http) = match observation {
         Observation::Deployed { address, .. } => (Some(address.clone()), Some(true)),
         Observation::Remote {
@@ -120,6 +147,7 @@ pub fn build_status(
     OrasCacheStatus {
         address,
         plain_http,
+        mirror_of,
         conditions,
         observed_generation: generation,
     }
@@ -158,7 +186,37 @@ mod tests {
             address: "cache.ns.svc.cluster.local:5000".into(),
             ready_replicas: ready,
             replicas: 1,
+            mirror: None,
         }
+    }
+
+    #[test]
+    fn a_mirror_reports_its_upstream_and_the_upstream_check() {
+        let observation = Observation::Deployed {
+            address: "mirror.ns.svc.cluster.local:5000".into(),
+            ready_replicas: 1,
+            replicas: 1,
+            mirror: Some(MirrorObservation {
+                upstream: "ghcr.io".into(),
+                auth: Some(Verdict::fail("AuthenticationFailed", "rejected")),
+            }),
+        };
+        let status = build_status(None, Some(1), &observation, &at(1));
+        assert_eq!(status.mirror_of.as_deref(), Some("ghcr.io"));
+        assert_eq!(status.plain_http, Some(true));
+        assert_eq!(condition(Some(&status), READY).unwrap().status, "True");
+        assert_eq!(
+            condition(Some(&status), AUTH_READY).unwrap().reason,
+            "AuthenticationFailed"
+        );
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["mirrorOf"], "ghcr.io", "the field the policy reads");
+        assert!(deployed_status_has_no_mirror());
+    }
+
+    fn deployed_status_has_no_mirror() -> bool {
+        let status = build_status(None, Some(1), &deployed(1), &at(1));
+        status.mirror_of.is_none() && condition(Some(&status), AUTH_READY).is_none()
     }
 
     #[test]

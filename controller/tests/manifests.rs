@@ -100,6 +100,7 @@ fn every_example_object_fits_its_schema() {
             "OrasCache/remote-cache",
             "OrasCache/persistent-cache",
             "OrasCache/original-fields",
+            "OrasCache/ghcr-mirror",
         ],
     );
 }

@@ -182,6 +182,7 @@ fn deployed(ready_replicas: i32) -> Observation {
         address: "cache.ns.svc.cluster.local:5000".into(),
         ready_replicas,
         replicas: 1,
+        mirror: None,
     }
 }
 
@@ -575,4 +576,108 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
     );
     let (result, _) = run(again, |server| tokio::spawn(server.expect_silence())).await;
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+}
+
+/// A mirror: the controller reads the credentials Secret first (its keys go into the
+/// StatefulSet's `secretKeyRef`s), applies the registry, and checks the upstream by reading the
+/// mirror's repository with those credentials.
+#[tokio::test]
+async fn a_mirror_reads_its_secret_applies_a_pull_through_registry_and_checks_the_upstream() {
+    let upstream = oras_test_support::Registry::start_with_basic_auth("alice", "s3cret");
+    oras_test_support::http::Client::new(upstream.addr())
+        .with_basic_auth(upstream.auth().unwrap())
+        .push_artifact("org/app", "v1", &[("a.txt", b"a")])
+        .unwrap();
+    let spec = format!(
+        "{{mirror: {{address: '{}', plainHttp: true, credentialsSecret: upstream-creds, repository: org/app}}}}",
+        upstream.host()
+    );
+    let host = upstream.host();
+    let (result, _) = run(cache(&spec), move |mut server| {
+        tokio::spawn(async move {
+            let (_, send) = server
+                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/upstream-creds")
+                .await;
+            // A basic-auth Secret: base64 of "alice" and "s3cret".
+            respond(
+                send,
+                200,
+                &json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "upstream-creds", "namespace": "ns"},
+                "type": "kubernetes.io/basic-auth",
+                "data": {"username": "YWxpY2U=", "password": "czNjcmV0"}}),
+            );
+            let (_, statefulset) = applies(&mut server, 0).await;
+            let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .clone();
+            let var = |name: &str| env.iter().find(|e| e["name"] == name).unwrap().clone();
+            assert_eq!(
+                var("REGISTRY_PROXY_USERNAME")["valueFrom"]["secretKeyRef"],
+                json!({"name": "upstream-creds", "key": "username", "optional": false})
+            );
+            assert_eq!(
+                var("REGISTRY_PROXY_PASSWORD")["valueFrom"]["secretKeyRef"]["key"],
+                "password"
+            );
+            assert_eq!(
+                var("REGISTRY_PROXY_REMOTEURL")["value"],
+                format!("http://$(REGISTRY_PROXY_USERNAME):$(REGISTRY_PROXY_PASSWORD)@{host}")
+            );
+            assert!(
+                !statefulset.to_string().contains("s3cret"),
+                "no credential in the StatefulSet"
+            );
+
+            let (patch, send) = server.expect_status_patch().await;
+            let status = &patch["status"];
+            assert_eq!(status["address"], "cache.ns.svc.cluster.local:5000");
+            assert_eq!(status["mirrorOf"], host.as_str());
+            assert_condition(status, "Ready", "False", "RegistryNotReady");
+            let auth = assert_condition(status, "AuthReady", "True", "Authenticated");
+            assert!(
+                auth["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/v2/org/app/tags/list answered 200"),
+                "{auth}"
+            );
+            status_patched(send, &patch);
+            server.expect_event_of("Warning", "RegistryNotReady").await;
+            server.expect_event_of("Normal", "Authenticated").await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    // The upstream is checked again as often as a remote registry.
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+}
+
+#[tokio::test]
+async fn a_mirror_of_a_repository_the_upstream_lacks_is_not_auth_ready() {
+    let upstream = oras_test_support::Registry::start();
+    let spec = format!(
+        "{{mirror: {{address: '{}', plainHttp: true, repository: org/missing}}}}",
+        upstream.host()
+    );
+    let (result, _) = run(cache(&spec), move |mut server| {
+        tokio::spawn(async move {
+            applies(&mut server, 1).await;
+            let (patch, send) = server.expect_status_patch().await;
+            assert_condition(&patch["status"], "Ready", "True", "RegistryReady");
+            let auth =
+                assert_condition(&patch["status"], "AuthReady", "False", "RepositoryNotFound");
+            assert!(
+                auth["message"].as_str().unwrap().contains("org/missing"),
+                "{auth}"
+            );
+            status_patched(send, &patch);
+            server.expect_event().await;
+            server.expect_event().await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    result.unwrap();
 }

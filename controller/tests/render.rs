@@ -1,0 +1,89 @@
+//! `oras-cache-controller render` on every cache example: each prints what the controller would
+//! apply, every printed object fits its schema, and no Secret value is printed.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use support::schema_check::{check_document, parse_documents};
+
+fn examples() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/cache");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn render(file: &PathBuf) -> (Vec<Value>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_oras-cache-controller"))
+        .arg("render")
+        .arg(file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{}: {stderr}", file.display());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    (parse_documents(&stdout).unwrap(), stderr)
+}
+
+#[test]
+fn every_cache_example_renders_objects_that_fit_their_schema() {
+    let files = examples();
+    assert!(files.len() >= 5, "{files:?}");
+    for file in &files {
+        let (objects, stderr) = render(file);
+        assert!(stderr.is_empty(), "{}: {stderr}", file.display());
+        let source = std::fs::read_to_string(file).unwrap();
+        for object in &objects {
+            if object["kind"] == "OrasCache" {
+                assert!(object["status"].is_object(), "{object}");
+                continue;
+            }
+            check_document(object).unwrap_or_else(|e| panic!("{}: {e}\n{object}", file.display()));
+        }
+        let printed = serde_json::to_string(&objects).unwrap();
+        for secret in parse_documents(&source)
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"] == "Secret")
+        {
+            for value in secret["stringData"].as_object().into_iter().flatten() {
+                assert!(
+                    !printed.contains(value.1.as_str().unwrap()),
+                    "{}: a Secret value was printed",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_ghcr_mirror_example_renders_a_pull_through_registry() {
+    let file = examples()
+        .into_iter()
+        .find(|f| f.ends_with("orascache-mirror-ghcr.yaml"))
+        .unwrap();
+    let (objects, _) = render(&file);
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Service", "StatefulSet", "OrasCache"]);
+    let env = objects[1]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(
+        env.contains("https://$(REGISTRY_PROXY_USERNAME):$(REGISTRY_PROXY_PASSWORD)@ghcr.io"),
+        "{env}"
+    );
+    assert_eq!(objects[2]["status"]["mirrorOf"], "ghcr.io");
+    assert_eq!(
+        objects[2]["status"]["address"],
+        "ghcr-mirror.workflows.svc.cluster.local:5000"
+    );
+}
