@@ -7,6 +7,27 @@
 //! ([`Registry::builder`]); [`RegistryOptions::start`] returns once `GET /v2/` answers, and
 //! dropping the [`Registry`] stops the process and removes what it wrote. Shell and Python get
 //! the same registries from the `oras-test-registry` command (`src/bin/oras-test-registry.rs`).
+//!
+//! ```no_run
+//! use oras_test_support::{Registry, Upstream};
+//! use oras_test_support::token::TokenServer;
+//!
+//! // An htpasswd upstream with an access log, and its mirror: clients of the mirror need no
+//! // credentials, the mirror process holds the upstream's.
+//! let mut upstream = Registry::builder().basic_auth("alice", "s3cret").access_log().start()?;
+//! let mirror = Registry::builder().mirror_of(Upstream::of(&upstream)).start()?;
+//! // ... pull through `mirror.host()`, then every request the upstream answered:
+//! let requests = upstream.settled_requests()?;
+//!
+//! // A token-auth upstream (the ghcr.io way) with the token service it trusts.
+//! let tokens = TokenServer::start("alice", "s3cret")?;
+//! let token_upstream = Registry::builder().token_server(&tokens, "upstream").start()?;
+//!
+//! // Two replicas on one storage directory with one `http.secret`.
+//! let replicas = Registry::builder().start_replicas(2)?;
+//! let (first, second) = (&replicas[0], &replicas[1]);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -10,8 +10,14 @@ use oras_test_support::probe_v2;
 
 /// The command started with `flags`, stdin a pipe, and the JSON line it printed.
 fn start(flags: &[&str]) -> (Child, serde_json::Value) {
+    start_with_env(flags, &[])
+}
+
+/// [`start`] with more environment.
+fn start_with_env(flags: &[&str], env: &[(&str, &str)]) -> (Child, serde_json::Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oras-test-registry"))
         .args(flags)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -63,14 +69,11 @@ fn the_command_stops_on_sigterm_and_removes_its_storage() {
 fn the_command_starts_a_mirror_from_flags() {
     let (_upstream, upstream_info) = start(&["--user", "alice", "--password", "s3cret"]);
     let upstream_url = upstream_info["url"].as_str().unwrap();
-    let (_mirror, info) = start(&[
-        "--mirror-of",
-        upstream_url,
-        "--upstream-user",
-        "alice",
-        "--upstream-password",
-        "s3cret",
-    ]);
+    // The password from the environment: it stays out of the process list.
+    let (_mirror, info) = start_with_env(
+        &["--mirror-of", upstream_url, "--upstream-user", "alice"],
+        &[("ORAS_TEST_UPSTREAM_PASSWORD", "s3cret")],
+    );
     let config = std::fs::read_to_string(dir(&info).join("config.yml")).unwrap();
     assert!(
         config.contains(&format!("remoteurl: {upstream_url}")),

@@ -53,8 +53,9 @@ struct Flags {
     /// The user the mirror logs in to the upstream with.
     #[arg(long, requires_all = ["mirror_of", "upstream_password"])]
     upstream_user: Option<String>,
-    /// The upstream password (given to the registry process's environment only).
-    #[arg(long, requires = "upstream_user")]
+    /// The upstream password (given to the registry process's environment only); from the
+    /// environment, it stays out of the process list.
+    #[arg(long, env = "ORAS_TEST_UPSTREAM_PASSWORD", requires = "upstream_user")]
     upstream_password: Option<String>,
     /// Keep the storage in this directory (shared by replicas; not removed on exit).
     #[arg(long)]
