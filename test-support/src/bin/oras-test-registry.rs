@@ -63,7 +63,7 @@ struct Flags {
     /// http.secret: replicas on one storage need the same.
     #[arg(long)]
     http_secret: Option<String>,
-    /// Write distribution's access log to the registry's log (dir/registry.log).
+    /// Write distribution's access log to the registry's log (dir/registry.log, or --log).
     #[arg(long)]
     access_log: bool,
     /// Append the registry's output (errors, the access log) to this file, kept after exit.
