@@ -103,6 +103,15 @@ impl ApiServer {
         }
     }
 
+    /// Answers the status patch of a checked registry, expects the two events of the check
+    /// (reachability, authentication), and then nothing more.
+    async fn finish_checked_status(mut self, send: SendResponse<Response<Body>>, patch: &Value) {
+        status_patched(send, patch);
+        self.expect_event().await;
+        self.expect_event().await;
+        self.expect_silence().await;
+    }
+
     /// The reconciler must have finished talking to the API.
     async fn expect_silence(mut self) {
         if let Some((request, _)) = self.0.next_request().await {
@@ -195,6 +204,12 @@ fn assert_condition<'a>(status: &'a Value, type_: &str, expected: &str, reason: 
         "{found}"
     );
     found
+}
+
+/// [`assert_condition`], with a message that names `hint`.
+fn assert_condition_naming(status: &Value, type_: &str, expected: &str, reason: &str, hint: &str) {
+    let found = assert_condition(status, type_, expected, reason);
+    assert!(found["message"].as_str().unwrap().contains(hint), "{found}");
 }
 
 fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
@@ -450,15 +465,14 @@ async fn a_missing_credentials_secret_makes_auth_ready_false() {
                 .await;
             not_found(send);
             let (patch, send) = server.expect_status_patch().await;
-            let auth = assert_condition(&patch["status"], "AuthReady", "False", "SecretNotFound");
-            assert!(
-                auth["message"].as_str().unwrap().contains("ns/nope"),
-                "{auth}"
+            assert_condition_naming(
+                &patch["status"],
+                "AuthReady",
+                "False",
+                "SecretNotFound",
+                "ns/nope",
             );
-            status_patched(send, &patch);
-            server.expect_event().await;
-            server.expect_event().await;
-            server.expect_silence().await;
+            server.finish_checked_status(send, &patch).await;
         })
     })
     .await;
@@ -547,10 +561,7 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
                 condition(&patch["status"], "AuthReady")["reason"],
                 "AnonymousAccess"
             );
-            status_patched(send, &patch);
-            server.expect_event().await;
-            server.expect_event().await;
-            server.expect_silence().await;
+            server.finish_checked_status(send, &patch).await;
         })
     })
     .await;
@@ -635,13 +646,12 @@ async fn a_mirror_reads_its_secret_applies_a_pull_through_registry_and_checks_th
             assert_eq!(status["address"], "cache.ns.svc.cluster.local:5000");
             assert_eq!(status["mirrorOf"], host.as_str());
             assert_condition(status, "Ready", "False", "RegistryNotReady");
-            let auth = assert_condition(status, "AuthReady", "True", "Authenticated");
-            assert!(
-                auth["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("/v2/org/app/tags/list answered 200"),
-                "{auth}"
+            assert_condition_naming(
+                status,
+                "AuthReady",
+                "True",
+                "Authenticated",
+                "/v2/org/app/tags/list answered 200",
             );
             status_patched(send, &patch);
             server.expect_event_of("Warning", "RegistryNotReady").await;
@@ -666,16 +676,14 @@ async fn a_mirror_of_a_repository_the_upstream_lacks_is_not_auth_ready() {
             applies(&mut server, 1).await;
             let (patch, send) = server.expect_status_patch().await;
             assert_condition(&patch["status"], "Ready", "True", "RegistryReady");
-            let auth =
-                assert_condition(&patch["status"], "AuthReady", "False", "RepositoryNotFound");
-            assert!(
-                auth["message"].as_str().unwrap().contains("org/missing"),
-                "{auth}"
+            assert_condition_naming(
+                &patch["status"],
+                "AuthReady",
+                "False",
+                "RepositoryNotFound",
+                "org/missing",
             );
-            status_patched(send, &patch);
-            server.expect_event().await;
-            server.expect_event().await;
-            server.expect_silence().await;
+            server.finish_checked_status(send, &patch).await;
         })
     })
     .await;
