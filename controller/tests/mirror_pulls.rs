@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use oras_agent::auth::{BasicCredentials, Credentials};
 use oras_agent::transfer::{pull_to_dir, push_paths};
@@ -124,29 +123,10 @@ fn container_environment(
 
 /// The upstream's `GET`s of each blob so far, every request logged.
 fn blob_fetches(upstream: &mut Registry, digests: &[String]) -> Vec<usize> {
-    let requests = upstream.settled_requests().unwrap();
     digests
         .iter()
-        .map(|digest| {
-            requests
-                .iter()
-                .filter(|r| r.starts_with("GET ") && r.contains(&format!("/blobs/{digest} ")))
-                .count()
-        })
+        .map(|digest| upstream.blob_fetches(digest).unwrap())
         .collect()
-}
-
-/// Waits until the mirror has stored `digest` (it stores a blob in the background while it
-/// streams it to the first client); a liveness bound, not a timing assertion.
-fn wait_until_stored(mirror: &Registry, digest: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !mirror.links_blob(REPOSITORY, digest) {
-        assert!(
-            Instant::now() < deadline,
-            "the mirror never stored {digest}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -238,7 +218,7 @@ fn twenty_pulls_through_the_rendered_mirror_fetch_each_blob_from_the_upstream_on
         }
         if pull == 1 {
             for digest in &digests {
-                wait_until_stored(&mirror, digest);
+                mirror.wait_for_blob(REPOSITORY, digest).unwrap();
             }
             first_pull_fetches = Some(blob_fetches(&mut upstream, &digests));
         }

@@ -48,6 +48,9 @@ pub const DEFAULT_HTTP_SECRET: &str = "oras-cache-tests";
 /// How long a registry may take to answer `GET /v2/` after it was spawned.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a mirror may take to store a blob it streamed ([`Registry::wait_for_blob`]).
+const BLOB_DEADLINE: Duration = Duration::from_secs(60);
+
 /// How long a registry stopped with [`Registry::stop_gracefully`] may finish the requests it
 /// serves (distribution's `http.draintimeout`).
 const DRAIN_TIMEOUT: &str = "10s";
@@ -452,6 +455,35 @@ impl Registry {
             .join(hex)
             .join("link")
             .exists()
+    }
+
+    /// Waits until `repository` links blob `digest` (see [`Registry::links_blob`]): a mirror
+    /// stores a blob in the background, and a test that counts upstream fetches waits for it.
+    /// Fails after a minute (a liveness bound, not a timing check).
+    pub fn wait_for_blob(&self, repository: &str, digest: &str) -> std::io::Result<()> {
+        let deadline = Instant::now() + BLOB_DEADLINE;
+        while !self.links_blob(repository, digest) {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(format!(
+                    "{} never stored {digest} of {repository}: {}",
+                    self.host(),
+                    self.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// How many times the registry answered `GET` for blob `digest`, every request so far
+    /// counted (see [`Registry::settled_requests`]; needs [`RegistryOptions::access_log`]).
+    pub fn blob_fetches(&mut self, digest: &str) -> std::io::Result<usize> {
+        let blob = format!("/blobs/{digest} ");
+        Ok(self
+            .settled_requests()?
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains(&blob))
+            .count())
     }
 
     /// Every request the registry has answered so far, complete: the registry is stopped

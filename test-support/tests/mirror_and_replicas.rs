@@ -1,8 +1,6 @@
 //! The registries of the mirror and replica work, as real `docker-registry` processes: a mirror
 //! (distribution's pull-through cache) of an htpasswd upstream, and two replicas on one storage.
 
-use std::time::{Duration, Instant};
-
 use oras_test_support::http::{Client, with_query};
 use oras_test_support::token::TokenServer;
 use oras_test_support::{BasicAuth, Registry, Upstream};
@@ -33,29 +31,6 @@ fn mirror_of(upstream: &Registry) -> Registry {
         .mirror_of(Upstream::of(upstream))
         .start()
         .expect("start the mirror")
-}
-
-/// The upstream's `GET`s of blob `digest` so far, every one of them logged.
-fn blob_fetches(upstream: &mut Registry, digest: &str) -> usize {
-    upstream
-        .settled_requests()
-        .expect("restart the upstream")
-        .iter()
-        .filter(|r| r.starts_with("GET ") && r.contains(&format!("/blobs/{digest} ")))
-        .count()
-}
-
-/// Waits until the mirror has stored blob `digest` of `repository` (see
-/// [`Registry::links_blob`]); a liveness bound on a background step, not a timing assertion.
-fn wait_until_stored(mirror: &Registry, repository: &str, digest: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !mirror.links_blob(repository, digest) {
-        assert!(
-            Instant::now() < deadline,
-            "the mirror never stored {digest}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -133,8 +108,8 @@ fn a_blob_pulled_twice_through_the_mirror_is_fetched_from_the_upstream_for_the_f
     let client = Client::new(mirror.addr());
 
     assert_eq!(client.get_blob(REPOSITORY, &digest).unwrap().body, CONTENT);
-    wait_until_stored(&mirror, REPOSITORY, &digest);
-    let after_first = blob_fetches(&mut upstream, &digest);
+    mirror.wait_for_blob(REPOSITORY, &digest).unwrap();
+    let after_first = upstream.blob_fetches(&digest).unwrap();
     // distribution 2.8 reads a missing blob twice: once streamed to the client, once stored
     // (registry/proxy/proxyblobstore.go, `ServeBlob` and `storeLocal`).
     assert!(
@@ -144,7 +119,7 @@ fn a_blob_pulled_twice_through_the_mirror_is_fetched_from_the_upstream_for_the_f
     );
 
     assert_eq!(client.get_blob(REPOSITORY, &digest).unwrap().body, CONTENT);
-    let after_second = blob_fetches(&mut upstream, &digest);
+    let after_second = upstream.blob_fetches(&digest).unwrap();
     assert_eq!(
         after_second,
         after_first,
