@@ -188,6 +188,16 @@ pub struct OrasCacheStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_of: Option<String>,
 
+    /// The `kubernetes.io/dockerconfigjson` Secret with the cache's `config.json` (key
+    /// `.dockerconfigjson`), for builder pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_config_secret: Option<String>,
+
+    /// The ConfigMap with `daemon.json`, `buildkitd.toml` and `registries.conf` for the cache,
+    /// for builder pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_config_map: Option<String>,
+
     /// `Ready`, and `AuthReady` for remote registries and mirrors; merged by `type` under server-side apply.
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]

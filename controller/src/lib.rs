@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod client_config;
 pub mod crd;
 /// Test objects for the unit tests and, through the `fixtures` feature the crate's own
 /// dev-dependency turns on, for the integration tests; never in a release build.

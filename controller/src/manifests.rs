@@ -119,8 +119,9 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 
 /// The rules the controller needs and nothing more: it watches OrasCaches and patches their
 /// status, owns StatefulSets and Services through server-side apply (create and patch) and
-/// deletes them when `deploy` turns false, reads credential Secrets, and records events
-/// (`patch` for event series).
+/// deletes them when `deploy` turns false, reads credential Secrets, applies each cache's
+/// client configurations (a Secret and a ConfigMap: create and patch, no list or watch of
+/// Secrets), and records events (`patch` for event series).
 pub fn controller_rules() -> Vec<PolicyRule> {
     let group = oras_cache_api::cache::GROUP;
     let owned = ["get", "list", "watch", "create", "patch", "delete"];
@@ -129,7 +130,8 @@ pub fn controller_rules() -> Vec<PolicyRule> {
         rule(group, &["orascaches/status"], &["get", "patch"]),
         rule("apps", &["statefulsets"], &owned),
         rule("", &["services"], &owned),
-        rule("", &["secrets"], &["get"]),
+        rule("", &["secrets"], &["get", "create", "patch"]),
+        rule("", &["configmaps"], &["create", "patch"]),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]
 }
@@ -433,7 +435,8 @@ mod tests {
                 .verbs
                 .clone()
         };
-        assert_eq!(verbs("secrets"), ["get"]);
+        assert_eq!(verbs("secrets"), ["get", "create", "patch"]);
+        assert_eq!(verbs("configmaps"), ["create", "patch"]);
         assert_eq!(verbs("orascaches"), ["get", "list", "watch"]);
         assert!(!verbs("orascaches/status").contains(&"update".to_string()));
         assert_eq!(verbs("events"), ["create", "patch"]);

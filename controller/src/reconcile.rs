@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{Timestamp, TimestampRound, Unit};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -15,9 +15,14 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
+use oras_cache_api::credentials::{Operation, UserPassword, select};
 use thiserror::Error;
 use tracing::{info, warn};
 
+use crate::client_config::{
+    ClientTarget, build_client_config_map, build_docker_config_secret, client_config_name,
+    docker_config_name,
+};
 use crate::crd::{OrasCache, OrasCacheStatus};
 use crate::metrics::Metrics;
 use crate::plan::{CredentialKeys, DeployedRegistry, Plan, RemoteTarget, credential_keys, plan};
@@ -239,6 +244,17 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
                 None => None,
             };
             let ready_replicas = apply_registry(cache, &registry, &namespace, ctx).await?;
+            let address =
+                service_address(&name, &namespace, &ctx.config.cluster_domain, registry.port);
+            if ready_replicas.is_some() {
+                // The deployed registry has no authentication of its own: no credentials.
+                let target = ClientTarget {
+                    address: address.clone(),
+                    plain_http: true,
+                    login: None,
+                };
+                apply_client_configs(cache, &target, &namespace, ctx).await?;
+            }
             let mirror = match (&registry.mirror, mirror_credentials) {
                 (Some(mirror), Some(read)) => {
                     let mut report = ctx
@@ -264,12 +280,7 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
             match ready_replicas {
                 Some(ready_replicas) => (
                     Observation::Deployed {
-                        address: service_address(
-                            &name,
-                            &namespace,
-                            &ctx.config.cluster_domain,
-                            registry.port,
-                        ),
+                        address,
                         ready_replicas,
                         replicas: 1,
                         mirror,
@@ -284,7 +295,13 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
             if spec_changed(cache) {
                 remove_registry(&name, &namespace, ctx).await?;
             }
-            let report = check_remote(&target, &namespace, ctx).await?;
+            let (report, login) = check_remote(&target, &namespace, ctx).await?;
+            let client = ClientTarget {
+                address: target.address.clone(),
+                plain_http: target.plain_http,
+                login,
+            };
+            apply_client_configs(cache, &client, &namespace, ctx).await?;
             (
                 Observation::Remote {
                     address: target.address.clone(),
@@ -307,7 +324,11 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
             .unwrap_or_else(|_| Timestamp::now()),
     );
     let previous = cache.status.as_ref();
-    let next = build_status(previous, cache.metadata.generation, &observation, &now);
+    let mut next = build_status(previous, cache.metadata.generation, &observation, &now);
+    if has_client_configs(&observation) {
+        next.docker_config_secret = Some(docker_config_name(&name));
+        next.client_config_map = Some(client_config_name(&name));
+    }
     if previous != Some(&next) {
         patch_status(cache, &namespace, &next, ctx).await?;
         for condition in transitions(previous, &next) {
@@ -446,6 +467,9 @@ struct CredentialsRead {
     keys: Option<CredentialKeys>,
     /// Why the Secret cannot be used, as the `AuthReady` verdict.
     problem: Option<Verdict>,
+    /// The user name and password for a push, which builder pods of a remote registry get in
+    /// the cache's docker config.
+    push_login: Option<UserPassword>,
 }
 
 /// Reads the credentials Secret, if one is named. A missing or unusable Secret is a `problem`
@@ -487,6 +511,7 @@ async fn read_credentials(
                     .and_then(|v| String::from_utf8(v.0.clone()).ok())
             };
             let keys = credential_keys(secret_name, text).ok().flatten();
+            let push_login = select(Operation::Push, text).ok().flatten();
             let problem = (!userinfo_safe(&found.login.user)
                 || found.login.user.contains(':')
                 || !userinfo_safe(&found.login.password))
@@ -502,6 +527,7 @@ async fn read_credentials(
                 credentials: Some(found),
                 keys,
                 problem,
+                push_login,
             })
         }
         Err(error) => Ok(CredentialsRead {
@@ -517,14 +543,56 @@ async fn check_remote(
     target: &RemoteTarget,
     namespace: &str,
     ctx: &Context,
-) -> Result<CheckReport, ReconcileError> {
+) -> Result<(CheckReport, Option<UserPassword>), ReconcileError> {
     let read = read_credentials(target.credentials_secret.as_deref(), namespace, ctx).await?;
     let mut report = ctx.checker.check(target, read.credentials.as_ref()).await;
     // The URL rule is the mirror's; a remote registry's credentials never go into a URL.
     if let Some(problem) = read.problem.filter(|p| p.reason != "CredentialsNotUrlSafe") {
         report.auth = problem;
     }
-    Ok(report)
+    Ok((report, read.push_login))
+}
+
+/// Whether the cache gets client configurations: a registry it deploys or a remote one.
+fn has_client_configs(observation: &Observation) -> bool {
+    matches!(
+        observation,
+        Observation::Deployed { .. } | Observation::Remote { .. }
+    )
+}
+
+/// Applies the docker-config Secret and the client-config ConfigMap of the cache.
+async fn apply_client_configs(
+    cache: &OrasCache,
+    target: &ClientTarget,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let secret = build_docker_config_secret(cache, target)?;
+    let name = secret.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    secrets
+        .patch(&name, &params, &Patch::Apply(&secret))
+        .await
+        .map_err(|source| ReconcileError::Apply {
+            kind: "Secret",
+            namespace: namespace.to_string(),
+            name,
+            source,
+        })?;
+    let map = build_client_config_map(cache, target)?;
+    let name = map.name_any();
+    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    maps.patch(&name, &params, &Patch::Apply(&map))
+        .await
+        .map_err(|source| ReconcileError::Apply {
+            kind: "ConfigMap",
+            namespace: namespace.to_string(),
+            name,
+            source,
+        })?;
+    Ok(())
 }
 
 async fn patch_status(

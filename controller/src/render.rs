@@ -1,6 +1,9 @@
 //! `oras-cache-controller render FILE`: what the reconciler would apply for each `OrasCache` in a
 //! file, without a cluster, from the same [`crate::plan`] and [`crate::resources`] builders.
 //!
+//! The docker-config Secret is printed as it would be applied (its `config.json` holds a remote
+//! registry's credentials when the file has its Secret).
+//!
 //! A Secret in the same file that a mirror names as its credentials stands in for the one in the
 //! cluster: its keys decide which keys the registry container reads, as the reconciler decides
 //! from the Secret it reads. Its values are never printed.
@@ -15,10 +18,15 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::client_config::{
+    ClientTarget, build_client_config_map, build_docker_config_secret, client_config_name,
+    docker_config_name,
+};
 use crate::crd::OrasCache;
 use crate::plan::{Plan, credential_keys, plan};
 use crate::resources::{BuildError, build_service, build_statefulset, service_address};
 use crate::status::{MirrorObservation, Observation, build_status};
+use oras_cache_api::credentials::{Operation, select};
 
 /// Namespace of an `OrasCache` in the file without one (as `kubectl apply` would use).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -158,8 +166,18 @@ fn render_cache(
                 .push(to_value(&build_service(cache, &registry)?));
             out.objects
                 .push(to_value(&build_statefulset(cache, &registry)?));
+            let address = service_address(&name, &namespace, cluster_domain, registry.port);
+            push_client_configs(
+                cache,
+                &ClientTarget {
+                    address: address.clone(),
+                    plain_http: true,
+                    login: None,
+                },
+                out,
+            )?;
             Observation::Deployed {
-                address: service_address(&name, &namespace, cluster_domain, registry.port),
+                address,
                 ready_replicas: 0,
                 replicas: 1,
                 mirror: registry.mirror.as_ref().map(|m| MirrorObservation {
@@ -168,19 +186,52 @@ fn render_cache(
                 }),
             }
         }
-        Ok(Plan::Remote(target)) => Observation::Remote {
-            address: target.address.clone(),
-            plain_http: target.plain_http,
-            report: crate::registry_check::CheckReport {
-                reachable: crate::registry_check::Verdict::pass("NotChecked", ""),
-                auth: crate::registry_check::Verdict::pass("NotChecked", ""),
-            },
-        },
+        Ok(Plan::Remote(target)) => {
+            let login = target
+                .credentials_secret
+                .as_deref()
+                .and_then(|secret| secret_in_file(secrets, secret, &namespace))
+                .and_then(|data| {
+                    select(Operation::Push, |k| data.get(k).cloned())
+                        .ok()
+                        .flatten()
+                });
+            if target.credentials_secret.is_some() && login.is_none() {
+                out.warnings.push(format!(
+                    "OrasCache {namespace}/{name}: the credentials Secret is not in the file (or has none); the rendered docker config has no credentials, the cluster's would"
+                ));
+            }
+            push_client_configs(
+                cache,
+                &ClientTarget {
+                    address: target.address.clone(),
+                    plain_http: target.plain_http,
+                    login,
+                },
+                out,
+            )?;
+            Observation::Remote {
+                address: target.address.clone(),
+                plain_http: target.plain_http,
+                report: crate::registry_check::CheckReport {
+                    reachable: crate::registry_check::Verdict::pass("NotChecked", ""),
+                    auth: crate::registry_check::Verdict::pass("NotChecked", ""),
+                },
+            }
+        }
         Ok(Plan::Unconfigured) => Observation::Unconfigured,
     };
     let invalid = matches!(observation, Observation::InvalidSpec(_));
+    let configs = matches!(
+        observation,
+        Observation::Deployed { .. } | Observation::Remote { .. }
+    );
     let now = Time(Timestamp::now());
     let mut status = build_status(None, cache.metadata.generation, &observation, &now);
+    if configs {
+        status.docker_config_secret = Some(docker_config_name(&name));
+        status.client_config_map = Some(client_config_name(&name));
+    }
     // Readiness and the upstream check need a cluster; an invalid spec is known without one.
     if !invalid {
         status.conditions.clear();
@@ -191,6 +242,18 @@ fn render_cache(
         "metadata": {"name": name, "namespace": namespace},
         "status": status,
     }));
+    Ok(())
+}
+
+fn push_client_configs(
+    cache: &OrasCache,
+    target: &ClientTarget,
+    out: &mut Rendered,
+) -> Result<(), RenderError> {
+    out.objects
+        .push(to_value(&build_docker_config_secret(cache, target)?));
+    out.objects
+        .push(to_value(&build_client_config_map(cache, target)?));
     Ok(())
 }
 
@@ -243,7 +306,10 @@ stringData: {username: me, password: token-value}
             .iter()
             .map(|o| o["kind"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds, ["Service", "StatefulSet", "OrasCache"]);
+        assert_eq!(
+            kinds,
+            ["Service", "StatefulSet", "Secret", "ConfigMap", "OrasCache"]
+        );
         let env = &rendered.objects[1]["spec"]["template"]["spec"]["containers"][0]["env"];
         let key = |name: &str| {
             env.as_array()
@@ -256,7 +322,9 @@ stringData: {username: me, password: token-value}
         // The keys the Secret in the file has.
         assert_eq!(key("REGISTRY_PROXY_USERNAME"), "username");
         assert_eq!(key("REGISTRY_PROXY_PASSWORD"), "password");
-        let status = &rendered.objects[2]["status"];
+        let status = &rendered.objects[4]["status"];
+        assert_eq!(status["dockerConfigSecret"], "ghcr-mirror-docker-config");
+        assert_eq!(status["clientConfigMap"], "ghcr-mirror-client-config");
         assert_eq!(
             status["address"],
             "ghcr-mirror.builds.svc.cluster.local:5000"
@@ -269,7 +337,7 @@ stringData: {username: me, password: token-value}
             !yaml.contains("token-value"),
             "Secret values are never printed"
         );
-        assert_eq!(yaml.matches("\n---\n").count() + 1, 3);
+        assert_eq!(yaml.matches("\n---\n").count() + 1, 5);
     }
 
     #[test]

@@ -79,12 +79,22 @@ fn child_meta(cache: &OrasCache) -> Result<ObjectMeta, BuildError> {
         .name
         .clone()
         .ok_or(BuildError::MissingMetadata("metadata.name"))?;
+    child_meta_named(cache, name)
+}
+
+/// Metadata for a child called `child` in the cache's namespace, labelled and owned by it.
+pub fn child_meta_named(cache: &OrasCache, child: String) -> Result<ObjectMeta, BuildError> {
+    let name = cache
+        .metadata
+        .name
+        .clone()
+        .ok_or(BuildError::MissingMetadata("metadata.name"))?;
     let namespace = cache
         .namespace()
         .ok_or(BuildError::MissingMetadata("metadata.namespace"))?;
     Ok(ObjectMeta {
         labels: Some(labels(&name)),
-        name: Some(name),
+        name: Some(child),
         namespace: Some(namespace),
         owner_references: Some(vec![owner_reference(cache)?]),
         ..ObjectMeta::default()

@@ -148,6 +148,8 @@ pub fn build_status(
         address,
         plain_http,
         mirror_of,
+        docker_config_secret: None,
+        client_config_map: None,
         conditions,
         observed_generation: generation,
     }

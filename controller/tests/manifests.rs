@@ -101,6 +101,8 @@ fn every_example_object_fits_its_schema() {
             "OrasCache/persistent-cache",
             "OrasCache/original-fields",
             "OrasCache/ghcr-mirror",
+            "OrasCache/build-cache",
+            "Pod/image-builder",
         ],
     );
 }

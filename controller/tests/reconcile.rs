@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use http::{Method, Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -112,6 +113,25 @@ impl ApiServer {
         self.expect_silence().await;
     }
 
+    /// The docker-config Secret and the client-config ConfigMap, applied; returns their bodies.
+    async fn expect_client_configs(&mut self) -> (Value, Value) {
+        let (secret, send) = self
+            .expect(
+                Method::PATCH,
+                "/api/v1/namespaces/ns/secrets/cache-docker-config",
+            )
+            .await;
+        respond(send, 200, &secret);
+        let (map, send) = self
+            .expect(
+                Method::PATCH,
+                "/api/v1/namespaces/ns/configmaps/cache-client-config",
+            )
+            .await;
+        respond(send, 200, &map);
+        (secret, map)
+    }
+
     /// The reconciler must have finished talking to the API.
     async fn expect_silence(mut self) {
         if let Some((request, _)) = self.0.next_request().await {
@@ -177,12 +197,15 @@ async fn run(
 
 fn with_status(mut object: OrasCache, observation: &Observation) -> OrasCache {
     let at = Time(Timestamp::from_second(1_700_000_000).unwrap());
-    object.status = Some(build_status(
-        None,
-        object.metadata.generation,
+    let mut status = build_status(None, object.metadata.generation, observation, &at);
+    if matches!(
         observation,
-        &at,
-    ));
+        Observation::Deployed { .. } | Observation::Remote { .. }
+    ) {
+        status.docker_config_secret = Some("cache-docker-config".into());
+        status.client_config_map = Some("cache-client-config".into());
+    }
+    object.status = Some(status);
     object
 }
 
@@ -229,6 +252,7 @@ async fn applies(server: &mut ApiServer, ready: i32) -> (Value, Value) {
     let mut answer = statefulset.clone();
     answer["status"] = json!({"replicas": 1, "readyReplicas": ready});
     respond(send, 200, &answer);
+    server.expect_client_configs().await;
     (service, statefulset)
 }
 
@@ -434,7 +458,26 @@ async fn a_remote_registry_is_checked_with_the_credentials_of_its_secret() {
                 "metadata": {"name": "creds", "namespace": "ns"},
                 "data": {"ORAS_USER": "YWxpY2U=", "ORAS_PASS": "czNjcmV0"}}),
             );
+            // Builder pods of a remote registry get its credentials in the docker config.
+            let (secret, map) = server.expect_client_configs().await;
+            assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+            let config: Value = serde_json::from_slice(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(secret["data"][".dockerconfigjson"].as_str().unwrap())
+                    .unwrap(),
+            )
+            .unwrap();
+            // base64 of "alice:s3cret".
+            assert_eq!(config["auths"][host.as_str()]["auth"], "YWxpY2U6czNjcmV0");
+            assert!(
+                map["data"]["registries.conf"]
+                    .as_str()
+                    .unwrap()
+                    .contains("insecure = true")
+            );
             let (patch, send) = server.expect_status_patch().await;
+            assert_eq!(patch["status"]["dockerConfigSecret"], "cache-docker-config");
+            assert_eq!(patch["status"]["clientConfigMap"], "cache-client-config");
             let status = &patch["status"];
             assert_eq!(status["address"], host.as_str());
             assert_eq!(status["plainHttp"], true);
@@ -464,6 +507,7 @@ async fn a_missing_credentials_secret_makes_auth_ready_false() {
                 .expect(Method::GET, "/api/v1/namespaces/ns/secrets/nope")
                 .await;
             not_found(send);
+            server.expect_client_configs().await;
             let (patch, send) = server.expect_status_patch().await;
             assert_condition_naming(
                 &patch["status"],
@@ -555,6 +599,7 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
     let (result, _) = run(first.clone(), |mut server| {
         tokio::spawn(async move {
             server.expect_no_registry_to_delete().await;
+            server.expect_client_configs().await;
             let (patch, send) = server.expect_status_patch().await;
             assert_eq!(patch["status"]["address"], address.as_str());
             assert_eq!(
@@ -566,7 +611,8 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
     })
     .await;
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
-    // The periodic re-check of the same generation: the registry is checked, nothing is sent.
+    // The periodic re-check of the same generation: the registry is checked and the client
+    // configurations applied again (a no-op unless the credentials changed), nothing else.
     let checked = oras_cache_controller::registry_check::CheckReport {
         reachable: oras_cache_controller::registry_check::Verdict::pass(
             "RegistryReachable",
@@ -585,7 +631,13 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
             report: checked,
         },
     );
-    let (result, _) = run(again, |server| tokio::spawn(server.expect_silence())).await;
+    let (result, _) = run(again, |mut server| {
+        tokio::spawn(async move {
+            server.expect_client_configs().await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
 }
 

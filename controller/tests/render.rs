@@ -64,6 +64,39 @@ fn every_cache_example_renders_objects_that_fit_their_schema() {
     }
 }
 
+/// The builder pod mounts exactly the Secret, ConfigMap and keys the controller makes.
+#[test]
+fn the_builder_pod_mounts_the_client_configs_its_cache_gets() {
+    let file = examples()
+        .into_iter()
+        .find(|f| f.ends_with("builder-pod.yaml"))
+        .unwrap();
+    let (objects, _) = render(&file);
+    let status = &objects.iter().find(|o| o["kind"] == "OrasCache").unwrap()["status"];
+    let pod = parse_documents(&std::fs::read_to_string(&file).unwrap())
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "Pod")
+        .unwrap();
+    let volumes = pod["spec"]["volumes"].to_string();
+    for name in [&status["dockerConfigSecret"], &status["clientConfigMap"]] {
+        assert!(
+            volumes.contains(name.as_str().unwrap()),
+            "{name} in {volumes}"
+        );
+    }
+    let map = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+    let registries = map["data"]["registries.conf"].as_str().unwrap();
+    assert!(
+        registries.contains("location = \"build-cache.workflows.svc.cluster.local:5000\""),
+        "{registries}"
+    );
+    let pod_text = pod.to_string();
+    assert!(pod_text.contains("build-cache.workflows.svc.cluster.local:5000/steps/app:v1"));
+    assert!(pod_text.contains("\"subPath\":\"registries.conf\""));
+    assert!(pod_text.contains("\"key\":\".dockerconfigjson\""));
+}
+
 #[test]
 fn the_ghcr_mirror_example_renders_a_pull_through_registry() {
     let file = examples()
@@ -75,15 +108,18 @@ fn the_ghcr_mirror_example_renders_a_pull_through_registry() {
         .iter()
         .map(|o| o["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["Service", "StatefulSet", "OrasCache"]);
+    assert_eq!(
+        kinds,
+        ["Service", "StatefulSet", "Secret", "ConfigMap", "OrasCache"]
+    );
     let env = objects[1]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
     assert!(
         env.contains("https://$(REGISTRY_PROXY_USERNAME):$(REGISTRY_PROXY_PASSWORD)@ghcr.io"),
         "{env}"
     );
-    assert_eq!(objects[2]["status"]["mirrorOf"], "ghcr.io");
+    assert_eq!(objects[4]["status"]["mirrorOf"], "ghcr.io");
     assert_eq!(
-        objects[2]["status"]["address"],
+        objects[4]["status"]["address"],
         "ghcr-mirror.workflows.svc.cluster.local:5000"
     );
 }
