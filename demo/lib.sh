@@ -137,10 +137,14 @@ demo_run_pod() {
   say "podman kube play: running pod $pod"
   demo_track pods "$pod"
   # podman removes init containers once they ran, and logs that at error level: not an error.
-  # A failing init container makes kube play itself fail; its logs are still shown below.
+  # A failing init container makes kube play itself fail; its logs are still shown below. Its
+  # stderr goes to a file, not a pipe: a container process left behind by a failed init container
+  # would hold a pipe open (and, with it, bats' fd 3) for ever; 3>&- keeps podman's children off
+  # bats' fd 3 too.
   local played=1
-  podman kube play "$DEMO_WORK/$name.pod.yaml" >/dev/null 2> >(grep -v 'level=error msg="Removing container' >&2) ||
+  podman kube play "$DEMO_WORK/$name.pod.yaml" >/dev/null 2>"$DEMO_WORK/$name.play.log" 3>&- ||
     { played=0; echo "podman kube play $name.pod.yaml failed"; }
+  grep -v 'level=error msg="Removing container' "$DEMO_WORK/$name.play.log" >&2 || true
   # Done when nothing runs and nothing waits to start, or when a container failed (a failed init
   # container leaves the application "created" for ever). A pod whose app hangs must not hang the
   # demo: ten minutes is far more than any step here needs.
