@@ -42,28 +42,26 @@ demo_build() {
   say "building the policy (annotated), kwrun, the static agent and oras-test-registry"
   make -C "$ORAS_ROOT" --no-print-directory annotated-policy.wasm kwrun agent
   cargo build -q --manifest-path "$ORAS_ROOT/Cargo.toml" -p oras-test-support --bin oras-test-registry
-  say "building images with buildah: $AGENT_IMAGE (agent/Dockerfile), $BUSYBOX_IMAGE, $NOSHELL_IMAGE"
-  local ctx=$DEMO_WORK/agent-ctx
-  mkdir -p "$ctx"
-  cp "$AGENT_BIN" "$ctx/oras-agent"
-  buildah bud -q --layers=false -f "$ORAS_ROOT/agent/Dockerfile" -t "$AGENT_IMAGE" "$ctx" >/dev/null
-  demo_track images "$AGENT_IMAGE"
-  local bb=$DEMO_WORK/busybox-ctx
-  mkdir -p "$bb"
-  cp "$(command -v busybox)" "$bb/busybox"
-  buildah bud -q --layers=false -f "$ORAS_ROOT/demo/busybox.Dockerfile" -t "$BUSYBOX_IMAGE" "$bb" >/dev/null
-  demo_track images "$BUSYBOX_IMAGE"
+  say "building images with buildah: $AGENT_IMAGE (agent/Dockerfile), $BUSYBOX_IMAGE"
+  demo_image "$AGENT_IMAGE" "$ORAS_ROOT/agent/Dockerfile" "$AGENT_BIN" oras-agent
+  demo_image "$BUSYBOX_IMAGE" "$ORAS_ROOT/demo/busybox.Dockerfile" "$(command -v busybox)" busybox
+}
+
+# demo_image TAG DOCKERFILE FILE NAME: build TAG with buildah from a context holding FILE as NAME.
+demo_image() {
+  local tag=$1 dockerfile=$2 file=$3 name=$4
+  local ctx
+  ctx=$(mktemp -d "$DEMO_WORK/image-ctx.XXXXXX")
+  cp "$file" "$ctx/$name"
+  buildah bud -q --layers=false -f "$dockerfile" -t "$tag" "$ctx" >/dev/null
+  demo_track images "$tag"
 }
 
 # demo_build_noshell: an image whose only file is a static program and that declares its
 # ENTRYPOINT/CMD, so the policy must read them from the image config and the agent must wrap it
 # without a shell.
 demo_build_noshell() {
-  local ctx=$DEMO_WORK/noshell-ctx
-  mkdir -p "$ctx"
-  cp "$(command -v busybox)" "$ctx/busybox"
-  buildah bud -q --layers=false -f "$ORAS_ROOT/demo/noshell.Dockerfile" -t "$NOSHELL_IMAGE" "$ctx" >/dev/null
-  demo_track images "$NOSHELL_IMAGE"
+  demo_image "$NOSHELL_IMAGE" "$ORAS_ROOT/demo/noshell.Dockerfile" "$(command -v busybox)" busybox
 }
 
 # demo_image_config IMAGE OUT: what Kubewarden's v1/oci_manifest_config capability answers for IMAGE.

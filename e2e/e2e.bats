@@ -17,6 +17,15 @@ mutated() { [ "$status" -eq 0 ] && has '"allowed":true' && has '"patchType":"JSO
 untouched() { [ "$status" -eq 0 ] && has '"allowed":true' && lacks '"patchType":"JSONPatch"'; }
 rejected() { [ "$status" -eq 0 ] && has '"allowed":false'; }
 
+# replaying SESSION REQUEST [FLAGS]: a context-aware evaluation whose host calls are answered by
+# the recorded session e2e/fixtures/sessions/SESSION.yml.
+replaying() {
+  local session=$1 request=$2
+  shift 2
+  evaluate "$request" --allow-context-aware \
+    --replay-host-capabilities-interactions "$FIXTURES/sessions/$session.yml" "$@"
+}
+
 evaluate() {
   local request=$1
   shift
@@ -25,21 +34,18 @@ evaluate() {
 }
 
 @test "hello-world pod of the original project is mutated" {
-  evaluate hello-world-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-ready.yml"
+  replaying cache-ready hello-world-pod
   mutated
   has 'oras-entrypoint is ignored'
 }
 
 @test "breakfast job of the original project is mutated" {
-  evaluate breakfast-job --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-ready.yml"
+  replaying cache-ready breakfast-job
   mutated
 }
 
 @test "remote registry pod is mutated without reading a cache" {
-  evaluate remote-registry-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
+  replaying no-lookups remote-registry-pod
   mutated
 }
 
@@ -49,36 +55,30 @@ evaluate() {
 }
 
 @test "already injected pod is accepted untouched" {
-  evaluate already-injected-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
+  replaying no-lookups already-injected-pod
   untouched
 }
 
 @test "UPDATE and DELETE are never mutated" {
-  evaluate update-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
+  replaying no-lookups update-pod
   untouched
-  evaluate delete-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
+  replaying no-lookups delete-pod
   untouched
 }
 
 @test "container without command is wrapped with its image's ENTRYPOINT and CMD" {
-  evaluate missing-command-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/image-command.yml"
+  replaying image-command missing-command-pod
   mutated
 }
 
 @test "container without command whose image cannot be read is rejected" {
-  evaluate missing-command-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/image-unreadable.yml"
+  replaying image-unreadable missing-command-pod
   rejected
   has 'set command (and args) on the container'
 }
 
 @test "missing cache is rejected with its name and namespace" {
-  evaluate missing-cache-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-missing.yml"
+  replaying cache-missing missing-cache-pod
   rejected
   has 'OrasCache \\"no-such-cache\\" in namespace \\"default\\" could not be read'
 }
@@ -106,15 +106,13 @@ evaluate() {
 }
 
 @test "an empty annotation value is rejected" {
-  evaluate empty-value-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-lookups.yml"
+  replaying no-lookups empty-value-pod
   rejected
   has 'output-uri is empty'
 }
 
 @test "several containers without a container annotation wrap the first, with a warning" {
-  evaluate several-containers-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-ready.yml"
+  replaying cache-ready several-containers-pod
   mutated
   has 'oras-cache wraps the first'
 }
@@ -171,32 +169,27 @@ reject_path() {
 # Artifacts as volumes: the ORAS CSI driver's inline volumes, served by the policy (issue 13).
 
 @test "the seed's singularity pod gets an emptyDir and the oras-volumes init container" {
-  evaluate singularity-volume-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-mirrors.yml"
+  replaying no-mirrors singularity-volume-pod
   mutated
 }
 
 @test "the seed's java pod gets an emptyDir and the oras-volumes init container" {
-  evaluate java-volume-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-mirrors.yml"
+  replaying no-mirrors java-volume-pod
   mutated
 }
 
 @test "a Job template's artifact volume is served like a pod's" {
-  evaluate volume-job --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-mirrors.yml"
+  replaying no-mirrors volume-job
   mutated
 }
 
 @test "a volume relative to the pod's cache reads the cache" {
-  evaluate volume-relative-to-cache-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/cache-ready.yml"
+  replaying cache-ready volume-relative-to-cache-pod
   mutated
 }
 
 @test "pullalways, insecure and unknown attributes are warnings" {
-  evaluate volume-options-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/no-mirrors.yml"
+  replaying no-mirrors volume-options-pod
   [ "$status" -eq 0 ]
   has '"allowed":true'
   has 'oras.options.pullalways.* has no effect'
@@ -236,15 +229,13 @@ reject_path() {
 # Pulls through the namespace's mirror (issue 14): the OrasCache list is a replayed answer.
 
 @test "an artifact volume from ghcr.io is pulled through the namespace's mirror" {
-  evaluate mirrored-volume-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/ghcr-mirror.yml"
+  replaying ghcr-mirror mirrored-volume-pod
   mutated
   has 'from ghcr.io goes through the mirror OrasCache'
 }
 
 @test "inputs from ghcr.io go through the mirror, the output is pushed to ghcr.io" {
-  evaluate mirrored-input-pod --allow-context-aware \
-    --replay-host-capabilities-interactions "$FIXTURES/sessions/ghcr-mirror.yml"
+  replaying ghcr-mirror mirrored-input-pod
   mutated
   has 'pulling the inputs from ghcr.io goes through the mirror OrasCache'
 }

@@ -43,6 +43,23 @@ fn volume_pod(reference: &str, secret: bool) -> Value {
     })
 }
 
+/// A pod whose annotations name ghcr.io as its registry, with `extra` annotations (after the
+/// prefix).
+fn ghcr_pod(extra: &[(&str, &str)]) -> Value {
+    let mut annotations = serde_json::Map::new();
+    for (key, value) in [("registry", "ghcr.io"), ("output-path", "out.txt")]
+        .iter()
+        .chain(extra)
+    {
+        annotations.insert(format!("{PREFIX}{key}"), json!(value));
+    }
+    json!({
+        "kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": "step", "namespace": "default", "annotations": annotations},
+        "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["true"]}]}
+    })
+}
+
 fn volume_spec(object: &Value) -> Value {
     let init = container(&object["spec"], "initContainers", "oras-volumes");
     let spec = strings(&init["args"])
@@ -75,16 +92,11 @@ fn a_volume_from_a_mirrored_registry_is_pulled_through_the_mirror_without_creden
 #[test]
 fn inputs_from_a_mirrored_registry_go_to_the_mirror_and_the_output_is_pushed_upstream() {
     let host = host_with(vec![mirror_of("ghcr.io", "True")]);
-    let pod = json!({
-        "kind": "Pod", "apiVersion": "v1",
-        "metadata": {"name": "step", "namespace": "default", "annotations": {
-            "oras.converged-computing.github.io/registry": "ghcr.io",
-            "oras.converged-computing.github.io/oras-env": "ghcr-creds",
-            "oras.converged-computing.github.io/input-uri": "org/data:1",
-            "oras.converged-computing.github.io/output-uri": "org/result:1",
-            "oras.converged-computing.github.io/output-path": "out.txt"}},
-        "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["true"]}]}
-    });
+    let pod = ghcr_pod(&[
+        ("oras-env", "ghcr-creds"),
+        ("input-uri", "org/data:1"),
+        ("output-uri", "org/result:1"),
+    ]);
     let (object, warnings) = mutated(run(&pod, &host));
     let spec = &object["spec"];
     let init = strings(&container(spec, "initContainers", "oras-init")["args"]);
@@ -125,14 +137,7 @@ fn other_registries_unready_mirrors_and_pushes_only_are_left_alone() {
     }
     // A pod that only pushes to a remote registry lists nothing.
     let host = host_with(vec![mirror_of("ghcr.io", "True")]);
-    let pod = json!({
-        "kind": "Pod", "apiVersion": "v1",
-        "metadata": {"name": "push", "namespace": "default", "annotations": {
-            "oras.converged-computing.github.io/registry": "ghcr.io",
-            "oras.converged-computing.github.io/output-uri": "org/result:1",
-            "oras.converged-computing.github.io/output-path": "out.txt"}},
-        "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["true"]}]}
-    });
+    let pod = ghcr_pod(&[("output-uri", "org/result:1")]);
     mutated(run(&pod, &host));
     assert!(host.calls().is_empty(), "{:?}", host.calls());
 }

@@ -32,16 +32,18 @@ fn validate_accepts_an_unannotated_pod_without_mutation() {
     assert!(response["mutated_object"].is_null());
 }
 
+/// A pod that pulls `a:1` from the OrasCache `c`.
+fn cache_pod() -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "p", "annotations": {
+               "oras.converged-computing.github.io/oras-cache": "c",
+               "oras.converged-computing.github.io/input-uri": "a:1"}},
+           "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["ls"]}]}})
+}
+
 #[test]
 fn validate_mutates_with_the_fallback_address_when_not_context_aware() {
-    let response = call_validate(
-        json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "p", "annotations": {
-                   "oras.converged-computing.github.io/oras-cache": "c",
-                   "oras.converged-computing.github.io/input-uri": "a:1"}},
-               "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["ls"]}]}}),
-        json!({"contextAware": false}),
-    );
+    let response = call_validate(cache_pod(), json!({"contextAware": false}));
     assert_eq!(response["accepted"], true);
     let init = &response["mutated_object"]["spec"]["initContainers"][0];
     assert_eq!(init["name"], "oras-init");
@@ -55,14 +57,7 @@ fn validate_mutates_with_the_fallback_address_when_not_context_aware() {
 
 #[test]
 fn validate_rejects_when_the_cache_cannot_be_read() {
-    let response = call_validate(
-        json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "p", "annotations": {
-                   "oras.converged-computing.github.io/oras-cache": "c",
-                   "oras.converged-computing.github.io/input-uri": "a:1"}},
-               "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["ls"]}]}}),
-        json!({}),
-    );
+    let response = call_validate(cache_pod(), json!({}));
     assert_eq!(response["accepted"], false);
     let message = response["message"].as_str().unwrap();
     assert!(
