@@ -19,6 +19,7 @@ BENCH_SMALL_BYTES (4096), BENCH_REPEAT (3), BENCH_POLICY_SAMPLES (2000), BENCH_P
 """
 
 import argparse
+import base64
 import datetime
 import hashlib
 import json
@@ -510,6 +511,285 @@ def stage_pod(out):
     write_json(os.path.join(out, "pod.json"), result)
 
 
+# ---------------------------------------------------------------------------------------- volume
+
+
+def write_random(path, mib):
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    return sha256_file(path)
+
+
+def manifest_of(reg, repo, tag, auth=None):
+    request = urllib.request.Request(
+        f"http://{reg}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    if auth:
+        request.add_header("Authorization", auth)
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+# benches/pod/volume.yaml admitted by the policy as demo/demo.bats admits its volume pods (kwrun,
+# no cache lookup, one list of the namespace's caches), pointed at the registry in $1; prints the
+# mutated pod's YAML.
+ADMIT_VOLUME_POD = """
+set -euo pipefail
+source "$ORAS_ROOT/demo/lib.sh"
+demo_workdir
+trap demo_cleanup EXIT
+REGISTRY=$1
+demo_settings
+demo_localize "$ORAS_ROOT/benches/pod/volume.yaml" "$DEMO_WORK/volume.yaml"
+DEMO_LOOKUPS=0 DEMO_LIST=1 demo_admit "$DEMO_WORK/volume.yaml" volume >&2
+cat "$DEMO_WORK/volume.mutated.yaml"
+"""
+
+
+def policy_volume_argv(reg):
+    """The oras-volumes init container's argv that the policy writes for benches/pod/volume.yaml
+    with its reference on `reg`."""
+    import yaml  # in the project's .venv (scripts/bootstrap.sh), which make puts first on PATH
+
+    env = dict(os.environ, ORAS_ROOT=ROOT, DEMO_TAG="bench")
+    admitted = subprocess.run(["bash", "-c", ADMIT_VOLUME_POD, "admit", reg], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if admitted.returncode != 0:
+        sys.exit(f"bench: the policy did not admit benches/pod/volume.yaml:\n{admitted.stderr[-4000:]}")
+    pod = yaml.safe_load(admitted.stdout)
+    init = [c for c in pod["spec"].get("initContainers") or [] if c["name"] == "oras-volumes"]
+    if not init:
+        sys.exit("bench: the policy added no oras-volumes init container to benches/pod/volume.yaml")
+    return init[0]["command"] + init[0]["args"]
+
+
+def local_volume_argv(policy_argv, agent, target):
+    """The policy's argv run here: this agent binary, and the volume's path replaced by `target`."""
+    argv = [agent]
+    for arg in policy_argv[1:]:
+        if arg.startswith("--spec="):
+            pulls = json.loads(arg[len("--spec="):])
+            for pull in pulls:
+                pull["path"] = target
+            arg = "--spec=" + json.dumps(pulls, separators=(",", ":"))
+        argv.append(arg)
+    return argv
+
+
+def spread(values):
+    return {"min": round(min(values), 4), "max": round(max(values), 4)}
+
+
+def stage_volume(out):
+    agent = tool("AGENT_BIN", os.path.join(TARGET_DIR, "x86_64-unknown-linux-musl", "release",
+                                           "oras-agent"))
+    tool("KWRUN", os.path.join(TARGET_DIR, "release", "kwrun"))
+    mib = env_int("BENCH_VOLUME_MIB", 100)
+    repeat = env_int("BENCH_REPEAT", 3)
+    runs = env_int("BENCH_POD_RUNS", 5)
+    work = tempfile.mkdtemp(prefix="oras-bench-volume.", dir=os.environ.get("BENCH_WORK"))
+    registry = None
+    result = {"mib": mib, "repeat": repeat, "runs": runs}
+    try:
+        say(f"volume: the oras-volumes pull of a {mib} MiB single-file artifact against curl, {repeat} rounds")
+        data = os.path.join(work, "data")
+        os.makedirs(data)
+        big_sha = write_random(os.path.join(data, "big.bin"), mib)
+        registry = Registry(work)
+        reg = registry.host
+        quiet = dict(os.environ, ORAS_AGENT_QUIET="1")
+        run_measured([[agent, "push", "--plain-http", f"{reg}/bench/volume:v1", "big.bin"]],
+                     cwd=data, env=quiet)
+        layers = manifest_of(reg, "bench/volume", "v1")["layers"]
+        if len(layers) != 1:
+            sys.exit(f"bench: the volume artifact has {len(layers)} layers, not one")
+        blob = layers[0]["digest"]
+        policy_argv = policy_volume_argv(reg)
+        target = os.path.join(work, "volume")
+        curl_dir = os.path.join(work, "curl")
+        argv = local_volume_argv(policy_argv, agent, target)
+        rounds = {"curl": [], "agent": []}
+        for r in range(repeat):
+            say(f"volume: round {r + 1}/{repeat}")
+            # The floor first, then the agent; both write a fresh directory.
+            shutil.rmtree(curl_dir, ignore_errors=True)
+            os.makedirs(curl_dir)
+            rounds["curl"].append(run_measured([[
+                "curl", "-fsS", "-o", os.path.join(curl_dir, "big.bin"),
+                f"http://{reg}/v2/bench/volume/blobs/{blob}"]]))
+            if sha256_file(os.path.join(curl_dir, "big.bin")) != big_sha:
+                sys.exit("bench: curl pulled a different file")
+            shutil.rmtree(target, ignore_errors=True)
+            os.makedirs(target)
+            rounds["agent"].append(run_measured([argv], env=quiet))
+            if sha256_file(os.path.join(target, "big.bin")) != big_sha:
+                sys.exit("bench: oras-volumes pulled a different file")
+        result["pull"] = {side: median_of(values) | {"spread_s": spread([m.seconds for m in values])}
+                          for side, values in rounds.items()}
+        # The policy's argv as written (its path is the init container's mount of the volume).
+        result["policy_argv"] = policy_argv
+    finally:
+        if registry:
+            registry.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    raw = os.path.join(out, "volume-raw")
+    shutil.rmtree(raw, ignore_errors=True)
+    say(f"volume: {runs} pods with the file in their image and {runs} with it in an artifact volume (benches/pod.sh)")
+    subprocess.run(["bash", os.path.join(ROOT, "benches", "pod.sh"), raw, str(runs),
+                    "volume-baked", "volume"],
+                   env=dict(os.environ, BENCH_VOLUME_MIB=str(mib)), check=True)
+    for kind in ("volume-baked", "volume"):
+        timelines = [pod_timeline(os.path.join(raw, f"bench-{kind}-{i}")) for i in range(1, runs + 1)]
+        firsts = [t["to_first_instruction_s"] for t in timelines]
+        result[kind.replace("-", "_")] = {
+            "to_first_instruction_s": statistics.median(firsts),
+            "spread_s": spread(firsts),
+            "all": timelines,
+        }
+    write_json(os.path.join(out, "volume.json"), result)
+
+
+# ---------------------------------------------------------------------------------------- mirror
+
+MIRROR_PULLS = 20
+UPSTREAM_USER = "bench"
+UPSTREAM_PASSWORD = "bench-upstream-secret"
+# An access-log line of distribution (Apache combined format): the request and the user agent.
+ACCESS = re.compile(r'\] "(\S+) (\S+) HTTP/[^"]*" (\d+) \S+ "[^"]*" "([^"]*)"')
+
+
+def access_log(path):
+    """(method, path, status, user agent) of every request a registry answered."""
+    with open(path, errors="replace") as f:
+        return [m.groups() for m in map(ACCESS.search, f) if m]
+
+
+def request_kinds(entries):
+    """How many requests of each method, route and status: `GET blobs 200`, `GET /v2/ 401`..."""
+    kinds = {}
+    for method, path, status, _ in entries:
+        route = ("blobs" if "/blobs/" in path else "manifests" if "/manifests/" in path
+                 else path.split("?", 1)[0])
+        key = f"{method} {route} {status}"
+        kinds[key] = kinds.get(key, 0) + 1
+    return dict(sorted(kinds.items()))
+
+
+def wait_for_link(storage, repo, digest):
+    """Waits until a mirror links blob `digest` in `repo` (it stores a blob in the background
+    while it streams it to the first client, registry/proxy/proxyblobstore.go); the seconds
+    waited. A liveness bound of a minute, not a timing check."""
+    algorithm, hex_digest = digest.split(":", 1)
+    link = os.path.join(storage, "docker", "registry", "v2", "repositories", repo, "_layers",
+                        algorithm, hex_digest, "link")
+    start = time.perf_counter()
+    while not os.path.exists(link):
+        if time.perf_counter() - start > 60:
+            sys.exit(f"bench: the mirror never stored {digest} of {repo}")
+        time.sleep(0.02)
+    return time.perf_counter() - start
+
+
+def stage_mirror(out):
+    agent = tool("AGENT_BIN", os.path.join(TARGET_DIR, "x86_64-unknown-linux-musl", "release",
+                                           "oras-agent"))
+    mib = env_int("BENCH_MIRROR_MIB", 100)
+    repeat = env_int("BENCH_REPEAT", 3)
+    work = tempfile.mkdtemp(prefix="oras-bench-mirror.", dir=os.environ.get("BENCH_WORK"))
+    # No credentials reach the pulls through the mirror; the direct pulls and the push log in.
+    anonymous = {k: v for k, v in os.environ.items() if not k.startswith("ORAS_")}
+    anonymous["ORAS_AGENT_QUIET"] = "1"
+    logged_in = dict(anonymous, ORAS_USER=UPSTREAM_USER, ORAS_PASS=UPSTREAM_PASSWORD)
+    repo = "bench/mirror"
+    rounds = []
+    try:
+        data = os.path.join(work, "data")
+        os.makedirs(data)
+        big_sha = write_random(os.path.join(data, "big.bin"), mib)
+        for r in range(repeat):
+            say(f"mirror: round {r + 1}/{repeat}: an htpasswd upstream, a fresh mirror of it, "
+                f"{MIRROR_PULLS} pulls of a {mib} MiB artifact through it and one direct")
+            upstream = Registry(work, "--user", UPSTREAM_USER, "--password", UPSTREAM_PASSWORD,
+                                "--access-log", name=f"upstream-{r}")
+            mirror = None
+            try:
+                up = upstream.host
+                run_measured([[agent, "push", "--plain-http", f"{up}/{repo}:v1", "big.bin"]],
+                             cwd=data, env=logged_in)
+                basic = "Basic " + base64.b64encode(
+                    f"{UPSTREAM_USER}:{UPSTREAM_PASSWORD}".encode()).decode()
+                manifest = manifest_of(up, repo, "v1", auth=basic)
+                blobs = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
+                mirror = Registry(work, "--mirror-of", upstream.info["url"],
+                                  "--upstream-user", UPSTREAM_USER,
+                                  "--upstream-password", UPSTREAM_PASSWORD,
+                                  "--access-log", name=f"mirror-{r}")
+                target = os.path.join(work, "pull")
+                pulls = []
+                waited = 0.0
+                for n in range(1, MIRROR_PULLS + 1):
+                    shutil.rmtree(target, ignore_errors=True)
+                    pulls.append(run_measured([[agent, "pull", "--plain-http",
+                                                f"{mirror.host}/{repo}:v1", "-o", target]],
+                                               env=anonymous))
+                    if sha256_file(os.path.join(target, "big.bin")) != big_sha:
+                        sys.exit(f"bench: pull {n} through the mirror gave a different file")
+                    if n == 1:
+                        # Pods after the first find the layer stored, not still being stored.
+                        waited = sum(wait_for_link(os.path.join(work, f"mirror-{r}"), repo,
+                                                   layer["digest"]) for layer in manifest["layers"])
+                # The floor: the same pull straight from the upstream, with its credentials.
+                shutil.rmtree(target, ignore_errors=True)
+                direct = run_measured([[agent, "pull", "--plain-http", f"{up}/{repo}:v1",
+                                        "-o", target]], env=logged_in)
+                if sha256_file(os.path.join(target, "big.bin")) != big_sha:
+                    sys.exit("bench: the direct pull gave a different file")
+            finally:
+                if mirror:
+                    mirror.stop()
+                # Stopped gracefully: every request answered is in the access log.
+                upstream.stop()
+            # The mirror's requests to the upstream, told from the push, the manifest read and
+            # the direct pull by their user agent.
+            by_mirror = [entry for entry in access_log(upstream.registry_log)
+                         if not entry[3].startswith(("oras-agent/", "Python-urllib/"))]
+            clients = access_log(mirror.registry_log)
+            fetches = {d: sum(1 for m, p, s, _ in by_mirror if m == "GET" and p.endswith(f"/blobs/{d}"))
+                       for d in blobs}
+            asked = {d: sum(1 for m, p, s, _ in clients if m == "GET" and p.endswith(f"/blobs/{d}"))
+                     for d in blobs}
+            # The blobs the pulls asked the mirror for; a blob no client reads is never fetched.
+            wanted = [d for d in blobs if asked[d]]
+            rounds.append({
+                "pull_s": [round(m.seconds, 4) for m in pulls],
+                "direct_s": round(direct.seconds, 4),
+                "waited_for_store_s": round(waited, 3),
+                "blobs": {d: {"client_gets": asked[d], "upstream_gets": fetches[d]} for d in blobs},
+                "upstream_fetches_per_blob": sum(fetches[d] for d in wanted) / len(wanted),
+                "upstream_manifest_requests": sum(1 for m, p, s, _ in by_mirror if "/manifests/" in p),
+                "upstream_requests": len(by_mirror),
+                "upstream_requests_by_kind": request_kinds(by_mirror),
+            })
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    twentieth = [r["pull_s"][-1] for r in rounds]
+    direct = [r["direct_s"] for r in rounds]
+    result = {
+        "mib": mib,
+        "pulls": MIRROR_PULLS,
+        "repeat": repeat,
+        "rounds": rounds,
+        "upstream_fetches_per_blob": statistics.median(r["upstream_fetches_per_blob"] for r in rounds),
+        "twentieth_s": {"median": statistics.median(twentieth)} | spread(twentieth),
+        "first_s": {"median": statistics.median(r["pull_s"][0] for r in rounds)}
+        | spread([r["pull_s"][0] for r in rounds]),
+        "direct_s": {"median": statistics.median(direct)} | spread(direct),
+    }
+    write_json(os.path.join(out, "mirror.json"), result)
+
+
 # ---------------------------------------------------------------------------------------- report
 
 
@@ -754,7 +1034,8 @@ def stage_report(out):
     print(json.dumps(results, indent=2))
 
 
-STAGES = {"policy": stage_policy, "agent": stage_agent, "pod": stage_pod, "report": stage_report}
+STAGES = {"policy": stage_policy, "agent": stage_agent, "pod": stage_pod, "volume": stage_volume,
+          "mirror": stage_mirror, "report": stage_report}
 
 
 def main():
@@ -764,7 +1045,7 @@ def main():
                         or os.path.join(TARGET_DIR, "bench"))
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    stages = ["policy", "agent", "pod", "report"] if args.stage == "all" else [args.stage]
+    stages = ["policy", "agent", "pod", "volume", "mirror", "report"] if args.stage == "all" else [args.stage]
     for stage in stages:
         STAGES[stage](args.out)
 
