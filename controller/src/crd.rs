@@ -50,6 +50,14 @@ pub struct OrasCacheSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<CacheSecrets>,
 
+    /// Registry pods of the deployed cache; 1 when unset. Above 1 the replicas need shared
+    /// storage (`storage.accessMode: ReadWriteMany`, or object storage set with `REGISTRY_STORAGE_*`
+    /// in the `secrets.orasEnv` Secret) and share one `REGISTRY_HTTP_SECRET` (the controller
+    /// creates `<cache>-http-secret` when none is named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub replicas: Option<i32>,
+
     /// Persistent storage for the deployed registry; an emptyDir when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
@@ -113,6 +121,21 @@ pub struct StorageSpec {
     /// StorageClass of the claim; the cluster default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+
+    /// Access mode of the claim: `ReadWriteOnce` (the default, a claim per replica) or
+    /// `ReadWriteMany` (one claim shared by every replica, which `replicas` above 1 needs unless
+    /// the registry uses object storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_mode: Option<AccessMode>,
+}
+
+/// Access mode of the registry's claim.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub enum AccessMode {
+    /// One node mounts the claim: a claim per replica.
+    ReadWriteOnce,
+    /// Many nodes mount the claim: one claim shared by the replicas.
+    ReadWriteMany,
 }
 
 /// The Service of the deployed registry.

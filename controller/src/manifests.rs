@@ -121,7 +121,8 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// status, owns StatefulSets and Services through server-side apply (create and patch) and
 /// deletes them when `deploy` turns false, reads credential Secrets, applies each cache's
 /// client configurations (a Secret and a ConfigMap: create and patch, no list or watch of
-/// Secrets), and records events (`patch` for event series).
+/// Secrets), the shared claim, disruption budget and HTTP secret of replicas (create and patch),
+/// and records events (`patch` for event series).
 pub fn controller_rules() -> Vec<PolicyRule> {
     let group = oras_cache_api::cache::GROUP;
     let owned = ["get", "list", "watch", "create", "patch", "delete"];
@@ -132,6 +133,8 @@ pub fn controller_rules() -> Vec<PolicyRule> {
         rule("", &["services"], &owned),
         rule("", &["secrets"], &["get", "create", "patch"]),
         rule("", &["configmaps"], &["create", "patch"]),
+        rule("", &["persistentvolumeclaims"], &["create", "patch"]),
+        rule("policy", &["poddisruptionbudgets"], &["create", "patch"]),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]
 }
@@ -437,6 +440,8 @@ mod tests {
         };
         assert_eq!(verbs("secrets"), ["get", "create", "patch"]);
         assert_eq!(verbs("configmaps"), ["create", "patch"]);
+        assert_eq!(verbs("persistentvolumeclaims"), ["create", "patch"]);
+        assert_eq!(verbs("poddisruptionbudgets"), ["create", "patch"]);
         assert_eq!(verbs("orascaches"), ["get", "list", "watch"]);
         assert!(!verbs("orascaches/status").contains(&"update".to_string()));
         assert_eq!(verbs("events"), ["create", "patch"]);

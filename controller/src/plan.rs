@@ -6,7 +6,9 @@
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use thiserror::Error;
 
-use crate::crd::{DEFAULT_IMAGE, DEFAULT_REGISTRY_HTTP_KEY, OrasCacheSpec, StorageSpec};
+use crate::crd::{
+    AccessMode, DEFAULT_IMAGE, DEFAULT_REGISTRY_HTTP_KEY, OrasCacheSpec, StorageSpec,
+};
 
 /// A spec the controller cannot act on.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -39,6 +41,17 @@ pub enum SpecError {
     /// The port is out of range.
     #[error("spec.service.port must be between 1 and 65535, got {0}")]
     BadPort(i32),
+    /// Storage settings without a size.
+    #[error("spec.storage.accessMode is set without spec.storage.size: add a size such as `10Gi`")]
+    AccessModeWithoutSize,
+    /// Fewer than one replica.
+    #[error("spec.replicas must be at least 1, got {0}")]
+    BadReplicas(i32),
+    /// Several replicas on storage they cannot share.
+    #[error(
+        "spec.replicas is {0} but the replicas would not share their storage: set spec.storage.accessMode: ReadWriteMany (with a size and a storage class that supports it), or configure object storage with REGISTRY_STORAGE_* keys in the spec.secrets.orasEnv Secret"
+    )]
+    ReplicasWithoutSharedStorage(i32),
     /// A mirror needs a registry the controller runs.
     #[error(
         "spec.mirror is set but spec.deploy is false: a mirror is a registry the controller deploys; set `deploy: true` (the default) or remove spec.mirror"
@@ -84,6 +97,40 @@ pub struct DeployedRegistry {
     pub http_secret: Option<SecretKey>,
     /// The upstream this registry mirrors, if it is a pull-through cache.
     pub mirror: Option<Mirror>,
+    /// Registry pods.
+    pub replicas: i32,
+    /// How the replicas share their data.
+    pub sharing: Sharing,
+    /// No `REGISTRY_HTTP_SECRET` Secret is named but the replicas must share one: the
+    /// controller keeps `<cache>-http-secret`.
+    pub generate_http_secret: bool,
+}
+
+/// How the registry pods share their storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sharing {
+    /// One pod: its own emptyDir or claim.
+    Single,
+    /// One `ReadWriteMany` claim `<cache>-data` mounted by every pod.
+    SharedClaim,
+    /// Object storage configured by the `REGISTRY_STORAGE_*` keys of this Secret (the
+    /// `secrets.orasEnv` one), which the reconciler checks.
+    ObjectStorage {
+        /// The Secret's name.
+        secret: String,
+    },
+}
+
+/// Whether a registry environment key configures a storage driver other than the filesystem
+/// (`REGISTRY_STORAGE=s3`, or `REGISTRY_STORAGE_S3_BUCKET` and the like: distribution's
+/// configuration variables name the driver's section, docs/configuration.md "storage").
+pub fn is_object_storage_key(key: &str) -> bool {
+    const SHARED_DRIVERS: [&str; 5] = ["S3", "GCS", "AZURE", "SWIFT", "OSS"];
+    key == "REGISTRY_STORAGE"
+        || key
+            .strip_prefix("REGISTRY_STORAGE_")
+            .and_then(|rest| rest.split('_').next())
+            .is_some_and(|driver| SHARED_DRIVERS.contains(&driver))
 }
 
 /// The upstream of a mirror and where its credentials are.
@@ -223,8 +270,27 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
     if let Some(storage) = &storage
         && storage.size.is_none()
     {
-        return Err(SpecError::StorageClassWithoutSize);
+        return Err(if storage.storage_class_name.is_some() {
+            SpecError::StorageClassWithoutSize
+        } else {
+            SpecError::AccessModeWithoutSize
+        });
     }
+    let replicas = spec.replicas.unwrap_or(1);
+    if replicas < 1 {
+        return Err(SpecError::BadReplicas(replicas));
+    }
+    let shared_claim = storage
+        .as_ref()
+        .is_some_and(|s| s.access_mode == Some(AccessMode::ReadWriteMany));
+    let sharing = match (replicas, shared_claim, &oras_env) {
+        (_, true, _) => Sharing::SharedClaim,
+        (1, false, _) => Sharing::Single,
+        (_, false, Some(secret)) => Sharing::ObjectStorage {
+            secret: secret.clone(),
+        },
+        (_, false, None) => return Err(SpecError::ReplicasWithoutSharedStorage(replicas)),
+    };
     let mirror = match &spec.mirror {
         None => None,
         Some(mirror) => {
@@ -253,6 +319,7 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
     } else {
         spec.image.trim().to_string()
     };
+    let generate_http_secret = replicas > 1 && http_secret_name.is_none();
     Ok(Plan::Deployed(Box::new(DeployedRegistry {
         image,
         port,
@@ -265,6 +332,9 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
                 .unwrap_or_else(|| DEFAULT_REGISTRY_HTTP_KEY.to_string()),
         }),
         mirror,
+        replicas,
+        sharing,
+        generate_http_secret,
     })))
 }
 
@@ -456,6 +526,70 @@ mod tests {
         );
         assert_eq!(credential_keys("s", secret(&[("other", "x")])), Ok(None));
         assert!(credential_keys("s", secret(&[("ORAS_USER", "me")])).is_err());
+    }
+
+    #[test]
+    fn several_replicas_need_shared_storage_and_get_a_shared_http_secret() {
+        let deployed = |yaml: &str| match plan(&spec(yaml)) {
+            Ok(Plan::Deployed(r)) => Ok(*r),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let one = deployed("{}").unwrap();
+        assert_eq!((one.replicas, &one.sharing), (1, &Sharing::Single));
+        assert!(!one.generate_http_secret);
+        assert_eq!(
+            deployed("replicas: 3"),
+            Err(SpecError::ReplicasWithoutSharedStorage(3))
+        );
+        let rwo = "{replicas: 2, storage: {size: 1Gi, accessMode: ReadWriteOnce}}";
+        assert_eq!(
+            deployed(rwo),
+            Err(SpecError::ReplicasWithoutSharedStorage(2))
+        );
+        let rwx =
+            deployed("{replicas: 2, storage: {size: 1Gi, accessMode: ReadWriteMany}}").unwrap();
+        assert_eq!(rwx.sharing, Sharing::SharedClaim);
+        assert!(rwx.generate_http_secret);
+        let object = deployed("{replicas: 3, secrets: {orasEnv: s3, registryHttp: mine}}").unwrap();
+        assert_eq!(
+            object.sharing,
+            Sharing::ObjectStorage {
+                secret: "s3".into()
+            }
+        );
+        assert!(!object.generate_http_secret, "a named secret is used");
+        assert_eq!(deployed("replicas: 0"), Err(SpecError::BadReplicas(0)));
+        assert_eq!(
+            deployed("storage: {accessMode: ReadWriteMany}"),
+            Err(SpecError::AccessModeWithoutSize)
+        );
+        assert!(
+            plan(&spec("replicas: 3"))
+                .unwrap_err()
+                .to_string()
+                .contains("ReadWriteMany")
+        );
+    }
+
+    #[test]
+    fn object_storage_keys_name_a_shared_driver() {
+        for key in [
+            "REGISTRY_STORAGE",
+            "REGISTRY_STORAGE_S3_BUCKET",
+            "REGISTRY_STORAGE_GCS_BUCKET",
+            "REGISTRY_STORAGE_AZURE_CONTAINER",
+        ] {
+            assert!(is_object_storage_key(key), "{key}");
+        }
+        for key in [
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+            "REGISTRY_STORAGE_DELETE_ENABLED",
+            "REGISTRY_HTTP_SECRET",
+            "S3_BUCKET",
+        ] {
+            assert!(!is_object_storage_key(key), "{key}");
+        }
     }
 
     #[test]

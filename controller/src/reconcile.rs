@@ -23,15 +23,20 @@ use crate::client_config::{
     ClientTarget, build_client_config_map, build_docker_config_secret, client_config_name,
     docker_config_name,
 };
+use crate::crd::DEFAULT_REGISTRY_HTTP_KEY;
 use crate::crd::{OrasCache, OrasCacheStatus};
 use crate::metrics::Metrics;
-use crate::plan::{CredentialKeys, DeployedRegistry, Plan, RemoteTarget, credential_keys, plan};
+use crate::plan::{
+    CredentialKeys, DeployedRegistry, Plan, RemoteTarget, Sharing, credential_keys,
+    is_object_storage_key, plan,
+};
 use crate::registry_check::{
     CheckReport, Credentials, RegistryChecker, Verdict, credentials_from_secret,
 };
 use crate::resources::{
-    BuildError, FIELD_MANAGER, MANAGED_BY_SELECTOR, build_service, build_statefulset,
-    needs_recreate, service_address, userinfo_safe,
+    BuildError, FIELD_MANAGER, MANAGED_BY_SELECTOR, build_http_secret, build_pdb, build_service,
+    build_shared_claim, build_statefulset, http_secret_name, needs_recreate, service_address,
+    userinfo_safe,
 };
 use crate::status::{MirrorObservation, Observation, build_status, transitions};
 
@@ -75,6 +80,9 @@ pub enum ReconcileError {
         /// API error.
         source: kube::Error,
     },
+    /// No random value for a generated Secret.
+    #[error("reading random bytes for the REGISTRY_HTTP_SECRET: {0}")]
+    Random(#[source] std::io::Error),
     /// The status patch was refused.
     #[error("patching the status of OrasCache {namespace}/{name}: {source}")]
     PatchStatus {
@@ -96,6 +104,7 @@ impl ReconcileError {
             ReconcileError::Delete { .. } => "delete",
             ReconcileError::ReadSecret { .. } => "read_secret",
             ReconcileError::PatchStatus { .. } => "patch_status",
+            ReconcileError::Random(_) => "random",
         }
     }
 }
@@ -220,12 +229,25 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
         return Ok(Action::await_change());
     }
     let name = cache.name_any();
-    let (observation, action) = match plan(&cache.spec) {
+    let planned = plan(&cache.spec);
+    let storage_problem = match &planned {
+        Ok(Plan::Deployed(registry)) => object_storage_problem(registry, &namespace, ctx).await?,
+        _ => None,
+    };
+    let (observation, action) = match planned {
         Err(error) => (
             Observation::InvalidSpec(error.to_string()),
             Action::await_change(),
         ),
+        Ok(Plan::Deployed(_)) if storage_problem.is_some() => (
+            Observation::InvalidSpec(storage_problem.unwrap_or_default()),
+            // The Secret may be fixed without a change to the cache.
+            Action::requeue(ctx.config.remote_check_interval),
+        ),
         Ok(Plan::Deployed(mut registry)) => {
+            if registry.generate_http_secret {
+                keep_http_secret(cache, &namespace, ctx).await?;
+            }
             // A mirror's container reads the keys its Secret has, so the Secret is read before
             // the StatefulSet is built.
             let mirror_credentials = match registry.mirror.as_mut() {
@@ -282,7 +304,7 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
                     Observation::Deployed {
                         address,
                         ready_replicas,
-                        replicas: 1,
+                        replicas: registry.replicas,
                         mirror,
                     },
                     Action::requeue(requeue),
@@ -375,6 +397,13 @@ async fn apply_registry(
             source,
         })?;
 
+    if let Some(claim) = build_shared_claim(cache, registry)? {
+        apply(ctx, namespace, "PersistentVolumeClaim", &claim).await?;
+    }
+    if let Some(pdb) = build_pdb(cache, registry)? {
+        apply(ctx, namespace, "PodDisruptionBudget", &pdb).await?;
+    }
+
     let statefulset = build_statefulset(cache, registry)?;
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
     match statefulsets
@@ -417,6 +446,113 @@ async fn apply_registry(
             source,
         }),
     }
+}
+
+/// Server-side apply of one namespaced child.
+async fn apply<K>(
+    ctx: &Context,
+    namespace: &str,
+    kind: &'static str,
+    object: &K,
+) -> Result<K, ReconcileError>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let name = object.name_any();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|source| ReconcileError::Apply {
+        kind,
+        namespace: namespace.to_string(),
+        name,
+        source,
+    })
+}
+
+/// For replicas on object storage: why the `secrets.orasEnv` Secret does not configure it, if
+/// it does not (read each time, since the Secret can change without the cache).
+async fn object_storage_problem(
+    registry: &DeployedRegistry,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<String>, ReconcileError> {
+    let Sharing::ObjectStorage { secret } = &registry.sharing else {
+        return Ok(None);
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let found = secrets
+        .get_opt(secret)
+        .await
+        .map_err(|source| ReconcileError::ReadSecret {
+            namespace: namespace.to_string(),
+            name: secret.clone(),
+            source,
+        })?;
+    let configured = found.is_some_and(|s| {
+        s.data
+            .iter()
+            .flatten()
+            .any(|(k, _)| is_object_storage_key(k))
+            || s.string_data
+                .iter()
+                .flatten()
+                .any(|(k, _)| is_object_storage_key(k))
+    });
+    Ok((!configured).then(|| {
+        format!(
+            "spec.replicas is {} without a ReadWriteMany claim, so the replicas need object storage, but Secret {namespace}/{secret} (spec.secrets.orasEnv) has no REGISTRY_STORAGE_* key of an object store (such as REGISTRY_STORAGE=s3 with REGISTRY_STORAGE_S3_BUCKET): add them, or set spec.storage.accessMode: ReadWriteMany",
+            registry.replicas
+        )
+    }))
+}
+
+/// Creates `<cache>-http-secret` with a random `REGISTRY_HTTP_SECRET` unless it is there: the
+/// value must stay the same for the life of the cache (replicas and restarts share it), so an
+/// existing one is never rewritten.
+async fn keep_http_secret(
+    cache: &OrasCache,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let name = http_secret_name(&cache.name_any());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let current = secrets
+        .get_opt(&name)
+        .await
+        .map_err(|source| ReconcileError::ReadSecret {
+            namespace: namespace.to_string(),
+            name: name.clone(),
+            source,
+        })?;
+    let usable = current.is_some_and(|s| {
+        s.data
+            .unwrap_or_default()
+            .get(DEFAULT_REGISTRY_HTTP_KEY)
+            .is_some_and(|v| !v.0.is_empty())
+    });
+    if !usable {
+        let secret = build_http_secret(cache, &random_secret().map_err(ReconcileError::Random)?)?;
+        apply(ctx, namespace, "Secret", &secret).await?;
+    }
+    Ok(())
+}
+
+/// 32 random bytes from the kernel, as hex.
+fn random_secret() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Whether the status describes an older spec (or there is none yet). A registry is only left

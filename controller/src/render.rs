@@ -22,9 +22,13 @@ use crate::client_config::{
     ClientTarget, build_client_config_map, build_docker_config_secret, client_config_name,
     docker_config_name,
 };
+use crate::crd::DEFAULT_REGISTRY_HTTP_KEY;
 use crate::crd::OrasCache;
-use crate::plan::{Plan, credential_keys, plan};
-use crate::resources::{BuildError, build_service, build_statefulset, service_address};
+use crate::plan::{Plan, Sharing, credential_keys, is_object_storage_key, plan};
+use crate::resources::{
+    BuildError, build_http_secret, build_pdb, build_service, build_shared_claim, build_statefulset,
+    service_address,
+};
 use crate::status::{MirrorObservation, Observation, build_status};
 use oras_cache_api::credentials::{Operation, select};
 
@@ -162,6 +166,33 @@ fn render_cache(
                     )),
                 }
             }
+            if let Sharing::ObjectStorage { secret } = &registry.sharing {
+                match secret_in_file(secrets, secret, &namespace) {
+                    Some(data) if data.keys().any(|k| is_object_storage_key(k)) => {}
+                    Some(_) => out.warnings.push(format!(
+                        "OrasCache {namespace}/{name}: Secret {secret} has no REGISTRY_STORAGE_* key of an object store; the cluster would report the spec invalid"
+                    )),
+                    None => out.warnings.push(format!(
+                        "OrasCache {namespace}/{name}: Secret {namespace}/{secret} is not in the file; the controller checks that it configures object storage (REGISTRY_STORAGE_*)"
+                    )),
+                }
+            }
+            if registry.generate_http_secret {
+                // The value is random and made once in the cluster; the rendered Secret says so.
+                let mut secret = build_http_secret(cache, "")?;
+                secret.data = None;
+                secret.string_data = Some(BTreeMap::from([(
+                    DEFAULT_REGISTRY_HTTP_KEY.to_string(),
+                    "<32 random bytes as hex, made once by the controller>".to_string(),
+                )]));
+                out.objects.push(to_value(&secret));
+            }
+            if let Some(claim) = build_shared_claim(cache, &registry)? {
+                out.objects.push(to_value(&claim));
+            }
+            if let Some(pdb) = build_pdb(cache, &registry)? {
+                out.objects.push(to_value(&pdb));
+            }
             out.objects
                 .push(to_value(&build_service(cache, &registry)?));
             out.objects
@@ -179,7 +210,7 @@ fn render_cache(
             Observation::Deployed {
                 address,
                 ready_replicas: 0,
-                replicas: 1,
+                replicas: registry.replicas,
                 mirror: registry.mirror.as_ref().map(|m| MirrorObservation {
                     upstream: m.upstream.address.clone(),
                     auth: None,

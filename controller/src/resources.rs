@@ -5,21 +5,25 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
     EnvVarSource, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource,
-    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, Secret, SecretEnvSource, SecretKeySelector, SecurityContext, Service,
+    ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use thiserror::Error;
 
+use crate::crd::DEFAULT_REGISTRY_HTTP_KEY;
 use crate::crd::OrasCache;
-use crate::plan::{DeployedRegistry, Mirror};
+use crate::plan::{DeployedRegistry, Mirror, SecretKey, Sharing};
 
 /// Field manager of every server-side apply the controller sends.
 pub const FIELD_MANAGER: &str = "oras-cache-controller";
@@ -236,7 +240,11 @@ pub fn build_statefulset(
         value: Some(format!(":{}", registry.port)),
         ..EnvVar::default()
     }];
-    if let Some(secret) = &registry.http_secret {
+    let generated = registry.generate_http_secret.then(|| SecretKey {
+        name: http_secret_name(&name),
+        key: DEFAULT_REGISTRY_HTTP_KEY.into(),
+    });
+    if let Some(secret) = registry.http_secret.as_ref().or(generated.as_ref()) {
         env.push(EnvVar {
             name: "REGISTRY_HTTP_SECRET".into(),
             value_from: Some(EnvVarSource {
@@ -311,21 +319,29 @@ pub fn build_statefulset(
     };
 
     // Without a size the data lives in an emptyDir; with one, in a claim per replica that
-    // outlives pod restarts.
-    let (volumes, claims) = match registry.storage.as_ref().and_then(|s| {
-        s.size
-            .clone()
-            .map(|size| (size, s.storage_class_name.clone()))
-    }) {
-        None => (
+    // outlives pod restarts; a ReadWriteMany claim is one claim that every replica mounts
+    // (`build_shared_claim`).
+    let empty_dir = || {
+        Some(vec![Volume {
+            name: DATA_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }])
+    };
+    let (volumes, claims) = match (&registry.sharing, claim_spec(registry)) {
+        (_, None) => (empty_dir(), None),
+        (Sharing::SharedClaim, Some(_)) => (
             Some(vec![Volume {
                 name: DATA_VOLUME.into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: shared_claim_name(&name),
+                    read_only: Some(false),
+                }),
                 ..Volume::default()
             }]),
             None,
         ),
-        Some((size, storage_class_name)) => (
+        (_, Some(spec)) => (
             None,
             Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta {
@@ -333,24 +349,30 @@ pub fn build_statefulset(
                     labels: Some(labels(&name)),
                     ..ObjectMeta::default()
                 },
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    storage_class_name,
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([("storage".to_string(), size)])),
-                        ..VolumeResourceRequirements::default()
-                    }),
-                    ..PersistentVolumeClaimSpec::default()
-                }),
+                spec: Some(spec),
                 status: None,
             }]),
         ),
     };
+    // Replicas on different nodes, so that a node going down leaves the others serving; a
+    // preference, so that a one-node cluster still runs them all.
+    let spread = (registry.replicas > 1).then(|| {
+        vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "kubernetes.io/hostname".into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(&name)),
+                ..LabelSelector::default()
+            }),
+            ..TopologySpreadConstraint::default()
+        }]
+    });
 
     Ok(StatefulSet {
         metadata,
         spec: StatefulSetSpec {
-            replicas: Some(1),
+            replicas: Some(registry.replicas),
             service_name: Some(name.clone()),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(&name)),
@@ -377,6 +399,7 @@ pub fn build_statefulset(
                         ..PodSecurityContext::default()
                     }),
                     volumes,
+                    topology_spread_constraints: spread,
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     ..PodSpec::default()
@@ -386,6 +409,92 @@ pub fn build_statefulset(
             ..StatefulSetSpec::default()
         },
         status: None,
+    })
+}
+
+/// The claim of the registry's data: size, class and access mode; `None` without a size.
+fn claim_spec(registry: &DeployedRegistry) -> Option<PersistentVolumeClaimSpec> {
+    let storage = registry.storage.as_ref()?;
+    let size = storage.size.clone()?;
+    let mode = match registry.sharing {
+        Sharing::SharedClaim => "ReadWriteMany",
+        _ => "ReadWriteOnce",
+    };
+    Some(PersistentVolumeClaimSpec {
+        access_modes: Some(vec![mode.into()]),
+        storage_class_name: storage.storage_class_name.clone(),
+        resources: Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([("storage".to_string(), size)])),
+            ..VolumeResourceRequirements::default()
+        }),
+        ..PersistentVolumeClaimSpec::default()
+    })
+}
+
+/// Name of the `ReadWriteMany` claim the replicas share.
+pub fn shared_claim_name(cache: &str) -> String {
+    format!("{cache}-data")
+}
+
+/// Name of the Secret holding the `REGISTRY_HTTP_SECRET` the controller keeps for replicas.
+pub fn http_secret_name(cache: &str) -> String {
+    format!("{cache}-http-secret")
+}
+
+/// The `ReadWriteMany` claim every replica mounts, for [`Sharing::SharedClaim`]; owned by the
+/// cache, so it goes with it.
+pub fn build_shared_claim(
+    cache: &OrasCache,
+    registry: &DeployedRegistry,
+) -> Result<Option<PersistentVolumeClaim>, BuildError> {
+    if registry.sharing != Sharing::SharedClaim {
+        return Ok(None);
+    }
+    let Some(spec) = claim_spec(registry) else {
+        return Ok(None);
+    };
+    Ok(Some(PersistentVolumeClaim {
+        metadata: child_meta_named(cache, shared_claim_name(&cache.name_any()))?,
+        spec: Some(spec),
+        status: None,
+    }))
+}
+
+/// A PodDisruptionBudget that lets a drain take one replica at a time; none for one replica,
+/// whose budget would block every drain.
+pub fn build_pdb(
+    cache: &OrasCache,
+    registry: &DeployedRegistry,
+) -> Result<Option<PodDisruptionBudget>, BuildError> {
+    if registry.replicas <= 1 {
+        return Ok(None);
+    }
+    Ok(Some(PodDisruptionBudget {
+        metadata: child_meta(cache)?,
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(&cache.name_any())),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    }))
+}
+
+/// The Secret `<cache>-http-secret` with a `REGISTRY_HTTP_SECRET` of `value`: upload sessions are
+/// signed with it, so a chunked upload started on one replica can finish on another only when
+/// they share it (distribution's docs/configuration.md, `http.secret`).
+pub fn build_http_secret(cache: &OrasCache, value: &str) -> Result<Secret, BuildError> {
+    Ok(Secret {
+        metadata: child_meta_named(cache, http_secret_name(&cache.name_any()))?,
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            DEFAULT_REGISTRY_HTTP_KEY.to_string(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
     })
 }
 
@@ -664,6 +773,88 @@ mod tests {
         let plain = cache("{}");
         let sts = build_statefulset(&plain, &deployed(&plain)).unwrap();
         assert!(env(&sts, PROXY_REMOTE_URL).is_none());
+    }
+
+    #[test]
+    fn replicas_on_a_read_write_many_claim_share_it_and_spread_over_nodes() {
+        let c = cache("{replicas: 3, storage: {size: 50Gi, accessMode: ReadWriteMany}}");
+        let registry = deployed(&c);
+        let sts = build_statefulset(&c, &registry).unwrap();
+        assert_eq!(sts.spec.replicas, Some(3));
+        assert!(
+            sts.spec.volume_claim_templates.is_none(),
+            "one claim, not one each"
+        );
+        let pod = sts.spec.template.spec.as_ref().unwrap();
+        let volume = &pod.volumes.as_ref().unwrap()[0];
+        assert_eq!(
+            volume.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "cache-data"
+        );
+        let spread = &pod.topology_spread_constraints.as_ref().unwrap()[0];
+        assert_eq!(spread.topology_key, "kubernetes.io/hostname");
+        assert_eq!(spread.when_unsatisfiable, "ScheduleAnyway");
+        let claim = build_shared_claim(&c, &registry).unwrap().unwrap();
+        assert_eq!(claim.metadata.name.as_deref(), Some("cache-data"));
+        assert_eq!(
+            claim.spec.unwrap().access_modes.unwrap(),
+            ["ReadWriteMany".to_string()]
+        );
+        let pdb = build_pdb(&c, &registry).unwrap().unwrap();
+        let spec = pdb.spec.unwrap();
+        assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+        assert_eq!(
+            spec.selector.unwrap().match_labels.unwrap(),
+            selector_labels("cache")
+        );
+        // The replicas share the Secret the controller keeps.
+        let http = env(&sts, "REGISTRY_HTTP_SECRET").unwrap();
+        let key_ref = http
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (key_ref.name.as_str(), key_ref.key.as_str()),
+            ("cache-http-secret", "REGISTRY_HTTP_SECRET")
+        );
+        let secret = build_http_secret(&c, "abc").unwrap();
+        assert_eq!(secret.metadata.name.as_deref(), Some("cache-http-secret"));
+        assert_eq!(secret.data.unwrap()["REGISTRY_HTTP_SECRET"].0, b"abc");
+    }
+
+    #[test]
+    fn one_replica_gets_no_budget_no_shared_claim_and_no_spread() {
+        let c = cache("{storage: {size: 1Gi}}");
+        let registry = deployed(&c);
+        assert!(build_pdb(&c, &registry).unwrap().is_none());
+        assert!(build_shared_claim(&c, &registry).unwrap().is_none());
+        let sts = build_statefulset(&c, &registry).unwrap();
+        assert!(
+            sts.spec
+                .template
+                .spec
+                .unwrap()
+                .topology_spread_constraints
+                .is_none()
+        );
+        let object = cache("{replicas: 2, secrets: {orasEnv: s3-env, registryHttp: shared}}");
+        let sts = build_statefulset(&object, &deployed(&object)).unwrap();
+        assert_eq!(
+            env(&sts, "REGISTRY_HTTP_SECRET")
+                .unwrap()
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap()
+                .name,
+            "shared",
+            "a named secret wins"
+        );
     }
 
     #[test]

@@ -74,8 +74,11 @@ fn desired_conditions(observation: &Observation) -> Vec<Desired> {
             ..
         } => {
             let message = format!("{ready_replicas}/{replicas} registry pods ready");
-            let mut conditions = if *ready_replicas >= 1 {
+            // One ready pod serves the cache; fewer than asked for is said in the reason.
+            let mut conditions = if *ready_replicas >= *replicas {
                 vec![ready(Verdict::pass("RegistryReady", message))]
+            } else if *ready_replicas >= 1 {
+                vec![ready(Verdict::pass("RegistryDegraded", message))]
             } else {
                 vec![ready(Verdict::fail("RegistryNotReady", message))]
             };
@@ -190,6 +193,45 @@ mod tests {
             replicas: 1,
             mirror: None,
         }
+    }
+
+    #[test]
+    fn ready_counts_the_ready_replicas() {
+        let replicas = |ready| Observation::Deployed {
+            address: "cache.ns.svc.cluster.local:5000".into(),
+            ready_replicas: ready,
+            replicas: 3,
+            mirror: None,
+        };
+        let reason = |ready| {
+            let status = build_status(None, Some(1), &replicas(ready), &at(1));
+            let c = condition(Some(&status), READY).unwrap().clone();
+            (c.status, c.reason, c.message)
+        };
+        assert_eq!(
+            reason(0),
+            (
+                "False".into(),
+                "RegistryNotReady".into(),
+                "0/3 registry pods ready".into()
+            )
+        );
+        assert_eq!(
+            reason(2),
+            (
+                "True".into(),
+                "RegistryDegraded".into(),
+                "2/3 registry pods ready".into()
+            )
+        );
+        assert_eq!(
+            reason(3),
+            (
+                "True".into(),
+                "RegistryReady".into(),
+                "3/3 registry pods ready".into()
+            )
+        );
     }
 
     #[test]

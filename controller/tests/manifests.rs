@@ -103,6 +103,7 @@ fn every_example_object_fits_its_schema() {
             "OrasCache/ghcr-mirror",
             "OrasCache/build-cache",
             "Pod/image-builder",
+            "OrasCache/shared-cache",
         ],
     );
 }

@@ -741,3 +741,140 @@ async fn a_mirror_of_a_repository_the_upstream_lacks_is_not_auth_ready() {
     .await;
     result.unwrap();
 }
+
+/// Three replicas on a ReadWriteMany claim: the controller makes the shared HTTP secret once,
+/// applies the shared claim and a disruption budget before the StatefulSet, and Ready counts
+/// the ready replicas.
+#[tokio::test]
+async fn replicas_get_a_kept_http_secret_a_shared_claim_and_a_budget() {
+    let spec = "{replicas: 3, storage: {size: 10Gi, accessMode: ReadWriteMany}}";
+    let (result, _) = run(cache(spec), |mut server| {
+        tokio::spawn(async move {
+            let (_, send) = server
+                .expect(
+                    Method::GET,
+                    "/api/v1/namespaces/ns/secrets/cache-http-secret",
+                )
+                .await;
+            not_found(send);
+            let (secret, send) = server
+                .expect(
+                    Method::PATCH,
+                    "/api/v1/namespaces/ns/secrets/cache-http-secret",
+                )
+                .await;
+            let value = secret["data"]["REGISTRY_HTTP_SECRET"].as_str().unwrap();
+            // base64 of 64 hex digits.
+            assert_eq!(value.len(), 88, "{secret}");
+            assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+            respond(send, 200, &secret);
+            let (service, send) = server.expect(Method::PATCH, SERVICE).await;
+            respond(send, 200, &service);
+            let (claim, send) = server
+                .expect(
+                    Method::PATCH,
+                    "/api/v1/namespaces/ns/persistentvolumeclaims/cache-data",
+                )
+                .await;
+            assert_eq!(claim["spec"]["accessModes"], json!(["ReadWriteMany"]));
+            respond(send, 200, &claim);
+            let (pdb, send) = server
+                .expect(
+                    Method::PATCH,
+                    "/apis/policy/v1/namespaces/ns/poddisruptionbudgets/cache",
+                )
+                .await;
+            assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+            respond(send, 200, &pdb);
+            let (statefulset, send) = server.expect(Method::PATCH, STATEFULSET).await;
+            assert_eq!(statefulset["spec"]["replicas"], 3);
+            let mut answer = statefulset.clone();
+            answer["status"] = json!({"replicas": 3, "readyReplicas": 2});
+            respond(send, 200, &answer);
+            server.expect_client_configs().await;
+            let (patch, send) = server.expect_status_patch().await;
+            let ready = assert_condition(&patch["status"], "Ready", "True", "RegistryDegraded");
+            assert_eq!(ready["message"], "2/3 registry pods ready");
+            status_patched(send, &patch);
+            server.expect_event().await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    result.unwrap();
+}
+
+/// The HTTP secret the controller made is kept: an existing one is never rewritten.
+#[tokio::test]
+async fn an_existing_http_secret_is_kept() {
+    let spec = "{replicas: 2, storage: {size: 10Gi, accessMode: ReadWriteMany}}";
+    let (result, _) = run(cache(spec), |mut server| {
+        tokio::spawn(async move {
+            let (_, send) = server
+                .expect(
+                    Method::GET,
+                    "/api/v1/namespaces/ns/secrets/cache-http-secret",
+                )
+                .await;
+            respond(
+                send,
+                200,
+                &json!({"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": "cache-http-secret", "namespace": "ns"},
+                    "data": {"REGISTRY_HTTP_SECRET": "c2VjcmV0"}}),
+            );
+            // Straight to the registry: no write of the Secret.
+            let (service, send) = server.expect(Method::PATCH, SERVICE).await;
+            respond(send, 200, &service);
+            for path in [
+                "/api/v1/namespaces/ns/persistentvolumeclaims/cache-data",
+                "/apis/policy/v1/namespaces/ns/poddisruptionbudgets/cache",
+                STATEFULSET,
+            ] {
+                let (body, send) = server.expect(Method::PATCH, path).await;
+                respond(send, 200, &body);
+            }
+            server.expect_client_configs().await;
+            let (patch, send) = server.expect_status_patch().await;
+            status_patched(send, &patch);
+            server.expect_event().await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    result.unwrap();
+}
+
+/// Replicas on object storage: an orasEnv Secret without REGISTRY_STORAGE_* keys is an invalid
+/// spec, and nothing is applied.
+#[tokio::test]
+async fn replicas_without_object_storage_keys_are_an_invalid_spec() {
+    let spec = "{replicas: 3, secrets: {orasEnv: registry-env, registryHttp: shared}}";
+    let (result, _) = run(cache(spec), |mut server| {
+        tokio::spawn(async move {
+            let (_, send) = server
+                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/registry-env")
+                .await;
+            respond(
+                send,
+                200,
+                &json!({"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": "registry-env", "namespace": "ns"},
+                    "data": {"REGISTRY_LOG_LEVEL": "aW5mbw=="}}),
+            );
+            let (patch, send) = server.expect_status_patch().await;
+            let ready = assert_condition(&patch["status"], "Ready", "False", "InvalidSpec");
+            let message = ready["message"].as_str().unwrap();
+            assert!(
+                message.contains("ns/registry-env") && message.contains("REGISTRY_STORAGE"),
+                "{message}"
+            );
+            assert!(patch["status"].get("address").is_none());
+            status_patched(send, &patch);
+            server.expect_event_of("Warning", "InvalidSpec").await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+}

@@ -55,7 +55,7 @@ fn every_cache_example_renders_objects_that_fit_their_schema() {
         {
             for value in secret["stringData"].as_object().into_iter().flatten() {
                 assert!(
-                    !printed.contains(value.1.as_str().unwrap()),
+                    !printed.contains(&format!("{}", value.1)),
                     "{}: a Secret value was printed",
                     file.display()
                 );
@@ -95,6 +95,46 @@ fn the_builder_pod_mounts_the_client_configs_its_cache_gets() {
     assert!(pod_text.contains("build-cache.workflows.svc.cluster.local:5000/steps/app:v1"));
     assert!(pod_text.contains("\"subPath\":\"registries.conf\""));
     assert!(pod_text.contains("\"key\":\".dockerconfigjson\""));
+}
+
+#[test]
+fn the_replicas_example_renders_the_kept_secret_the_budget_and_three_pods() {
+    let file = examples()
+        .into_iter()
+        .find(|f| f.ends_with("orascache-replicas-s3.yaml"))
+        .unwrap();
+    let (objects, _) = render(&file);
+    let names: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Secret/shared-cache-http-secret",
+            "PodDisruptionBudget/shared-cache",
+            "Service/shared-cache",
+            "StatefulSet/shared-cache",
+            "Secret/shared-cache-docker-config",
+            "ConfigMap/shared-cache-client-config",
+            "OrasCache/shared-cache",
+        ]
+    );
+    let statefulset = &objects[3];
+    assert_eq!(statefulset["spec"]["replicas"], 3);
+    let pod = statefulset["spec"]["template"]["spec"].to_string();
+    assert!(
+        pod.contains("\"secretRef\":{\"name\":\"registry-s3\""),
+        "{pod}"
+    );
+    assert!(pod.contains("shared-cache-http-secret"), "{pod}");
+    assert!(pod.contains("topologySpreadConstraints"), "{pod}");
 }
 
 #[test]
