@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench`: admission latency, artifact throughput and memory, pod overhead.
+"""`make bench`: admission latency, artifact throughput and memory, pod overhead, volumes, mirrors.
 
 Each part runs the project's own binaries next to a floor and a peer on this machine, in one run:
 
@@ -8,14 +8,19 @@ Each part runs the project's own binaries next to a floor and a peer on this mac
   agent   oras-agent push/pull against openssl's sha256 + curl (one blob, monolithic PUT, GET),
           tar czf/xzf for a directory, and oras-py, on Debian's docker-registry on loopback
   pod     the same step as a plain pod and as an injected pod under podman (benches/pod.sh)
+  volume  the oras-volumes init container's pull (the policy's argv) against curl of the same blob;
+          a pod with an artifact volume against the same pod with the file in its image
+  mirror  20 agent pulls through a mirror of an htpasswd upstream: upstream GETs per blob (its
+          access log), the twentieth pull against a direct pull from the upstream
 
-  python3 benches/bench.py [all|policy|agent|pod|report] [--out DIR]
+  python3 benches/bench.py [all|policy|agent|pod|volume|mirror|report] [--out DIR]
 
 Every stage writes DIR/<stage>.json (DIR: $BENCH_OUT, else $CARGO_TARGET_DIR/bench); `report`
 (part of `all`) turns them into benches/results.json and the generated part of BENCHMARKS.md.
 Tools: $KWRUN, $POLICY_BENCH, $AGENT_BIN, $POLICY (mk/bench.mk sets them). Sizes and repetitions
 are overridable for quick runs: BENCH_BIG_MIB (1024), BENCH_SMALL_FILES (10000),
-BENCH_SMALL_BYTES (4096), BENCH_REPEAT (3), BENCH_POLICY_SAMPLES (2000), BENCH_POD_RUNS (5).
+BENCH_SMALL_BYTES (4096), BENCH_REPEAT (3), BENCH_POLICY_SAMPLES (2000), BENCH_POD_RUNS (5),
+BENCH_VOLUME_MIB (100), BENCH_MIRROR_MIB (100).
 """
 
 import argparse
@@ -737,9 +742,9 @@ def stage_mirror(out):
                     if sha256_file(os.path.join(target, "big.bin")) != big_sha:
                         sys.exit(f"bench: pull {n} through the mirror gave a different file")
                     if n == 1:
-                        # Pods after the first find the layer stored, not still being stored.
-                        waited = sum(wait_for_link(os.path.join(work, f"mirror-{r}"), repo,
-                                                   layer["digest"]) for layer in manifest["layers"])
+                        # Pods after the first find the blobs stored, not still being stored.
+                        waited = sum(wait_for_link(os.path.join(work, f"mirror-{r}"), repo, d)
+                                     for d in blobs)
                 # The floor: the same pull straight from the upstream, with its credentials.
                 shutil.rmtree(target, ignore_errors=True)
                 direct = run_measured([[agent, "pull", "--plain-http", f"{up}/{repo}:v1",
@@ -808,8 +813,8 @@ def load(out, stage):
         return json.load(f)
 
 
-def results_of(policy, agent, pod):
-    """benches/results.json: exactly the keys issue 7 names."""
+def results_of(policy, agent, pod, volume, mirror):
+    """benches/results.json: exactly the keys issues 7, 13 and 14 name."""
     cases = policy["cases"]
     runs = {key: value["seconds"] for key, value in agent["runs"].items()}
     agent_small = runs["small_push_agent"] + runs["small_pull_agent"]
@@ -844,6 +849,17 @@ def results_of(policy, agent, pod):
             "end_overhead_s": round(pod["injected"]["after_exit_s"]
                                     - pod["plain"]["after_exit_s"], 3),
         },
+        "volume": {
+            "start_overhead_s": round(volume["volume"]["to_first_instruction_s"]
+                                      - volume["volume_baked"]["to_first_instruction_s"], 3),
+            "pull_ratio_vs_curl": round(volume["pull"]["agent"]["seconds"]
+                                        / volume["pull"]["curl"]["seconds"], 2),
+        },
+        "mirror": {
+            "upstream_fetches_per_blob": round(mirror["upstream_fetches_per_blob"], 2),
+            "pull_ratio_vs_direct": round(mirror["twentieth_s"]["median"]
+                                          / mirror["direct_s"]["median"], 2),
+        },
     }
 
 
@@ -864,8 +880,20 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
-def render(results, policy, agent, pod, when):
+def transfer_share(volume, results):
+    """The oras-volumes pull alone (the volume stage's first part) as a share of the start overhead."""
+    overhead = results["volume"]["start_overhead_s"]
+    return volume["pull"]["agent"]["seconds"] / overhead if overhead > 0 else float("inf")
+
+
+def span(values, unit="s", digits=2):
+    return f"{min(values):.{digits}f}-{max(values):.{digits}f} {unit}"
+
+
+def render(results, policy, agent, pod, volume, mirror, when):
     p, a, d = results["policy"], results["agent"], results["pod"]
+    v, m = results["volume"], results["mirror"]
+    share = transfer_share(volume, results)
     cases = policy["cases"]
     runs = agent["runs"]
     s = lambda key: runs[key]["seconds"]  # noqa: E731
@@ -895,6 +923,10 @@ def render(results, policy, agent, pod, when):
         f"| `agent.peak_rss_mib` | {a['peak_rss_mib']} MiB | ≤ 64 MiB | {verdict(a['peak_rss_mib'] <= 64)} |",
         f"| `pod.start_overhead_s` | {d['start_overhead_s']} s | ≤ 1 s | {verdict(d['start_overhead_s'] <= 1)} |",
         f"| `pod.end_overhead_s` | {d['end_overhead_s']} s | ≤ 1 s | {verdict(d['end_overhead_s'] <= 1)} |",
+        f"| `volume.start_overhead_s` | {v['start_overhead_s']} s (the pull alone: {share:.0%} of it) | dominated by the transfer (the pull ≥ half of it) | {verdict(share >= 0.5)} |",
+        f"| `volume.pull_ratio_vs_curl` | {v['pull_ratio_vs_curl']} | ≤ 1.2 | {verdict(v['pull_ratio_vs_curl'] <= 1.2)} |",
+        f"| `mirror.upstream_fetches_per_blob` | {m['upstream_fetches_per_blob']} | 1.0 | {verdict(m['upstream_fetches_per_blob'] <= 1.0)} |",
+        f"| `mirror.pull_ratio_vs_direct` | {m['pull_ratio_vs_direct']} | | |",
         "",
         "### Policy latency",
         "",
@@ -1009,17 +1041,102 @@ def render(results, policy, agent, pod, when):
         f"{pod['injected']['to_first_instruction_s']:.3f} s | {pod['injected']['after_exit_s']:.3f} s |",
         f"| overhead | {d['start_overhead_s']:.3f} s | {d['end_overhead_s']:.3f} s |",
         "",
-        END,
     ]
+    lines += render_volume(volume, results) + render_mirror(mirror, results) + [END]
     return "\n".join(lines)
+
+
+def render_volume(volume, results):
+    pull = volume["pull"]
+    curl, agent = pull["curl"], pull["agent"]
+    baked, mounted = volume["volume_baked"], volume["volume"]
+    share = transfer_share(volume, results)
+    return [
+        "### Artifact volumes",
+        "",
+        f"A {volume['mib']} MiB file of random bytes, pushed by the agent as a single-file artifact to a",
+        "loopback registry (test-support's `oras-test-registry`). The pull: the argv the policy writes",
+        "for the `oras-volumes` init container of `benches/pod/volume.yaml` (kwrun, as `demo/demo.bats`",
+        "admits its volume pods), run here with its volume path replaced by a local directory, against",
+        f"`curl -o` of the same blob from the same registry; {volume['repeat']} alternating rounds (curl first), the",
+        "median and the range. The agent reads the manifest and verifies the layer's SHA-256 as it",
+        "writes it, then renames it into place; curl does neither: that is the agent's extra work.",
+        "",
+        "| pull | median | rounds | range | peak RSS |",
+        "|---|---|---|---|---|",
+        f"| `curl -o FILE /v2/<repo>/blobs/<digest>` | {curl['seconds']:.3f} s | "
+        f"{', '.join(f'{s:.3f}' for s in curl['all_seconds'])} | {span(curl['all_seconds'], digits=3)} | {curl['peak_rss_mib']:.1f} MiB |",
+        f"| `oras-agent volumes --spec=...` | {agent['seconds']:.3f} s | "
+        f"{', '.join(f'{s:.3f}' for s in agent['all_seconds'])} | {span(agent['all_seconds'], digits=3)} | {agent['peak_rss_mib']:.1f} MiB |",
+        f"| oras-volumes / curl | {results['volume']['pull_ratio_vs_curl']:.2f} | | | |",
+        "",
+        f"The argv as the policy wrote it: `{' '.join(volume['policy_argv'])}`.",
+        "",
+        f"The pods (`benches/pod.sh`, podman `kube play`): median of {volume['runs']} runs of each, alternating,",
+        "after one warm-up run each; start to the app's first instruction measured as in the pod",
+        "overhead table. `volume.yaml` mounts the artifact as an inline `csi.oras.land` volume",
+        "(admitted by the policy: an emptyDir filled by the `oras-volumes` init container);",
+        "`volume-baked.yaml` runs the same app from an image that already holds the file at the same",
+        "path (`benches/pod/volume-baked.Dockerfile`, built with buildah on the busybox-static image).",
+        "",
+        "| pod | start → app's first instruction | range |",
+        "|---|---|---|",
+        f"| file in the image (`benches/pod/volume-baked.yaml`) | {baked['to_first_instruction_s']:.3f} s | "
+        f"{span([r['to_first_instruction_s'] for r in baked['all']], digits=3)} |",
+        f"| artifact volume (`benches/pod/volume.yaml`) | {mounted['to_first_instruction_s']:.3f} s | "
+        f"{span([r['to_first_instruction_s'] for r in mounted['all']], digits=3)} |",
+        f"| overhead | {results['volume']['start_overhead_s']:.3f} s | |",
+        "",
+        f"Of that overhead, the pull alone (the `oras-volumes` median above, same size, same machine,",
+        f"outside a pod) is {agent['seconds']:.3f} s, {share:.0%}.",
+        "",
+    ]
+
+
+def render_mirror(mirror, results):
+    rounds = mirror["rounds"]
+    lines = [
+        "### Pulls through a mirror",
+        "",
+        f"{mirror['repeat']} rounds; each starts an htpasswd upstream (`oras-test-registry --user U --password P",
+        "--access-log`) holding a single-file artifact of "
+        f"{mirror['mib']} MiB, and a fresh mirror of it (`oras-test-registry",
+        "--mirror-of URL --upstream-user U --upstream-password P`: distribution's pull-through cache).",
+        f"Then {mirror['pulls']} `oras-agent pull --plain-http` through the mirror with no credentials, one after the",
+        "other (after the first, the bench waits until the mirror has stored the blobs it fetches in",
+        "the background), and one direct `oras-agent pull --plain-http` from the upstream with the",
+        "credentials. Every pulled file is checked. The upstream GETs of each blob (the config and the",
+        "layer) are counted in the upstream's access log once it stopped, the direct pull's and the",
+        "push's left out (by user agent).",
+        "",
+        f"| round | upstream GETs per blob (config, layer) | upstream `HEAD` of the tag | first pull | {mirror['pulls']}th pull | direct pull | {mirror['pulls']}th / direct |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n, r in enumerate(rounds, 1):
+        gets = ", ".join(str(b["upstream_gets"]) for b in r["blobs"].values())
+        heads = r["upstream_requests_by_kind"].get("HEAD manifests 200", 0)
+        lines.append(
+            f"| {n} | {r['upstream_fetches_per_blob']:.2f} ({gets}) | {heads} | {r['pull_s'][0]:.3f} s | "
+            f"{r['pull_s'][-1]:.3f} s | {r['direct_s']:.3f} s | {r['pull_s'][-1] / r['direct_s']:.2f} |")
+    lines += [
+        f"| median | {mirror['upstream_fetches_per_blob']:.2f} | | {mirror['first_s']['median']:.3f} s | "
+        f"{mirror['twentieth_s']['median']:.3f} s | {mirror['direct_s']['median']:.3f} s | "
+        f"{results['mirror']['pull_ratio_vs_direct']:.2f} |",
+        "",
+        "Every request the mirror made to the upstream in round 1: "
+        + ", ".join(f"`{k}` × {c}" for k, c in rounds[0]["upstream_requests_by_kind"].items()) + ".",
+        "",
+    ]
+    return lines
 
 
 def stage_report(out):
     policy, agent, pod = load(out, "policy"), load(out, "agent"), load(out, "pod")
-    results = results_of(policy, agent, pod)
+    volume, mirror = load(out, "volume"), load(out, "mirror")
+    results = results_of(policy, agent, pod, volume, mirror)
     write_json(RESULTS, results)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    block = render(results, policy, agent, pod, when)
+    block = render(results, policy, agent, pod, volume, mirror, when)
     with open(BENCHMARKS_MD) as f:
         text = f.read()
     if BEGIN in text and END in text:
