@@ -762,6 +762,23 @@ mod tests {
     }
 
     #[test]
+    fn credentials_that_a_url_cannot_carry_as_they_are_are_told_apart() {
+        for fine in [
+            "ghp_AbC123",
+            "user.name",
+            "pass:w=rd!",
+            "a-b~c*d+e,f;g$h&i'j(k)l",
+        ] {
+            assert!(userinfo_safe(fine), "{fine}");
+        }
+        // `@` would do for Go's parser (it splits at the last one); refused to stay on the
+        // safe side of every URL parser.
+        for bad in ["with space", "a/b", "a?b", "a#b", "100%", "pässword", "a@b"] {
+            assert!(!userinfo_safe(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn an_anonymous_mirror_names_only_its_upstream() {
         let c = cache("{mirror: {address: 'upstream.example:5000', plainHttp: true}}");
         let sts = build_statefulset(&c, &deployed(&c)).unwrap();

@@ -878,3 +878,37 @@ async fn replicas_without_object_storage_keys_are_an_invalid_spec() {
     .await;
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
 }
+
+/// A mirror whose credentials Secret does not exist yet: the registry is still applied (its pod
+/// waits for the Secret, with the contract's first keys), and AuthReady says what is missing.
+#[tokio::test]
+async fn a_mirror_without_its_secret_is_applied_and_not_auth_ready() {
+    let spec = "{mirror: {address: '127.0.0.1:9', plainHttp: true, credentialsSecret: later}}";
+    let (result, _) = run(cache(spec), |mut server| {
+        tokio::spawn(async move {
+            let (_, send) = server
+                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/later")
+                .await;
+            not_found(send);
+            let (_, statefulset) = applies(&mut server, 0).await;
+            let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+            assert!(
+                env.contains("\"key\":\"ORAS_USER\"") && env.contains("\"key\":\"ORAS_PULL_PASS\""),
+                "{env}"
+            );
+            let (patch, send) = server.expect_status_patch().await;
+            assert_eq!(patch["status"]["mirrorOf"], "127.0.0.1:9");
+            let auth = assert_condition(&patch["status"], "AuthReady", "False", "SecretNotFound");
+            assert!(
+                auth["message"].as_str().unwrap().contains("ns/later"),
+                "{auth}"
+            );
+            status_patched(send, &patch);
+            server.expect_event().await;
+            server.expect_event().await;
+            server.expect_silence().await;
+        })
+    })
+    .await;
+    result.unwrap();
+}
