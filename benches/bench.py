@@ -582,6 +582,24 @@ def local_volume_argv(policy_argv, agent, target):
     return argv
 
 
+def init_timeline(prefix):
+    """The oras-volumes init container's run within the pod, from podman's events (podman removes
+    init containers once they ran): from the pod's start to the init container's start, its run
+    (the agent's start, the pull, the exit), and from its exit to the app's first instruction."""
+    with open(prefix + ".events.json") as f:
+        text = f.read().strip()
+    events = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()]
+    times = {e["Status"]: parse_time(e["Time"]) for e in events if e.get("Type") == "container"}
+    if "start" not in times or "died" not in times:
+        sys.exit(f"bench: {prefix}.events.json lacks the start or the end of oras-volumes")
+    with open(prefix + ".inspect.json") as f:
+        infra = [c for c in json.load(f) if c["Name"].endswith("-infra")]
+    pod_start = parse_time(infra[0]["State"]["StartedAt"])
+    first, _ = app_marks(prefix + ".app.log")
+    return {"to_init_start_s": times["start"] - pod_start, "init_s": times["died"] - times["start"],
+            "init_exit_to_app_s": first - times["died"]}
+
+
 def spread(values):
     return {"min": round(min(values), 4), "max": round(max(values), 4)}
 
@@ -647,12 +665,18 @@ def stage_volume(out):
                    env=dict(os.environ, BENCH_VOLUME_MIB=str(mib)), check=True)
     for kind in ("volume-baked", "volume"):
         timelines = [pod_timeline(os.path.join(raw, f"bench-{kind}-{i}")) for i in range(1, runs + 1)]
+        if kind == "volume":
+            for i, timeline in enumerate(timelines, 1):
+                timeline.update(init_timeline(os.path.join(raw, f"bench-{kind}-{i}")))
         firsts = [t["to_first_instruction_s"] for t in timelines]
         result[kind.replace("-", "_")] = {
             "to_first_instruction_s": statistics.median(firsts),
             "spread_s": spread(firsts),
             "all": timelines,
         }
+        if kind == "volume":
+            for key in ("to_init_start_s", "init_s", "init_exit_to_app_s"):
+                result["volume"][key] = statistics.median(t[key] for t in timelines)
     write_json(os.path.join(out, "volume.json"), result)
 
 
@@ -881,9 +905,10 @@ def verdict(ok):
 
 
 def transfer_share(volume, results):
-    """The oras-volumes pull alone (the volume stage's first part) as a share of the start overhead."""
+    """The oras-volumes init container's run in the pod (podman's events; the pull, with the
+    agent's start and exit) as a share of the start overhead."""
     overhead = results["volume"]["start_overhead_s"]
-    return volume["pull"]["agent"]["seconds"] / overhead if overhead > 0 else float("inf")
+    return volume["volume"]["init_s"] / overhead if overhead > 0 else float("inf")
 
 
 def span(values, unit="s", digits=2):
@@ -923,7 +948,7 @@ def render(results, policy, agent, pod, volume, mirror, when):
         f"| `agent.peak_rss_mib` | {a['peak_rss_mib']} MiB | ≤ 64 MiB | {verdict(a['peak_rss_mib'] <= 64)} |",
         f"| `pod.start_overhead_s` | {d['start_overhead_s']} s | ≤ 1 s | {verdict(d['start_overhead_s'] <= 1)} |",
         f"| `pod.end_overhead_s` | {d['end_overhead_s']} s | ≤ 1 s | {verdict(d['end_overhead_s'] <= 1)} |",
-        f"| `volume.start_overhead_s` | {v['start_overhead_s']} s (the pull alone: {share:.0%} of it) | dominated by the transfer (the pull ≥ half of it) | {verdict(share >= 0.5)} |",
+        f"| `volume.start_overhead_s` | {v['start_overhead_s']} s (`oras-volumes` running: {share:.0%} of it) | dominated by the transfer (`oras-volumes` running ≥ half of it) | {verdict(share >= 0.5)} |",
         f"| `volume.pull_ratio_vs_curl` | {v['pull_ratio_vs_curl']} | ≤ 1.2 | {verdict(v['pull_ratio_vs_curl'] <= 1.2)} |",
         f"| `mirror.upstream_fetches_per_blob` | {m['upstream_fetches_per_blob']} | 1.0 | {verdict(m['upstream_fetches_per_blob'] <= 1.0)} |",
         f"| `mirror.pull_ratio_vs_direct` | {m['pull_ratio_vs_direct']} | | |",
@@ -1087,8 +1112,15 @@ def render_volume(volume, results):
         f"{span([r['to_first_instruction_s'] for r in mounted['all']], digits=3)} |",
         f"| overhead | {results['volume']['start_overhead_s']:.3f} s | |",
         "",
-        f"Of that overhead, the pull alone (the `oras-volumes` median above, same size, same machine,",
-        f"outside a pod) is {agent['seconds']:.3f} s, {share:.0%}.",
+        "Where the artifact-volume pod's start goes, from podman's events of the `oras-volumes` init",
+        "container (podman removes it once it ran; medians; its start and exit are the runtime's, so",
+        "its run includes the agent's own start and exit). The transfer's share of the overhead is",
+        f"that run: {mounted['init_s']:.3f} s of {results['volume']['start_overhead_s']:.3f} s, {share:.0%}. The same pull outside a pod",
+        f"(the `oras-volumes` median above) took {agent['seconds']:.3f} s.",
+        "",
+        "| pod start → `oras-volumes` starts | `oras-volumes` runs (the pull) | its exit → app's first instruction |",
+        "|---|---|---|",
+        f"| {mounted['to_init_start_s']:.3f} s | {mounted['init_s']:.3f} s | {mounted['init_exit_to_app_s']:.3f} s |",
         "",
     ]
 

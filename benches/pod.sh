@@ -3,7 +3,8 @@
 # with podman kube play through demo/lib.sh, RUNS times each (interleaved, after one unrecorded
 # warm-up run of each), and keeps for each run podman's inspect of every container of the pod and
 # the app's log, whose clock marks bench.py reads. Init containers are not among them: podman
-# removes them once they ran.
+# removes them once they ran; for the volume kind, podman's events of its oras-volumes init
+# container are kept instead.
 # Kinds: plain and injected (the pod stage: the same small step without and with the policy's
 # injection); volume-baked and volume (the volume stage: a BENCH_VOLUME_MIB MiB file, default 100,
 # already in the app's image, or an artifact in an inline csi.oras.land volume filled by the
@@ -68,6 +69,8 @@ run_one() {
   else
     demo_admit "$DEMO_WORK/$kind.yaml" "$name" >&2
   fi
+  local since
+  since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   demo_run_pod "$name" >&2 || fail "pod $name failed (see its logs above)"
   if [ "$kind" = injected ]; then
     demo_tag_exists bench/pod-output v1 || fail "pod $name pushed no bench/pod-output:v1"
@@ -83,6 +86,11 @@ run_one() {
     podman logs "$pod-app" > "$OUT/$name.app.log" 2>&1
     # What the policy made of the pod (the oras-volumes init container's argv, for the report).
     cp "$DEMO_WORK/$name.mutated.yaml" "$OUT/$name.mutated.yaml"
+    if [ "$kind" = volume ]; then
+      # The init container is gone: its start and end are in podman's events.
+      podman events --stream=false --since "$since" --filter "container=$pod-oras-volumes" \
+        --format json > "$OUT/$name.events.json"
+    fi
   fi
   podman pod rm -f "$pod" >/dev/null
 }
