@@ -29,6 +29,7 @@ pub const CRD_NAME: &str = "orascaches.cache.converged-computing.github.io";
     doc = "An OCI registry cache (ORAS) for the workflow steps of a namespace",
     printcolumn = r#"{"name": "Ready", "type": "string", "description": "Whether the registry is ready", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name": "Address", "type": "string", "description": "host:port pods use to reach the registry", "jsonPath": ".status.address"}"#,
+    printcolumn = r#"{"name": "Mirror-Of", "type": "string", "description": "Upstream host a mirror caches", "jsonPath": ".status.mirrorOf", "priority": 1}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

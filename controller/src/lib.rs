@@ -1,9 +1,13 @@
 //! Reconciles `OrasCache` objects into a running registry and reports its address and health.
 //!
 //! The pipeline for one object: [`plan`] validates the spec, [`resources`] builds the owned
-//! StatefulSet and Service, [`reconcile`] applies them with server-side apply (or checks a remote
-//! registry with [`registry_check`]), and [`status`] computes the deterministic status it patches.
-//! [`manifests`] renders the install YAML from the same types, so it cannot drift from the code.
+//! StatefulSet and Service (a mirror's pull-through environment, the shared claim, budget and
+//! HTTP secret of replicas), [`client_config`] the docker-config Secret and client-config
+//! ConfigMap, [`reconcile`] applies them with server-side apply (and checks a remote registry or
+//! a mirror's upstream with [`registry_check`]), and [`status`] computes the deterministic status
+//! it patches. [`render`] prints what would be applied, from the same builders, without a
+//! cluster. [`manifests`] renders the install YAML from the same types, so it cannot drift from
+//! the code.
 
 pub mod app;
 pub mod cli;
