@@ -1,0 +1,150 @@
+//! Replicas of a cache as real processes: two `docker-registry` processes on one storage
+//! directory, each started with the registry container's environment that `render` prints for a
+//! three-replica cache on a ReadWriteMany claim (the kept `<cache>-http-secret` resolved to one
+//! value). A chunked upload started on one finishes on the other and both serve the blob; with
+//! the secret resolved differently per process (what replicas without the shared Secret would
+//! have) the upload cannot move, so the test can fail.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use oras_test_support::Registry;
+use oras_test_support::http::{Client, sha256_digest, with_query};
+use serde_json::Value;
+
+const REPOSITORY: &str = "steps/out";
+const CACHE: &str = "\
+apiVersion: cache.converged-computing.github.io/v1alpha1
+kind: OrasCache
+metadata: {name: shared, namespace: steps}
+spec:
+  replicas: 3
+  storage: {size: 10Gi, accessMode: ReadWriteMany}
+";
+
+/// The registry container `render` prints for [`CACHE`].
+fn rendered_container() -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.yaml");
+    std::fs::write(&file, CACHE).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_oras-cache-controller"))
+        .arg("render")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let statefulset = objects.iter().find(|o| o["kind"] == "StatefulSet").unwrap();
+    assert_eq!(statefulset["spec"]["replicas"], 3);
+    statefulset["spec"]["template"]["spec"]["containers"][0].clone()
+}
+
+/// The container's environment, each `secretKeyRef` read from `secrets` (name → key → value).
+fn environment(
+    container: &Value,
+    secrets: &BTreeMap<&str, BTreeMap<&str, &str>>,
+) -> Vec<(String, String)> {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|var| {
+            let name = var["name"].as_str().unwrap().to_string();
+            let value = match var["value"].as_str() {
+                Some(value) => value.to_string(),
+                None => {
+                    let key_ref = &var["valueFrom"]["secretKeyRef"];
+                    secrets[key_ref["name"].as_str().unwrap()][key_ref["key"].as_str().unwrap()]
+                        .to_string()
+                }
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+fn start(storage: &std::path::Path, env: &[(String, String)]) -> Registry {
+    let mut options = Registry::builder().storage(storage);
+    for (name, value) in env {
+        options = options.env(name, value);
+    }
+    options.start().expect("start a replica")
+}
+
+/// A chunked upload started on `first` and finished on `second`: the `PUT`'s status.
+fn upload_across(first: &Registry, second: &Registry, data: &[u8]) -> (u16, String) {
+    let (head, tail) = data.split_at(data.len() / 2);
+    let one = Client::new(first.addr());
+    let session = one.start_upload(REPOSITORY).unwrap();
+    let patched = one
+        .request(
+            "PATCH",
+            &session,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", &format!("0-{}", head.len() - 1)),
+            ],
+            head,
+        )
+        .unwrap()
+        .success("the first chunk")
+        .unwrap();
+    let session = patched.header("location").unwrap();
+    let finished = Client::new(second.addr())
+        .request(
+            "PUT",
+            &with_query(session, &format!("digest={}", sha256_digest(data))),
+            &[("Content-Type", "application/octet-stream")],
+            tail,
+        )
+        .unwrap();
+    (finished.status, finished.text())
+}
+
+#[test]
+fn replicas_with_the_rendered_environment_share_upload_sessions() {
+    let container = rendered_container();
+    let kept = BTreeMap::from([(
+        "shared-http-secret",
+        BTreeMap::from([("REGISTRY_HTTP_SECRET", "one value the controller made")]),
+    )]);
+    let env = environment(&container, &kept);
+    assert!(
+        env.iter().any(|(name, _)| name == "REGISTRY_HTTP_SECRET"),
+        "{env:?}"
+    );
+    let storage = tempfile::tempdir().unwrap();
+    let (one, two) = (start(storage.path(), &env), start(storage.path(), &env));
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let (status, body) = upload_across(&one, &two, &data);
+    assert_eq!(status, 201, "{body}");
+    for replica in [&one, &two] {
+        let blob = Client::new(replica.addr())
+            .get_blob(REPOSITORY, &sha256_digest(&data))
+            .unwrap();
+        assert_eq!(blob.status, 200);
+        assert!(blob.body == data, "{} serves the blob", replica.host());
+    }
+}
+
+#[test]
+fn replicas_with_different_secrets_cannot_share_an_upload() {
+    let container = rendered_container();
+    let secret = |value| {
+        BTreeMap::from([(
+            "shared-http-secret",
+            BTreeMap::from([("REGISTRY_HTTP_SECRET", value)]),
+        )])
+    };
+    let storage = tempfile::tempdir().unwrap();
+    let one = start(storage.path(), &environment(&container, &secret("one")));
+    let two = start(storage.path(), &environment(&container, &secret("two")));
+    let (status, body) = upload_across(&one, &two, b"half and half");
+    assert!(
+        !(200..300).contains(&status),
+        "a session signed with another secret is refused: {status} {body}"
+    );
+}
