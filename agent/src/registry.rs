@@ -247,6 +247,17 @@ pub enum RegistryError {
         /// The start of the response body (the registry's error JSON).
         body: String,
     },
+    /// A write refused as unsupported: the registry is a pull-through cache (a mirror), which
+    /// distribution answers every write with `405` and the error code `UNSUPPORTED`.
+    #[error(
+        "registry refused {what} ({url}) with HTTP 405 UNSUPPORTED: it is a pull-only mirror (a pull-through cache of another registry); push to the upstream registry, or to a cache that is not a mirror"
+    )]
+    PullOnly {
+        /// The operation.
+        what: String,
+        /// The URL.
+        url: String,
+    },
     /// The registry still refused after authenticating.
     #[error("registry refused {what} ({url}) with HTTP {status}: {hint}")]
     Unauthorized {
@@ -1210,11 +1221,22 @@ fn status_error(what: &str, url: &str, mut response: Response<ureq::Body>) -> Re
         .as_reader()
         .take(2048)
         .read_to_end(&mut body);
+    let body = printable(String::from_utf8_lossy(&body).trim());
+    // distribution's proxy mode refuses writes this way: its proxy blob store answers them with
+    // `distribution.ErrUnsupported` (`registry/proxy/proxyblobstore.go`), which the upload handler
+    // turns into `errcode.ErrorCodeUnsupported`, HTTP 405 (`registry/handlers/blobupload.go`,
+    // `registry/api/errcode/register.go`; distribution commit 0d6b721d).
+    if status == 405 && body.contains("UNSUPPORTED") {
+        return RegistryError::PullOnly {
+            what: what.into(),
+            url: url.into(),
+        };
+    }
     RegistryError::Status {
         what: what.into(),
         url: url.into(),
         status,
-        body: printable(String::from_utf8_lossy(&body).trim()),
+        body,
     }
 }
 

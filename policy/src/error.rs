@@ -1,7 +1,9 @@
 //! Why the policy refuses an object. Every message names the annotation or field at fault and the
 //! fix, because it is what `kubectl apply` prints to the user.
 
-use oras_cache_api::annotations::{AnnotationError, CONTAINER, ORAS_CACHE, REGISTRY, key};
+use oras_cache_api::annotations::{
+    AnnotationError, CONTAINER, ORAS_CACHE, OUTPUT_URI, REGISTRY, key,
+};
 use thiserror::Error;
 
 /// A reason to reject the admission request.
@@ -49,6 +51,18 @@ pub enum PolicyError {
         cache: String,
         /// Namespace of the object.
         namespace: String,
+    },
+    /// The output would be pushed to a mirror, which serves pulls only.
+    #[error(
+        "annotation {output}: OrasCache {cache:?} is a mirror of {upstream} and serves pulls only: push to {upstream} with annotation {registry}, or to an OrasCache that is not a mirror",
+        output = key(OUTPUT_URI),
+        registry = key(REGISTRY)
+    )]
+    PushToMirror {
+        /// Name of the cache.
+        cache: String,
+        /// The registry it mirrors.
+        upstream: String,
     },
     /// The pod has no container to wrap.
     #[error("the pod template has no containers: add the container oras-cache should wrap")]

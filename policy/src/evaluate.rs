@@ -227,6 +227,16 @@ fn inject_all(
         )?),
         None => None,
     };
+    if let (Some(injection), Some(registry)) = (annotation_work, &registry)
+        && injection.output_uri.is_some()
+        && let (Some(upstream), RegistrySource::Cache(cache)) =
+            (&registry.mirror_of, &injection.source)
+    {
+        return Err(PolicyError::PushToMirror {
+            cache: cache.clone(),
+            upstream: upstream.clone(),
+        });
+    }
     // Pulls from a remote registry go through the namespace's mirror of it, when there is one.
     let pod_registry_is_remote =
         injection.is_some_and(|i| matches!(i.source, RegistrySource::Remote { .. }));
@@ -242,6 +252,7 @@ fn inject_all(
                         address: mirror.address,
                         plain_http: mirror.plain_http,
                         credentials_secret: None,
+                        mirror_of: None,
                     })
                 }
                 None => Some(registry.clone()),

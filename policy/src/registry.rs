@@ -17,6 +17,8 @@ pub struct ResolvedRegistry {
     /// The Secret with the registry's credentials that a remote `OrasCache` names, for the agent
     /// containers (the pod's own `oras-env` replaces it).
     pub credentials_secret: Option<String>,
+    /// For an `OrasCache` that is a mirror, its upstream: it serves pulls only.
+    pub mirror_of: Option<String>,
 }
 
 impl ResolvedRegistry {
@@ -49,6 +51,7 @@ pub fn resolve(
                 address: address.clone(),
                 plain_http: *plain_http,
                 credentials_secret: None,
+                mirror_of: None,
             })
         }
         RegistrySource::Cache(name) => {
@@ -57,6 +60,7 @@ pub fn resolve(
                 address: settings.fallback_cache_address(name, namespace),
                 plain_http: true,
                 credentials_secret: None,
+                mirror_of: None,
             };
             if !settings.context_aware {
                 return Ok(fallback);
@@ -79,6 +83,7 @@ pub fn resolve(
                             address,
                             plain_http: status.plain_http != Some(false),
                             credentials_secret,
+                            mirror_of: status.mirror_of.clone(),
                         }),
                         // A remote registry is known from the spec before the controller reports.
                         None if spec.remote_registry().is_some() => {
@@ -91,6 +96,7 @@ pub fn resolve(
                                 address,
                                 plain_http: remote.plain_http,
                                 credentials_secret,
+                                mirror_of: None,
                             })
                         }
                         None => {
@@ -170,6 +176,7 @@ mod tests {
                 address: "10.0.0.1:5000".into(),
                 plain_http: true,
                 credentials_secret: None,
+                mirror_of: None,
             }
         );
         assert!(w.is_empty());
@@ -229,6 +236,7 @@ mod tests {
                 address: "ghcr.io".into(),
                 plain_http: false,
                 credentials_secret: Some("ghcr-creds".into()),
+                mirror_of: None,
             }
         );
         assert!(w[0].contains("spec.registry.address"), "{w:?}");
@@ -246,6 +254,7 @@ mod tests {
             address: "h:1".into(),
             plain_http: false,
             credentials_secret: None,
+            mirror_of: None,
         };
         assert_eq!(r.reference("a/b:c"), "h:1/a/b:c");
     }

@@ -167,3 +167,53 @@ fn a_failed_listing_leaves_pulls_where_they_were_with_a_warning() {
     assert_eq!(volume_spec(&object)[0]["reference"], "ghcr.io/org/sif:1");
     assert!(host.calls().is_empty());
 }
+
+/// A mirror serves pulls only (distribution answers writes `405 UNSUPPORTED`): a pod that names a
+/// mirror as its cache may pull from it, but an output to push is refused at admission, naming the
+/// cache and the fix, instead of failing in the sidecar.
+#[test]
+fn an_output_pushed_to_a_mirror_cache_is_refused_at_admission() {
+    let mut host = FakeHost::default();
+    host.add_cache_object(
+        "default",
+        "ghcr-mirror",
+        json!({"status": {"address": MIRROR, "plainHttp": true, "mirrorOf": "ghcr.io",
+                          "conditions": [{"type": "Ready", "status": "True"}]}}),
+    );
+    let pod = |annotations: Value| {
+        json!({
+            "kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "step", "namespace": "default", "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["true"]}]}
+        })
+    };
+    let message = rejection(run(
+        &pod(json!({
+            format!("{PREFIX}oras-cache"): "ghcr-mirror",
+            format!("{PREFIX}output-uri"): "org/result:1",
+            format!("{PREFIX}output-path"): "out.txt"
+        })),
+        &host,
+    ));
+    assert!(
+        message.contains("OrasCache \"ghcr-mirror\" is a mirror of ghcr.io and serves pulls only"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("{PREFIX}output-uri")),
+        "{message}"
+    );
+    // Pulling from it is fine.
+    let (object, _) = mutated(run(
+        &pod(json!({
+            format!("{PREFIX}oras-cache"): "ghcr-mirror",
+            format!("{PREFIX}input-uri"): "org/data:1"
+        })),
+        &host,
+    ));
+    let init = strings(&container(&object["spec"], "initContainers", "oras-init")["args"]);
+    assert!(
+        init.contains(&format!("--input={MIRROR}/org/data:1")),
+        "{init:?}"
+    );
+}
