@@ -324,3 +324,46 @@ fn every_rejection_names_the_volume_the_attribute_and_the_fix() {
     let message = rejection(run(&pod, &FakeHost::default()));
     assert!(message.contains("oras-volumes"), "{message}");
 }
+
+/// Every Pod of `examples/volumes/` goes through the policy as a user would apply it: each artifact
+/// volume becomes an emptyDir filled by `oras-volumes`.
+#[test]
+fn every_volume_example_is_served() {
+    use serde::Deserialize;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/volumes");
+    let mut pods = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let mut object = Value::deserialize(document).unwrap();
+            if object["kind"] != "Pod" {
+                continue;
+            }
+            object["metadata"]["namespace"] = json!("default");
+            let host = FakeHost::with_cache(
+                "default",
+                "orascache-sample",
+                "orascache-sample.default.svc.cluster.local:5000",
+                Some(true),
+            );
+            let (mutated_pod, _) = mutated(run(&object, &host));
+            let spec = &mutated_pod["spec"];
+            assert_eq!(
+                spec["initContainers"][0]["name"], "oras-volumes",
+                "{path:?}"
+            );
+            assert!(
+                spec["volumes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|v| v.get("csi").is_none()),
+                "{path:?}"
+            );
+            serde_json::from_value::<Pod>(mutated_pod).expect("a valid Pod");
+            pods += 1;
+        }
+    }
+    assert_eq!(pods, 3, "the three example pods");
+}
