@@ -101,36 +101,33 @@ fn toml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The `kubernetes.io/dockerconfigjson` Secret `<cache>-docker-config`, owned by the cache.
-pub fn build_docker_config_secret(
+/// The client configurations of the cache, both owned by it: the
+/// `kubernetes.io/dockerconfigjson` Secret `<cache>-docker-config` and the ConfigMap
+/// `<cache>-client-config` with the daemons' configurations.
+pub fn build_client_configs(
     cache: &OrasCache,
     target: &ClientTarget,
-) -> Result<Secret, BuildError> {
-    Ok(Secret {
-        metadata: child_meta_named(cache, docker_config_name(&cache.name_any()))?,
+) -> Result<(Secret, ConfigMap), BuildError> {
+    let name = cache.name_any();
+    let secret = Secret {
+        metadata: child_meta_named(cache, docker_config_name(&name))?,
         type_: Some(DOCKER_CONFIG_TYPE.into()),
         data: Some(BTreeMap::from([(
             DOCKER_CONFIG_KEY.to_string(),
             ByteString(docker_config_json(target).into_bytes()),
         )])),
         ..Secret::default()
-    })
-}
-
-/// The ConfigMap `<cache>-client-config` with the daemons' configurations, owned by the cache.
-pub fn build_client_config_map(
-    cache: &OrasCache,
-    target: &ClientTarget,
-) -> Result<ConfigMap, BuildError> {
-    Ok(ConfigMap {
-        metadata: child_meta_named(cache, client_config_name(&cache.name_any()))?,
+    };
+    let map = ConfigMap {
+        metadata: child_meta_named(cache, client_config_name(&name))?,
         data: Some(BTreeMap::from([
             (DAEMON_JSON.to_string(), daemon_json(target)),
             (BUILDKITD_TOML.to_string(), buildkitd_toml(target)),
             (REGISTRIES_CONF.to_string(), registries_conf(target)),
         ])),
         ..ConfigMap::default()
-    })
+    };
+    Ok((secret, map))
 }
 
 #[cfg(test)]
@@ -190,11 +187,10 @@ mod tests {
     #[test]
     fn both_objects_are_named_after_the_cache_and_owned_by_it() {
         let c = cache("{}");
-        let secret = build_docker_config_secret(&c, &deployed()).unwrap();
+        let (secret, map) = build_client_configs(&c, &deployed()).unwrap();
         assert_eq!(secret.metadata.name.as_deref(), Some("cache-docker-config"));
         assert_eq!(secret.type_.as_deref(), Some(DOCKER_CONFIG_TYPE));
         assert!(secret.data.unwrap().contains_key(DOCKER_CONFIG_KEY));
-        let map = build_client_config_map(&c, &deployed()).unwrap();
         assert_eq!(map.metadata.name.as_deref(), Some("cache-client-config"));
         let owner = &map.metadata.owner_references.unwrap()[0];
         assert_eq!(

@@ -108,6 +108,24 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     }
 }
 
+/// Binds the ClusterRole `name` (a binding of the same name) to a ServiceAccount.
+fn cluster_role_binding(name: &str, account: &str, account_namespace: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(name, None),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: name.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: account.into(),
+            namespace: Some(account_namespace.into()),
+            ..Subject::default()
+        }]),
+    }
+}
+
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
         api_groups: Some(vec![group.into()]),
@@ -347,20 +365,8 @@ pub fn objects(opts: &InstallOptions) -> Vec<Value> {
         },
         ..Namespace::default()
     };
-    let controller_binding = ClusterRoleBinding {
-        metadata: meta(CONTROLLER_NAME, None),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "ClusterRole".into(),
-            name: CONTROLLER_NAME.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: CONTROLLER_NAME.into(),
-            namespace: Some(opts.namespace.clone()),
-            ..Subject::default()
-        }]),
-    };
+    let controller_binding =
+        cluster_role_binding(CONTROLLER_NAME, CONTROLLER_NAME, &opts.namespace);
     let reader = ClusterRole {
         metadata: meta(POLICY_READER_NAME, None),
         rules: Some(vec![rule(
@@ -370,20 +376,11 @@ pub fn objects(opts: &InstallOptions) -> Vec<Value> {
         )]),
         ..ClusterRole::default()
     };
-    let reader_binding = ClusterRoleBinding {
-        metadata: meta(POLICY_READER_NAME, None),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "ClusterRole".into(),
-            name: POLICY_READER_NAME.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: opts.policy_server_account.clone(),
-            namespace: Some(opts.policy_server_namespace.clone()),
-            ..Subject::default()
-        }]),
-    };
+    let reader_binding = cluster_role_binding(
+        POLICY_READER_NAME,
+        &opts.policy_server_account,
+        &opts.policy_server_namespace,
+    );
     vec![
         to_value(namespace),
         to_value(OrasCache::crd()),

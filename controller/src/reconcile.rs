@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{Timestamp, TimestampRound, Unit};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -20,8 +20,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::client_config::{
-    ClientTarget, build_client_config_map, build_docker_config_secret, client_config_name,
-    docker_config_name,
+    ClientTarget, build_client_configs, client_config_name, docker_config_name,
 };
 use crate::crd::DEFAULT_REGISTRY_HTTP_KEY;
 use crate::crd::{OrasCache, OrasCacheStatus};
@@ -383,19 +382,7 @@ async fn apply_registry(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Option<i32>, ReconcileError> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let service = build_service(cache, registry)?;
-    let name = cache.name_any();
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    services
-        .patch(&name, &params, &Patch::Apply(&service))
-        .await
-        .map_err(|source| ReconcileError::Apply {
-            kind: "Service",
-            namespace: namespace.to_string(),
-            name: name.clone(),
-            source,
-        })?;
+    apply(ctx, namespace, "Service", &build_service(cache, registry)?).await?;
 
     if let Some(claim) = build_shared_claim(cache, registry)? {
         apply(ctx, namespace, "PersistentVolumeClaim", &claim).await?;
@@ -404,7 +391,9 @@ async fn apply_registry(
         apply(ctx, namespace, "PodDisruptionBudget", &pdb).await?;
     }
 
+    let params = PatchParams::apply(FIELD_MANAGER).force();
     let statefulset = build_statefulset(cache, registry)?;
+    let name = cache.name_any();
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
     match statefulsets
         .patch(&name, &params, &Patch::Apply(&statefulset))
@@ -479,6 +468,23 @@ where
     })
 }
 
+/// The Secret `name` of the namespace, or `None` when there is none.
+async fn read_secret(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Secret>, ReconcileError> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    secrets
+        .get_opt(name)
+        .await
+        .map_err(|source| ReconcileError::ReadSecret {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source,
+        })
+}
+
 /// For replicas on object storage: why the `secrets.orasEnv` Secret does not configure it, if
 /// it does not (read each time, since the Secret can change without the cache).
 async fn object_storage_problem(
@@ -489,15 +495,7 @@ async fn object_storage_problem(
     let Sharing::ObjectStorage { secret } = &registry.sharing else {
         return Ok(None);
     };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let found = secrets
-        .get_opt(secret)
-        .await
-        .map_err(|source| ReconcileError::ReadSecret {
-            namespace: namespace.to_string(),
-            name: secret.clone(),
-            source,
-        })?;
+    let found = read_secret(ctx, namespace, secret).await?;
     let configured = found.is_some_and(|s| {
         s.data
             .iter()
@@ -525,15 +523,7 @@ async fn keep_http_secret(
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
     let name = http_secret_name(&cache.name_any());
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let current = secrets
-        .get_opt(&name)
-        .await
-        .map_err(|source| ReconcileError::ReadSecret {
-            namespace: namespace.to_string(),
-            name: name.clone(),
-            source,
-        })?;
+    let current = read_secret(ctx, namespace, &name).await?;
     let usable = current.is_some_and(|s| {
         s.data
             .unwrap_or_default()
@@ -618,26 +608,15 @@ async fn read_credentials(
     let Some(secret_name) = secret_name else {
         return Ok(CredentialsRead::default());
     };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let source = format!("Secret {namespace}/{secret_name}");
-    let secret = match secrets.get_opt(secret_name).await {
-        Ok(Some(secret)) => secret,
-        Ok(None) => {
-            return Ok(CredentialsRead {
-                problem: Some(Verdict::fail(
-                    "SecretNotFound",
-                    format!("{source} named as the registry credentials does not exist"),
-                )),
-                ..CredentialsRead::default()
-            });
-        }
-        Err(source) => {
-            return Err(ReconcileError::ReadSecret {
-                namespace: namespace.to_string(),
-                name: secret_name.to_string(),
-                source,
-            });
-        }
+    let Some(secret) = read_secret(ctx, namespace, secret_name).await? else {
+        return Ok(CredentialsRead {
+            problem: Some(Verdict::fail(
+                "SecretNotFound",
+                format!("{source} named as the registry credentials does not exist"),
+            )),
+            ..CredentialsRead::default()
+        });
     };
     let data = secret.data.unwrap_or_default();
     match credentials_from_secret(&source, &data) {
@@ -704,30 +683,9 @@ async fn apply_client_configs(
     namespace: &str,
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let secret = build_docker_config_secret(cache, target)?;
-    let name = secret.name_any();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    secrets
-        .patch(&name, &params, &Patch::Apply(&secret))
-        .await
-        .map_err(|source| ReconcileError::Apply {
-            kind: "Secret",
-            namespace: namespace.to_string(),
-            name,
-            source,
-        })?;
-    let map = build_client_config_map(cache, target)?;
-    let name = map.name_any();
-    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    maps.patch(&name, &params, &Patch::Apply(&map))
-        .await
-        .map_err(|source| ReconcileError::Apply {
-            kind: "ConfigMap",
-            namespace: namespace.to_string(),
-            name,
-            source,
-        })?;
+    let (secret, map) = build_client_configs(cache, target)?;
+    apply(ctx, namespace, "Secret", &secret).await?;
+    apply(ctx, namespace, "ConfigMap", &map).await?;
     Ok(())
 }
 

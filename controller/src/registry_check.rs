@@ -222,10 +222,7 @@ impl RegistryChecker {
                 "UnexpectedStatus",
                 format!("GET {url} answered {}", r.status()),
             ),
-            Err(error) => Verdict::fail(
-                "Unreachable",
-                format!("GET {url} failed: {}", error_chain(&error)),
-            ),
+            Err(error) => no_answer(&url, &error),
         }
     }
 
@@ -240,10 +237,9 @@ impl RegistryChecker {
         let first = match self.client.get(&url).send().await {
             Ok(response) => response,
             Err(error) => {
-                let message = format!("GET {url} failed: {}", error_chain(&error));
                 let report = CheckReport {
-                    reachable: Verdict::fail("Unreachable", message.clone()),
-                    auth: Verdict::fail("Unreachable", message),
+                    reachable: no_answer(&url, &error),
+                    auth: no_answer(&url, &error),
                 };
                 return (report, None);
             }
@@ -462,10 +458,7 @@ impl RegistryChecker {
                     format!("an anonymous token from {realm} is accepted by GET /v2/"),
                 ),
                 Ok(_) => credentials_required(url, "bearer token"),
-                Err(error) => Verdict::fail(
-                    "Unreachable",
-                    format!("GET {url} failed: {}", error_chain(&error)),
-                ),
+                Err(error) => no_answer(url, &error),
             },
         }
     }
@@ -499,10 +492,7 @@ impl RegistryChecker {
                 "UnexpectedStatus",
                 format!("GET {url} with {what} answered {}", r.status()),
             ),
-            Err(error) => Verdict::fail(
-                "Unreachable",
-                format!("GET {url} failed: {}", error_chain(&error)),
-            ),
+            Err(error) => no_answer(url, &error),
         }
     }
 }
@@ -513,6 +503,14 @@ fn credentials_required(url: &str, kind: &str) -> Verdict {
         format!(
             "GET {url} requires {kind} authentication: set spec.registry.credentialsSecret (or spec.secrets.orasEnv) to a Secret with ORAS_USER and ORAS_PASS"
         ),
+    )
+}
+
+/// A GET of `url` that got no answer.
+fn no_answer(url: &str, error: &reqwest::Error) -> Verdict {
+    Verdict::fail(
+        "Unreachable",
+        format!("GET {url} failed: {}", error_chain(error)),
     )
 }
 

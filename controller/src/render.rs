@@ -19,8 +19,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::client_config::{
-    ClientTarget, build_client_config_map, build_docker_config_secret, client_config_name,
-    docker_config_name,
+    ClientTarget, build_client_configs, client_config_name, docker_config_name,
 };
 use crate::crd::DEFAULT_REGISTRY_HTTP_KEY;
 use crate::crd::OrasCache;
@@ -281,10 +280,9 @@ fn push_client_configs(
     target: &ClientTarget,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
-    out.objects
-        .push(to_value(&build_docker_config_secret(cache, target)?));
-    out.objects
-        .push(to_value(&build_client_config_map(cache, target)?));
+    let (secret, map) = build_client_configs(cache, target)?;
+    out.objects.push(to_value(&secret));
+    out.objects.push(to_value(&map));
     Ok(())
 }
 

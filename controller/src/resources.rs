@@ -206,12 +206,10 @@ pub fn build_service(
     cache: &OrasCache,
     registry: &DeployedRegistry,
 ) -> Result<Service, BuildError> {
-    let metadata = child_meta(cache)?;
-    let name = cache.name_any();
     Ok(Service {
-        metadata,
+        metadata: child_meta(cache)?,
         spec: Some(ServiceSpec {
-            selector: Some(selector_labels(&name)),
+            selector: Some(selector_labels(&cache.name_any())),
             ports: Some(vec![ServicePort {
                 name: Some(REGISTRY_CONTAINER.into()),
                 port: registry.port,
@@ -548,6 +546,20 @@ mod tests {
         container(sts).env.iter().flatten().find(|e| e.name == name)
     }
 
+    /// The Secret and key the variable `name` takes its value from; it has no literal value.
+    fn secret_key_ref<'a>(sts: &'a StatefulSet, name: &str) -> (&'a str, &'a str) {
+        let var = env(sts, name).unwrap();
+        assert!(var.value.is_none(), "{name} has no literal value");
+        let key_ref = var
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        (key_ref.name.as_str(), key_ref.key.as_str())
+    }
+
     #[test]
     fn defaults_build_one_registry_on_5000_with_an_empty_dir() {
         let c = cache("{}");
@@ -686,17 +698,8 @@ mod tests {
             "{secrets: {orasEnv: registry-env, registryHttp: http-secret}, resources: {limits: {memory: 256Mi}}}",
         );
         let sts = build_statefulset(&c, &deployed(&c)).unwrap();
-        let http = env(&sts, "REGISTRY_HTTP_SECRET").unwrap();
-        assert!(http.value.is_none());
-        let key_ref = http
-            .value_from
-            .as_ref()
-            .unwrap()
-            .secret_key_ref
-            .as_ref()
-            .unwrap();
         assert_eq!(
-            (key_ref.name.as_str(), key_ref.key.as_str()),
+            secret_key_ref(&sts, "REGISTRY_HTTP_SECRET"),
             ("http-secret", "REGISTRY_HTTP_SECRET")
         );
         let env_from = container(&sts).env_from.as_ref().unwrap();
@@ -741,19 +744,7 @@ mod tests {
             (PROXY_USERNAME, "ORAS_USER"),
             (PROXY_PASSWORD, "ORAS_PULL_PASS"),
         ] {
-            let var = env(&sts, name).unwrap();
-            assert!(var.value.is_none(), "{name} has no literal value");
-            let key_ref = var
-                .value_from
-                .as_ref()
-                .unwrap()
-                .secret_key_ref
-                .as_ref()
-                .unwrap();
-            assert_eq!(
-                (key_ref.name.as_str(), key_ref.key.as_str()),
-                ("ghcr-creds", key)
-            );
+            assert_eq!(secret_key_ref(&sts, name), ("ghcr-creds", key));
         }
         assert_eq!(
             env(&sts, PROXY_REMOTE_URL).unwrap().value.as_deref(),
@@ -825,16 +816,8 @@ mod tests {
             selector_labels("cache")
         );
         // The replicas share the Secret the controller keeps.
-        let http = env(&sts, "REGISTRY_HTTP_SECRET").unwrap();
-        let key_ref = http
-            .value_from
-            .as_ref()
-            .unwrap()
-            .secret_key_ref
-            .as_ref()
-            .unwrap();
         assert_eq!(
-            (key_ref.name.as_str(), key_ref.key.as_str()),
+            secret_key_ref(&sts, "REGISTRY_HTTP_SECRET"),
             ("cache-http-secret", "REGISTRY_HTTP_SECRET")
         );
         let secret = build_http_secret(&c, "abc").unwrap();
@@ -860,15 +843,7 @@ mod tests {
         let object = cache("{replicas: 2, secrets: {orasEnv: s3-env, registryHttp: shared}}");
         let sts = build_statefulset(&object, &deployed(&object)).unwrap();
         assert_eq!(
-            env(&sts, "REGISTRY_HTTP_SECRET")
-                .unwrap()
-                .value_from
-                .as_ref()
-                .unwrap()
-                .secret_key_ref
-                .as_ref()
-                .unwrap()
-                .name,
+            secret_key_ref(&sts, "REGISTRY_HTTP_SECRET").0,
             "shared",
             "a named secret wins"
         );

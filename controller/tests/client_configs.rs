@@ -4,6 +4,8 @@
 //! rendered `config.json` (its credentials). Without the rendered `registries.conf` the same
 //! copy fails, so the test can fail.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -12,7 +14,6 @@ use oras_agent::auth::{BasicCredentials, Credentials};
 use oras_agent::transfer::{pack_into_layout, pull_to_dir};
 use oras_agent::{ClientOptions, Reference, RegistryClient};
 use oras_test_support::Registry;
-use serde_json::Value;
 
 const USER: &str = "builder";
 const PASSWORD: &str = "b-s3cret";
@@ -39,25 +40,12 @@ stringData: {{ORAS_USER: {USER}, ORAS_PASS: {PASSWORD}}}
 
 /// Writes the rendered `config.json` and `registries.conf` of the cache into `dir`.
 fn rendered_configs(file: &Path, dir: &Path) -> (PathBuf, PathBuf) {
-    let output = Command::new(env!("CARGO_BIN_EXE_oras-cache-controller"))
-        .arg("render")
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let (objects, _) = support::render(file);
     let find = |kind: &str, name: &str| {
         objects
             .iter()
             .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-            .unwrap_or_else(|| panic!("no {kind} {name} in {text}"))
+            .unwrap_or_else(|| panic!("no {kind} {name} in {objects:?}"))
     };
     let secret = find("Secret", "builds-docker-config");
     assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");

@@ -6,9 +6,10 @@
 //! succeed and verify; the upstream serves each blob during the first pull only; a push to the
 //! mirror fails.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use oras_agent::auth::{BasicCredentials, Credentials};
 use oras_agent::transfer::{pull_to_dir, push_paths};
@@ -52,24 +53,6 @@ stringData:
   ORAS_PULL_PASS: {PULL_PASSWORD}
 "
     )
-}
-
-/// `oras-cache-controller render FILE`, parsed.
-fn render(file: &Path) -> Vec<Value> {
-    let output = Command::new(env!("CARGO_BIN_EXE_oras-cache-controller"))
-        .arg("render")
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect()
 }
 
 /// Expands `$(NAME)` from `defined`, as the kubelet expands a container's environment (a
@@ -167,7 +150,7 @@ fn twenty_pulls_through_the_rendered_mirror_fetch_each_blob_from_the_upstream_on
     // What the controller would apply, and the registry container in it.
     let file = work.path().join("mirror.yaml");
     std::fs::write(&file, cache_file(&upstream.host())).unwrap();
-    let objects = render(&file);
+    let (objects, _) = support::render(&file);
     let statefulset = objects.iter().find(|o| o["kind"] == "StatefulSet").unwrap();
     let status = &objects.iter().find(|o| o["kind"] == "OrasCache").unwrap()["status"];
     assert_eq!(status["mirrorOf"], upstream.host().as_str());

@@ -19,7 +19,6 @@ use oras_cache_controller::reconcile::{Context, ReconcileError, ReconcilerConfig
 use oras_cache_controller::registry_check::RegistryChecker;
 use oras_cache_controller::status::{Observation, build_status};
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 use tower_test::mock::{Handle, SendResponse};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
@@ -28,6 +27,9 @@ const CACHES: &str = "/apis/cache.converged-computing.github.io/v1alpha1/namespa
 const STATEFULSET: &str = "/apis/apps/v1/namespaces/ns/statefulsets/cache";
 const SERVICE: &str = "/api/v1/namespaces/ns/services/cache";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+const CLAIM: &str = "/api/v1/namespaces/ns/persistentvolumeclaims/cache-data";
+const BUDGET: &str = "/apis/policy/v1/namespaces/ns/poddisruptionbudgets/cache";
+const HTTP_SECRET: &str = "cache-http-secret";
 
 /// The test's side of the API server.
 struct ApiServer(ApiHandle);
@@ -72,6 +74,37 @@ impl ApiServer {
         (body, send)
     }
 
+    /// A server-side apply to `path`, answered with the applied object; returns its body.
+    async fn expect_apply(&mut self, path: &str) -> Value {
+        let (body, send) = self.expect(Method::PATCH, path).await;
+        respond(send, 200, &body);
+        body
+    }
+
+    /// The apply of the StatefulSet, answered with `replicas` of which `ready` are ready;
+    /// returns its body.
+    async fn expect_statefulset_apply(&mut self, replicas: i32, ready: i32) -> Value {
+        let (statefulset, send) = self.expect(Method::PATCH, STATEFULSET).await;
+        let mut answer = statefulset.clone();
+        answer["status"] = json!({"replicas": replicas, "readyReplicas": ready});
+        respond(send, 200, &answer);
+        statefulset
+    }
+
+    /// The read of the Secret `name`, answered with `secret`, or 404 when it is None.
+    async fn expect_secret_read(&mut self, name: &str, secret: Option<Value>) {
+        let (_, send) = self
+            .expect(
+                Method::GET,
+                &format!("/api/v1/namespaces/ns/secrets/{name}"),
+            )
+            .await;
+        match secret {
+            Some(secret) => respond(send, 200, &secret),
+            None => not_found(send),
+        }
+    }
+
     /// An event POST; returns its body.
     async fn expect_event(&mut self) -> Value {
         let (event, send) = self.expect(Method::POST, EVENTS).await;
@@ -79,10 +112,20 @@ impl ApiServer {
         event
     }
 
-    /// The status patch of the cache; returns its body and the responder.
-    async fn expect_status_patch(&mut self) -> (Value, SendResponse<Response<Body>>) {
-        self.expect(Method::PATCH, &format!("{CACHES}/cache/status"))
-            .await
+    /// The status patch of the cache, answered with the whole object as the API server does;
+    /// returns the patch.
+    async fn expect_status_patch(&mut self) -> Value {
+        let (patch, send) = self
+            .expect(Method::PATCH, &format!("{CACHES}/cache/status"))
+            .await;
+        respond(
+            send,
+            200,
+            &json!({"apiVersion": patch["apiVersion"], "kind": patch["kind"],
+                "metadata": {"name": "cache", "namespace": "ns", "uid": "uid-1"},
+                "spec": {}, "status": patch["status"]}),
+        );
+        patch
     }
 
     /// An event of this type and reason; returns its body.
@@ -104,32 +147,39 @@ impl ApiServer {
         }
     }
 
-    /// Answers the status patch of a checked registry, expects the two events of the check
-    /// (reachability, authentication), and then nothing more.
-    async fn finish_checked_status(mut self, send: SendResponse<Response<Body>>, patch: &Value) {
-        status_patched(send, patch);
+    /// The two events of a registry check (reachability, authentication).
+    async fn expect_check_events(&mut self) {
         self.expect_event().await;
         self.expect_event().await;
-        self.expect_silence().await;
+    }
+
+    /// The status patch of a checked registry whose AuthReady is False for `reason`, with a
+    /// message that names `hint`, and the two events of the check; returns the patch.
+    async fn expect_not_auth_ready(&mut self, reason: &str, hint: &str) -> Value {
+        let patch = self.expect_status_patch().await;
+        assert_condition_naming(&patch["status"], "AuthReady", "False", reason, hint);
+        self.expect_check_events().await;
+        patch
     }
 
     /// The docker-config Secret and the client-config ConfigMap, applied; returns their bodies.
     async fn expect_client_configs(&mut self) -> (Value, Value) {
-        let (secret, send) = self
-            .expect(
-                Method::PATCH,
-                "/api/v1/namespaces/ns/secrets/cache-docker-config",
-            )
+        let secret = self
+            .expect_apply("/api/v1/namespaces/ns/secrets/cache-docker-config")
             .await;
-        respond(send, 200, &secret);
-        let (map, send) = self
-            .expect(
-                Method::PATCH,
-                "/api/v1/namespaces/ns/configmaps/cache-client-config",
-            )
+        let map = self
+            .expect_apply("/api/v1/namespaces/ns/configmaps/cache-client-config")
             .await;
-        respond(send, 200, &map);
         (secret, map)
+    }
+
+    /// The two applies of a deployed cache and its client configurations; the StatefulSet
+    /// reports `ready` of one replica. Returns the Service and the StatefulSet.
+    async fn expect_registry_applies(&mut self, ready: i32) -> (Value, Value) {
+        let service = self.expect_apply(SERVICE).await;
+        let statefulset = self.expect_statefulset_apply(1, ready).await;
+        self.expect_client_configs().await;
+        (service, statefulset)
     }
 
     /// The reconciler must have finished talking to the API.
@@ -149,23 +199,25 @@ fn respond(send: SendResponse<Response<Body>>, code: u16, body: &Value) {
     );
 }
 
-/// Answers a status patch with the whole object, as the API server does.
-fn status_patched(send: SendResponse<Response<Body>>, patch: &Value) {
+/// A failure `Status` with this code, reason and message.
+fn fail(send: SendResponse<Response<Body>>, code: u16, reason: &str, message: &str) {
     respond(
         send,
-        200,
-        &json!({"apiVersion": patch["apiVersion"], "kind": patch["kind"],
-            "metadata": {"name": "cache", "namespace": "ns", "uid": "uid-1"},
-            "spec": {}, "status": patch["status"]}),
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": reason, "code": code, "message": message}),
     );
 }
 
 fn not_found(send: SendResponse<Response<Body>>) {
-    respond(
-        send,
-        404,
-        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-    );
+    fail(send, 404, "NotFound", "not found");
+}
+
+/// A Secret `name` in the namespace with this `data`.
+fn secret(name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": "ns"},
+        "data": data})
 }
 
 fn context(handle_checker_timeout: Duration) -> (Arc<Context>, ApiServer) {
@@ -181,18 +233,25 @@ fn context(handle_checker_timeout: Duration) -> (Arc<Context>, ApiServer) {
     (Arc::new(ctx), ApiServer(handle))
 }
 
-/// Runs `reconcile` against the scripted API server, then drops the client so that the script
-/// sees the end of the conversation.
-async fn run(
+/// Runs `reconcile` against the scripted API server; when the reconciler is done its client is
+/// dropped, and after the script the server must have heard nothing more.
+async fn try_run(
     object: OrasCache,
-    script: impl FnOnce(ApiServer) -> JoinHandle<()>,
+    script: impl AsyncFnOnce(&mut ApiServer),
 ) -> (Result<Action, ReconcileError>, Arc<Metrics>) {
-    let (ctx, server) = context(Duration::from_secs(5));
+    let (ctx, mut server) = context(Duration::from_secs(5));
     let metrics = ctx.metrics.clone();
-    let verifier = script(server);
-    let result = reconcile(Arc::new(object), ctx).await;
-    verifier.await.expect("the API server script passed");
+    let verifier = async move {
+        script(&mut server).await;
+        server.expect_silence().await;
+    };
+    let (result, ()) = tokio::join!(reconcile(Arc::new(object), ctx), verifier);
     (result, metrics)
+}
+
+/// [`try_run`] for a reconcile that succeeds; returns its action.
+async fn run(object: OrasCache, script: impl AsyncFnOnce(&mut ApiServer)) -> Action {
+    try_run(object, script).await.0.unwrap()
 }
 
 fn with_status(mut object: OrasCache, observation: &Observation) -> OrasCache {
@@ -244,56 +303,40 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
 }
 
-/// Answers the two applies of a deployed cache; the StatefulSet reports `ready` replicas.
-async fn applies(server: &mut ApiServer, ready: i32) -> (Value, Value) {
-    let (service, send) = server.expect(Method::PATCH, SERVICE).await;
-    respond(send, 200, &service);
-    let (statefulset, send) = server.expect(Method::PATCH, STATEFULSET).await;
-    let mut answer = statefulset.clone();
-    answer["status"] = json!({"replicas": 1, "readyReplicas": ready});
-    respond(send, 200, &answer);
-    server.expect_client_configs().await;
-    (service, statefulset)
-}
-
 #[tokio::test]
 async fn a_new_cache_gets_its_registry_applied_and_its_status_patched() {
-    let (result, metrics) = run(cache("{}"), |mut server| {
-        tokio::spawn(async move {
-            let (service, statefulset) = applies(&mut server, 0).await;
-            assert_eq!(service["kind"], "Service");
-            assert_eq!(service["metadata"]["ownerReferences"][0]["uid"], "uid-1");
-            assert_eq!(service["spec"]["ports"][0]["port"], 5000);
-            assert_eq!(statefulset["kind"], "StatefulSet");
-            assert_eq!(
-                statefulset["metadata"]["ownerReferences"][0]["kind"],
-                "OrasCache"
-            );
-            assert_eq!(
-                statefulset["spec"]["template"]["spec"]["containers"][0]["image"],
-                "ghcr.io/oras-project/registry:latest"
-            );
+    let (result, metrics) = try_run(cache("{}"), async |server| {
+        let (service, statefulset) = server.expect_registry_applies(0).await;
+        assert_eq!(service["kind"], "Service");
+        assert_eq!(service["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(service["spec"]["ports"][0]["port"], 5000);
+        assert_eq!(statefulset["kind"], "StatefulSet");
+        assert_eq!(
+            statefulset["metadata"]["ownerReferences"][0]["kind"],
+            "OrasCache"
+        );
+        assert_eq!(
+            statefulset["spec"]["template"]["spec"]["containers"][0]["image"],
+            "ghcr.io/oras-project/registry:latest"
+        );
 
-            let (patch, send) = server.expect_status_patch().await;
-            assert_eq!(
-                patch["apiVersion"],
-                "cache.converged-computing.github.io/v1alpha1"
-            );
-            assert_eq!(patch["kind"], "OrasCache");
-            let status = &patch["status"];
-            assert_eq!(status["address"], "cache.ns.svc.cluster.local:5000");
-            assert_eq!(status["plainHttp"], true);
-            assert_eq!(status["observedGeneration"], 1);
-            assert_condition(status, "Ready", "False", "RegistryNotReady");
-            status_patched(send, &patch);
+        let patch = server.expect_status_patch().await;
+        assert_eq!(
+            patch["apiVersion"],
+            "cache.converged-computing.github.io/v1alpha1"
+        );
+        assert_eq!(patch["kind"], "OrasCache");
+        let status = &patch["status"];
+        assert_eq!(status["address"], "cache.ns.svc.cluster.local:5000");
+        assert_eq!(status["plainHttp"], true);
+        assert_eq!(status["observedGeneration"], 1);
+        assert_condition(status, "Ready", "False", "RegistryNotReady");
 
-            let event = server.expect_event().await;
-            assert_eq!(event["reason"], "RegistryNotReady");
-            assert_eq!(event["type"], "Warning");
-            assert_eq!(event["regarding"]["name"], "cache");
-            assert_eq!(event["reportingController"], "oras-cache-controller");
-            server.expect_silence().await;
-        })
+        let event = server.expect_event().await;
+        assert_eq!(event["reason"], "RegistryNotReady");
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["regarding"]["name"], "cache");
+        assert_eq!(event["reportingController"], "oras-cache-controller");
     })
     .await;
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(300)));
@@ -307,36 +350,27 @@ async fn a_new_cache_gets_its_registry_applied_and_its_status_patched() {
 #[tokio::test]
 async fn an_unchanged_cache_gets_no_status_patch() {
     let object = with_status(cache("{}"), &deployed(1));
-    let (result, _) = run(object, |mut server| {
-        tokio::spawn(async move {
-            applies(&mut server, 1).await;
-            server.expect_silence().await;
-        })
+    run(object, async |server| {
+        server.expect_registry_applies(1).await;
     })
     .await;
-    result.unwrap();
 }
 
 #[tokio::test]
 async fn pods_becoming_ready_flip_the_condition_and_emit_a_normal_event() {
     let object = with_status(cache("{}"), &deployed(0));
-    let (result, _) = run(object, |mut server| {
-        tokio::spawn(async move {
-            applies(&mut server, 1).await;
-            let (patch, send) = server.expect_status_patch().await;
-            let ready = condition(&patch["status"], "Ready");
-            assert_eq!(ready["status"], "True");
-            assert_ne!(
-                ready["lastTransitionTime"], "2023-11-14T22:13:20Z",
-                "the status changed, so the time moves"
-            );
-            status_patched(send, &patch);
-            server.expect_event_of("Normal", "RegistryReady").await;
-            server.expect_silence().await;
-        })
+    run(object, async |server| {
+        server.expect_registry_applies(1).await;
+        let patch = server.expect_status_patch().await;
+        let ready = condition(&patch["status"], "Ready");
+        assert_eq!(ready["status"], "True");
+        assert_ne!(
+            ready["lastTransitionTime"], "2023-11-14T22:13:20Z",
+            "the status changed, so the time moves"
+        );
+        server.expect_event_of("Normal", "RegistryReady").await;
     })
     .await;
-    result.unwrap();
 }
 
 #[tokio::test]
@@ -344,82 +378,64 @@ async fn deploy_false_deletes_the_registry_and_reports_no_address() {
     // The user turned `deploy` off: generation 2, status still of generation 1.
     let mut object = with_status(cache("{deploy: false}"), &deployed(1));
     object.metadata.generation = Some(2);
-    let (result, _) = run(object, |mut server| {
-        tokio::spawn(async move {
-            let (body, send) = server.expect(Method::DELETE, STATEFULSET).await;
-            assert_eq!(body["propagationPolicy"], "Background");
-            respond(
-                send,
-                200,
-                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
-            );
-            // Already gone: a 404 is success.
-            let (_, send) = server.expect(Method::DELETE, SERVICE).await;
-            not_found(send);
-            let (patch, send) = server.expect_status_patch().await;
-            assert!(patch["status"].get("address").is_none(), "{patch}");
-            assert_condition(&patch["status"], "Ready", "False", "NoRegistry");
-            status_patched(send, &patch);
-            assert_eq!(server.expect_event().await["reason"], "NoRegistry");
-            server.expect_silence().await;
-        })
+    let action = run(object, async |server| {
+        let (body, send) = server.expect(Method::DELETE, STATEFULSET).await;
+        assert_eq!(body["propagationPolicy"], "Background");
+        respond(
+            send,
+            200,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+        );
+        // Already gone: a 404 is success.
+        let (_, send) = server.expect(Method::DELETE, SERVICE).await;
+        not_found(send);
+        let patch = server.expect_status_patch().await;
+        assert!(patch["status"].get("address").is_none(), "{patch}");
+        assert_condition(&patch["status"], "Ready", "False", "NoRegistry");
+        assert_eq!(server.expect_event().await["reason"], "NoRegistry");
     })
     .await;
-    assert_eq!(result.unwrap(), Action::await_change());
+    assert_eq!(action, Action::await_change());
 }
 
 #[tokio::test]
 async fn a_cache_being_deleted_is_left_to_garbage_collection() {
     let mut object = cache("{}");
     object.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(1_700_000_000).unwrap()));
-    let (result, _) = run(object, |server| tokio::spawn(server.expect_silence())).await;
-    assert_eq!(result.unwrap(), Action::await_change());
+    let action = run(object, async |_| {}).await;
+    assert_eq!(action, Action::await_change());
 }
 
 #[tokio::test]
 async fn an_invalid_spec_is_reported_without_touching_children() {
-    let (result, _) = run(
-        cache("{deploy: true, registry: {address: ghcr.io}}"),
-        |mut server| {
-            tokio::spawn(async move {
-                let (patch, send) = server.expect_status_patch().await;
-                let ready = condition(&patch["status"], "Ready");
-                assert_eq!(ready["reason"], "InvalidSpec");
-                assert!(
-                    ready["message"].as_str().unwrap().contains("spec.registry"),
-                    "{ready}"
-                );
-                status_patched(send, &patch);
-                server.expect_event_of("Warning", "InvalidSpec").await;
-                server.expect_silence().await;
-            })
-        },
-    )
+    let spec = "{deploy: true, registry: {address: ghcr.io}}";
+    let action = run(cache(spec), async |server| {
+        let patch = server.expect_status_patch().await;
+        let ready = condition(&patch["status"], "Ready");
+        assert_eq!(ready["reason"], "InvalidSpec");
+        assert!(
+            ready["message"].as_str().unwrap().contains("spec.registry"),
+            "{ready}"
+        );
+        server.expect_event_of("Warning", "InvalidSpec").await;
+    })
     .await;
-    assert_eq!(result.unwrap(), Action::await_change());
+    assert_eq!(action, Action::await_change());
 }
 
 #[tokio::test]
 async fn a_refused_apply_fails_with_an_event_and_a_metric() {
-    let (result, metrics) = run(cache("{}"), |mut server| {
-        tokio::spawn(async move {
-            let (_, send) = server.expect(Method::PATCH, SERVICE).await;
-            respond(
-                send,
-                403,
-                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "reason": "Forbidden", "code": 403, "message": "services \"cache\" is forbidden"}),
-            );
-            let event = server.expect_event_of("Warning", "ReconcileFailed").await;
-            assert!(
-                event["note"]
-                    .as_str()
-                    .unwrap()
-                    .contains("applying Service ns/cache"),
-                "{event}"
-            );
-            server.expect_silence().await;
-        })
+    let (result, metrics) = try_run(cache("{}"), async |server| {
+        let (_, send) = server.expect(Method::PATCH, SERVICE).await;
+        fail(send, 403, "Forbidden", "services \"cache\" is forbidden");
+        let event = server.expect_event_of("Warning", "ReconcileFailed").await;
+        assert!(
+            event["note"]
+                .as_str()
+                .unwrap()
+                .contains("applying Service ns/cache"),
+            "{event}"
+        );
     })
     .await;
     assert!(matches!(
@@ -439,58 +455,48 @@ async fn a_refused_apply_fails_with_an_event_and_a_metric() {
 #[tokio::test]
 async fn a_remote_registry_is_checked_with_the_credentials_of_its_secret() {
     let registry = oras_test_support::Registry::start_with_basic_auth("alice", "s3cret");
-    let spec = format!(
-        "{{deploy: false, registry: {{address: '{}', plainHttp: true, credentialsSecret: creds}}}}",
-        registry.host()
-    );
     let host = registry.host();
-    let (result, _) = run(cache(&spec), move |mut server| {
-        tokio::spawn(async move {
-            server.expect_no_registry_to_delete().await;
-            let (_, send) = server
-                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/creds")
-                .await;
-            // base64 of "alice" and "s3cret".
-            respond(
-                send,
-                200,
-                &json!({"apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "creds", "namespace": "ns"},
-                "data": {"ORAS_USER": "YWxpY2U=", "ORAS_PASS": "czNjcmV0"}}),
-            );
-            // Builder pods of a remote registry get its credentials in the docker config.
-            let (secret, map) = server.expect_client_configs().await;
-            assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
-            let config: Value = serde_json::from_slice(
-                &base64::engine::general_purpose::STANDARD
-                    .decode(secret["data"][".dockerconfigjson"].as_str().unwrap())
-                    .unwrap(),
-            )
-            .unwrap();
-            // base64 of "alice:s3cret".
-            assert_eq!(config["auths"][host.as_str()]["auth"], "YWxpY2U6czNjcmV0");
-            assert!(
-                map["data"]["registries.conf"]
-                    .as_str()
-                    .unwrap()
-                    .contains("insecure = true")
-            );
-            let (patch, send) = server.expect_status_patch().await;
-            assert_eq!(patch["status"]["dockerConfigSecret"], "cache-docker-config");
-            assert_eq!(patch["status"]["clientConfigMap"], "cache-client-config");
-            let status = &patch["status"];
-            assert_eq!(status["address"], host.as_str());
-            assert_eq!(status["plainHttp"], true);
-            assert_eq!(condition(status, "Ready")["status"], "True");
-            assert_condition(status, "AuthReady", "True", "Authenticated");
-            status_patched(send, &patch);
-            assert_eq!(server.expect_event().await["reason"], "RegistryReachable");
-            assert_eq!(server.expect_event().await["reason"], "Authenticated");
-            server.expect_silence().await;
-        })
+    let spec = format!(
+        "{{deploy: false, registry: {{address: '{host}', plainHttp: true, credentialsSecret: creds}}}}"
+    );
+    let action = run(cache(&spec), async |server| {
+        server.expect_no_registry_to_delete().await;
+        // base64 of "alice" and "s3cret".
+        let creds = secret(
+            "creds",
+            json!({"ORAS_USER": "YWxpY2U=", "ORAS_PASS": "czNjcmV0"}),
+        );
+        server.expect_secret_read("creds", Some(creds)).await;
+        // Builder pods of a remote registry get its credentials in the docker config.
+        let (secret, map) = server.expect_client_configs().await;
+        assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+        let config: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(secret["data"][".dockerconfigjson"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        // base64 of "alice:s3cret".
+        assert_eq!(config["auths"][host.as_str()]["auth"], "YWxpY2U6czNjcmV0");
+        assert!(
+            map["data"]["registries.conf"]
+                .as_str()
+                .unwrap()
+                .contains("insecure = true")
+        );
+        let patch = server.expect_status_patch().await;
+        assert_eq!(patch["status"]["dockerConfigSecret"], "cache-docker-config");
+        assert_eq!(patch["status"]["clientConfigMap"], "cache-client-config");
+        let status = &patch["status"];
+        assert_eq!(status["address"], host.as_str());
+        assert_eq!(status["plainHttp"], true);
+        assert_eq!(condition(status, "Ready")["status"], "True");
+        assert_condition(status, "AuthReady", "True", "Authenticated");
+        assert_eq!(server.expect_event().await["reason"], "RegistryReachable");
+        assert_eq!(server.expect_event().await["reason"], "Authenticated");
     })
     .await;
-    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
 }
 
 #[tokio::test]
@@ -500,56 +506,43 @@ async fn a_missing_credentials_secret_makes_auth_ready_false() {
         "{{deploy: false, registry: {{address: '{}', plainHttp: true, credentialsSecret: nope}}}}",
         registry.host()
     );
-    let (result, _) = run(cache(&spec), |mut server| {
-        tokio::spawn(async move {
-            server.expect_no_registry_to_delete().await;
-            let (_, send) = server
-                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/nope")
-                .await;
-            not_found(send);
-            server.expect_client_configs().await;
-            let (patch, send) = server.expect_status_patch().await;
-            assert_condition_naming(
-                &patch["status"],
-                "AuthReady",
-                "False",
-                "SecretNotFound",
-                "ns/nope",
-            );
-            server.finish_checked_status(send, &patch).await;
-        })
+    run(cache(&spec), async |server| {
+        server.expect_no_registry_to_delete().await;
+        server.expect_secret_read("nope", None).await;
+        server.expect_client_configs().await;
+        server
+            .expect_not_auth_ready("SecretNotFound", "ns/nope")
+            .await;
     })
     .await;
-    result.unwrap();
 }
 
 #[tokio::test]
 async fn a_storage_change_recreates_the_statefulset() {
-    let (result, _) = run(cache("{storage: {size: 5Gi}}"), |mut server| {
-        tokio::spawn(async move {
-            let (service, send) = server.expect(Method::PATCH, SERVICE).await;
-            respond(send, 200, &service);
-            let (statefulset, send) = server.expect(Method::PATCH, STATEFULSET).await;
-            assert_eq!(
-                statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
-                "5Gi"
-            );
-            respond(send, 422, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "reason": "Invalid", "code": 422,
-                "message": "StatefulSet.apps \"cache\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"}));
-            // The current StatefulSet still has the emptyDir of the old spec.
-            let (_, send) = server.expect(Method::GET, STATEFULSET).await;
-            let mut current = statefulset.clone();
-            current["spec"].as_object_mut().unwrap().remove("volumeClaimTemplates");
-            respond(send, 200, &current);
-            let (_, send) = server.expect(Method::DELETE, STATEFULSET).await;
-            respond(send, 200, &current);
-            assert_eq!(server.expect_event().await["reason"], "StorageChanged");
-            server.expect_silence().await;
-        })
+    let action = run(cache("{storage: {size: 5Gi}}"), async |server| {
+        server.expect_apply(SERVICE).await;
+        let (statefulset, send) = server.expect(Method::PATCH, STATEFULSET).await;
+        assert_eq!(
+            statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+            "5Gi"
+        );
+        fail(
+            send,
+            422,
+            "Invalid",
+            "StatefulSet.apps \"cache\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        );
+        // The current StatefulSet still has the emptyDir of the old spec.
+        let (_, send) = server.expect(Method::GET, STATEFULSET).await;
+        let mut current = statefulset.clone();
+        current["spec"].as_object_mut().unwrap().remove("volumeClaimTemplates");
+        respond(send, 200, &current);
+        let (_, send) = server.expect(Method::DELETE, STATEFULSET).await;
+        respond(send, 200, &current);
+        assert_eq!(server.expect_event().await["reason"], "StorageChanged");
     })
     .await;
-    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(5)));
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
 }
 
 #[tokio::test]
@@ -589,34 +582,29 @@ async fn a_missing_crd_stops_the_controller_with_a_hint() {
 #[tokio::test]
 async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
     let registry = oras_test_support::Registry::start();
-    let spec = format!(
-        "{{deploy: false, registry: {{address: '{}', plainHttp: true}}}}",
-        registry.host()
-    );
-    let first = cache(&spec);
     let address = registry.host();
+    let spec = format!("{{deploy: false, registry: {{address: '{address}', plainHttp: true}}}}");
+    let first = cache(&spec);
     // The first pass deletes any registry left by an earlier spec and writes the status.
-    let (result, _) = run(first.clone(), |mut server| {
-        tokio::spawn(async move {
-            server.expect_no_registry_to_delete().await;
-            server.expect_client_configs().await;
-            let (patch, send) = server.expect_status_patch().await;
-            assert_eq!(patch["status"]["address"], address.as_str());
-            assert_eq!(
-                condition(&patch["status"], "AuthReady")["reason"],
-                "AnonymousAccess"
-            );
-            server.finish_checked_status(send, &patch).await;
-        })
+    let action = run(first.clone(), async |server| {
+        server.expect_no_registry_to_delete().await;
+        server.expect_client_configs().await;
+        let patch = server.expect_status_patch().await;
+        assert_eq!(patch["status"]["address"], address.as_str());
+        assert_eq!(
+            condition(&patch["status"], "AuthReady")["reason"],
+            "AnonymousAccess"
+        );
+        server.expect_check_events().await;
     })
     .await;
-    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
     // The periodic re-check of the same generation: the registry is checked and the client
     // configurations applied again (a no-op unless the credentials changed), nothing else.
     let checked = oras_cache_controller::registry_check::CheckReport {
         reachable: oras_cache_controller::registry_check::Verdict::pass(
             "RegistryReachable",
-            format!("GET http://{}/v2/ answered 200", registry.host()),
+            format!("GET http://{address}/v2/ answered 200"),
         ),
         auth: oras_cache_controller::registry_check::Verdict::pass(
             "AnonymousAccess",
@@ -626,19 +614,16 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
     let again = with_status(
         first,
         &Observation::Remote {
-            address: registry.host(),
+            address: address.clone(),
             plain_http: true,
             report: checked,
         },
     );
-    let (result, _) = run(again, |mut server| {
-        tokio::spawn(async move {
-            server.expect_client_configs().await;
-            server.expect_silence().await;
-        })
+    let action = run(again, async |server| {
+        server.expect_client_configs().await;
     })
     .await;
-    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
 }
 
 /// A mirror: the controller reads the credentials Secret first (its keys go into the
@@ -651,69 +636,61 @@ async fn a_mirror_reads_its_secret_applies_a_pull_through_registry_and_checks_th
         .with_basic_auth(upstream.auth().unwrap())
         .push_artifact("org/app", "v1", &[("a.txt", b"a")])
         .unwrap();
-    let spec = format!(
-        "{{mirror: {{address: '{}', plainHttp: true, credentialsSecret: upstream-creds, repository: org/app}}}}",
-        upstream.host()
-    );
     let host = upstream.host();
-    let (result, _) = run(cache(&spec), move |mut server| {
-        tokio::spawn(async move {
-            let (_, send) = server
-                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/upstream-creds")
-                .await;
-            // A basic-auth Secret: base64 of "alice" and "s3cret".
-            respond(
-                send,
-                200,
-                &json!({"apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "upstream-creds", "namespace": "ns"},
-                "type": "kubernetes.io/basic-auth",
-                "data": {"username": "YWxpY2U=", "password": "czNjcmV0"}}),
-            );
-            let (_, statefulset) = applies(&mut server, 0).await;
-            let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
-                .as_array()
-                .unwrap()
-                .clone();
-            let var = |name: &str| env.iter().find(|e| e["name"] == name).unwrap().clone();
-            assert_eq!(
-                var("REGISTRY_PROXY_USERNAME")["valueFrom"]["secretKeyRef"],
-                json!({"name": "upstream-creds", "key": "username", "optional": false})
-            );
-            assert_eq!(
-                var("REGISTRY_PROXY_PASSWORD")["valueFrom"]["secretKeyRef"]["key"],
-                "password"
-            );
-            assert_eq!(
-                var("REGISTRY_PROXY_REMOTEURL")["value"],
-                format!("http://$(REGISTRY_PROXY_USERNAME):$(REGISTRY_PROXY_PASSWORD)@{host}")
-            );
-            assert!(
-                !statefulset.to_string().contains("s3cret"),
-                "no credential in the StatefulSet"
-            );
+    let spec = format!(
+        "{{mirror: {{address: '{host}', plainHttp: true, credentialsSecret: upstream-creds, repository: org/app}}}}"
+    );
+    let action = run(cache(&spec), async |server| {
+        // A basic-auth Secret: base64 of "alice" and "s3cret".
+        let mut creds = secret(
+            "upstream-creds",
+            json!({"username": "YWxpY2U=", "password": "czNjcmV0"}),
+        );
+        creds["type"] = json!("kubernetes.io/basic-auth");
+        server
+            .expect_secret_read("upstream-creds", Some(creds))
+            .await;
+        let (_, statefulset) = server.expect_registry_applies(0).await;
+        let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let var = |name: &str| env.iter().find(|e| e["name"] == name).unwrap().clone();
+        assert_eq!(
+            var("REGISTRY_PROXY_USERNAME")["valueFrom"]["secretKeyRef"],
+            json!({"name": "upstream-creds", "key": "username", "optional": false})
+        );
+        assert_eq!(
+            var("REGISTRY_PROXY_PASSWORD")["valueFrom"]["secretKeyRef"]["key"],
+            "password"
+        );
+        assert_eq!(
+            var("REGISTRY_PROXY_REMOTEURL")["value"],
+            format!("http://$(REGISTRY_PROXY_USERNAME):$(REGISTRY_PROXY_PASSWORD)@{host}")
+        );
+        assert!(
+            !statefulset.to_string().contains("s3cret"),
+            "no credential in the StatefulSet"
+        );
 
-            let (patch, send) = server.expect_status_patch().await;
-            let status = &patch["status"];
-            assert_eq!(status["address"], "cache.ns.svc.cluster.local:5000");
-            assert_eq!(status["mirrorOf"], host.as_str());
-            assert_condition(status, "Ready", "False", "RegistryNotReady");
-            assert_condition_naming(
-                status,
-                "AuthReady",
-                "True",
-                "Authenticated",
-                "/v2/org/app/tags/list answered 200",
-            );
-            status_patched(send, &patch);
-            server.expect_event_of("Warning", "RegistryNotReady").await;
-            server.expect_event_of("Normal", "Authenticated").await;
-            server.expect_silence().await;
-        })
+        let patch = server.expect_status_patch().await;
+        let status = &patch["status"];
+        assert_eq!(status["address"], "cache.ns.svc.cluster.local:5000");
+        assert_eq!(status["mirrorOf"], host.as_str());
+        assert_condition(status, "Ready", "False", "RegistryNotReady");
+        assert_condition_naming(
+            status,
+            "AuthReady",
+            "True",
+            "Authenticated",
+            "/v2/org/app/tags/list answered 200",
+        );
+        server.expect_event_of("Warning", "RegistryNotReady").await;
+        server.expect_event_of("Normal", "Authenticated").await;
     })
     .await;
     // The upstream is checked again as often as a remote registry.
-    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
 }
 
 #[tokio::test]
@@ -723,23 +700,14 @@ async fn a_mirror_of_a_repository_the_upstream_lacks_is_not_auth_ready() {
         "{{mirror: {{address: '{}', plainHttp: true, repository: org/missing}}}}",
         upstream.host()
     );
-    let (result, _) = run(cache(&spec), move |mut server| {
-        tokio::spawn(async move {
-            applies(&mut server, 1).await;
-            let (patch, send) = server.expect_status_patch().await;
-            assert_condition(&patch["status"], "Ready", "True", "RegistryReady");
-            assert_condition_naming(
-                &patch["status"],
-                "AuthReady",
-                "False",
-                "RepositoryNotFound",
-                "org/missing",
-            );
-            server.finish_checked_status(send, &patch).await;
-        })
+    run(cache(&spec), async |server| {
+        server.expect_registry_applies(1).await;
+        let patch = server
+            .expect_not_auth_ready("RepositoryNotFound", "org/missing")
+            .await;
+        assert_condition(&patch["status"], "Ready", "True", "RegistryReady");
     })
     .await;
-    result.unwrap();
 }
 
 /// Three replicas on a ReadWriteMany claim: the controller makes the shared HTTP secret once,
@@ -748,101 +716,47 @@ async fn a_mirror_of_a_repository_the_upstream_lacks_is_not_auth_ready() {
 #[tokio::test]
 async fn replicas_get_a_kept_http_secret_a_shared_claim_and_a_budget() {
     let spec = "{replicas: 3, storage: {size: 10Gi, accessMode: ReadWriteMany}}";
-    let (result, _) = run(cache(spec), |mut server| {
-        tokio::spawn(async move {
-            let (_, send) = server
-                .expect(
-                    Method::GET,
-                    "/api/v1/namespaces/ns/secrets/cache-http-secret",
-                )
-                .await;
-            not_found(send);
-            let (secret, send) = server
-                .expect(
-                    Method::PATCH,
-                    "/api/v1/namespaces/ns/secrets/cache-http-secret",
-                )
-                .await;
-            let value = secret["data"]["REGISTRY_HTTP_SECRET"].as_str().unwrap();
-            // base64 of 64 hex digits.
-            assert_eq!(value.len(), 88, "{secret}");
-            assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], "uid-1");
-            respond(send, 200, &secret);
-            let (service, send) = server.expect(Method::PATCH, SERVICE).await;
-            respond(send, 200, &service);
-            let (claim, send) = server
-                .expect(
-                    Method::PATCH,
-                    "/api/v1/namespaces/ns/persistentvolumeclaims/cache-data",
-                )
-                .await;
-            assert_eq!(claim["spec"]["accessModes"], json!(["ReadWriteMany"]));
-            respond(send, 200, &claim);
-            let (pdb, send) = server
-                .expect(
-                    Method::PATCH,
-                    "/apis/policy/v1/namespaces/ns/poddisruptionbudgets/cache",
-                )
-                .await;
-            assert_eq!(pdb["spec"]["maxUnavailable"], 1);
-            respond(send, 200, &pdb);
-            let (statefulset, send) = server.expect(Method::PATCH, STATEFULSET).await;
-            assert_eq!(statefulset["spec"]["replicas"], 3);
-            let mut answer = statefulset.clone();
-            answer["status"] = json!({"replicas": 3, "readyReplicas": 2});
-            respond(send, 200, &answer);
-            server.expect_client_configs().await;
-            let (patch, send) = server.expect_status_patch().await;
-            let ready = assert_condition(&patch["status"], "Ready", "True", "RegistryDegraded");
-            assert_eq!(ready["message"], "2/3 registry pods ready");
-            status_patched(send, &patch);
-            server.expect_event().await;
-            server.expect_silence().await;
-        })
+    run(cache(spec), async |server| {
+        server.expect_secret_read(HTTP_SECRET, None).await;
+        let secret = server
+            .expect_apply(&format!("/api/v1/namespaces/ns/secrets/{HTTP_SECRET}"))
+            .await;
+        let value = secret["data"]["REGISTRY_HTTP_SECRET"].as_str().unwrap();
+        // base64 of 64 hex digits.
+        assert_eq!(value.len(), 88, "{secret}");
+        assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        server.expect_apply(SERVICE).await;
+        let claim = server.expect_apply(CLAIM).await;
+        assert_eq!(claim["spec"]["accessModes"], json!(["ReadWriteMany"]));
+        let pdb = server.expect_apply(BUDGET).await;
+        assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+        let statefulset = server.expect_statefulset_apply(3, 2).await;
+        assert_eq!(statefulset["spec"]["replicas"], 3);
+        server.expect_client_configs().await;
+        let patch = server.expect_status_patch().await;
+        let ready = assert_condition(&patch["status"], "Ready", "True", "RegistryDegraded");
+        assert_eq!(ready["message"], "2/3 registry pods ready");
+        server.expect_event().await;
     })
     .await;
-    result.unwrap();
 }
 
 /// The HTTP secret the controller made is kept: an existing one is never rewritten.
 #[tokio::test]
 async fn an_existing_http_secret_is_kept() {
     let spec = "{replicas: 2, storage: {size: 10Gi, accessMode: ReadWriteMany}}";
-    let (result, _) = run(cache(spec), |mut server| {
-        tokio::spawn(async move {
-            let (_, send) = server
-                .expect(
-                    Method::GET,
-                    "/api/v1/namespaces/ns/secrets/cache-http-secret",
-                )
-                .await;
-            respond(
-                send,
-                200,
-                &json!({"apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": "cache-http-secret", "namespace": "ns"},
-                    "data": {"REGISTRY_HTTP_SECRET": "c2VjcmV0"}}),
-            );
-            // Straight to the registry: no write of the Secret.
-            let (service, send) = server.expect(Method::PATCH, SERVICE).await;
-            respond(send, 200, &service);
-            for path in [
-                "/api/v1/namespaces/ns/persistentvolumeclaims/cache-data",
-                "/apis/policy/v1/namespaces/ns/poddisruptionbudgets/cache",
-                STATEFULSET,
-            ] {
-                let (body, send) = server.expect(Method::PATCH, path).await;
-                respond(send, 200, &body);
-            }
-            server.expect_client_configs().await;
-            let (patch, send) = server.expect_status_patch().await;
-            status_patched(send, &patch);
-            server.expect_event().await;
-            server.expect_silence().await;
-        })
+    run(cache(spec), async |server| {
+        let kept = secret(HTTP_SECRET, json!({"REGISTRY_HTTP_SECRET": "c2VjcmV0"}));
+        server.expect_secret_read(HTTP_SECRET, Some(kept)).await;
+        // Straight to the registry: no write of the Secret.
+        for path in [SERVICE, CLAIM, BUDGET, STATEFULSET] {
+            server.expect_apply(path).await;
+        }
+        server.expect_client_configs().await;
+        server.expect_status_patch().await;
+        server.expect_event().await;
     })
     .await;
-    result.unwrap();
 }
 
 /// Replicas on object storage: an orasEnv Secret without REGISTRY_STORAGE_* keys is an invalid
@@ -850,33 +764,21 @@ async fn an_existing_http_secret_is_kept() {
 #[tokio::test]
 async fn replicas_without_object_storage_keys_are_an_invalid_spec() {
     let spec = "{replicas: 3, secrets: {orasEnv: registry-env, registryHttp: shared}}";
-    let (result, _) = run(cache(spec), |mut server| {
-        tokio::spawn(async move {
-            let (_, send) = server
-                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/registry-env")
-                .await;
-            respond(
-                send,
-                200,
-                &json!({"apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": "registry-env", "namespace": "ns"},
-                    "data": {"REGISTRY_LOG_LEVEL": "aW5mbw=="}}),
-            );
-            let (patch, send) = server.expect_status_patch().await;
-            let ready = assert_condition(&patch["status"], "Ready", "False", "InvalidSpec");
-            let message = ready["message"].as_str().unwrap();
-            assert!(
-                message.contains("ns/registry-env") && message.contains("REGISTRY_STORAGE"),
-                "{message}"
-            );
-            assert!(patch["status"].get("address").is_none());
-            status_patched(send, &patch);
-            server.expect_event_of("Warning", "InvalidSpec").await;
-            server.expect_silence().await;
-        })
+    let action = run(cache(spec), async |server| {
+        let env = secret("registry-env", json!({"REGISTRY_LOG_LEVEL": "aW5mbw=="}));
+        server.expect_secret_read("registry-env", Some(env)).await;
+        let patch = server.expect_status_patch().await;
+        let ready = assert_condition(&patch["status"], "Ready", "False", "InvalidSpec");
+        let message = ready["message"].as_str().unwrap();
+        assert!(
+            message.contains("ns/registry-env") && message.contains("REGISTRY_STORAGE"),
+            "{message}"
+        );
+        assert!(patch["status"].get("address").is_none());
+        server.expect_event_of("Warning", "InvalidSpec").await;
     })
     .await;
-    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
 }
 
 /// A mirror whose credentials Secret does not exist yet: the registry is still applied (its pod
@@ -884,31 +786,18 @@ async fn replicas_without_object_storage_keys_are_an_invalid_spec() {
 #[tokio::test]
 async fn a_mirror_without_its_secret_is_applied_and_not_auth_ready() {
     let spec = "{mirror: {address: '127.0.0.1:9', plainHttp: true, credentialsSecret: later}}";
-    let (result, _) = run(cache(spec), |mut server| {
-        tokio::spawn(async move {
-            let (_, send) = server
-                .expect(Method::GET, "/api/v1/namespaces/ns/secrets/later")
-                .await;
-            not_found(send);
-            let (_, statefulset) = applies(&mut server, 0).await;
-            let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
-            assert!(
-                env.contains("\"key\":\"ORAS_USER\"") && env.contains("\"key\":\"ORAS_PULL_PASS\""),
-                "{env}"
-            );
-            let (patch, send) = server.expect_status_patch().await;
-            assert_eq!(patch["status"]["mirrorOf"], "127.0.0.1:9");
-            let auth = assert_condition(&patch["status"], "AuthReady", "False", "SecretNotFound");
-            assert!(
-                auth["message"].as_str().unwrap().contains("ns/later"),
-                "{auth}"
-            );
-            status_patched(send, &patch);
-            server.expect_event().await;
-            server.expect_event().await;
-            server.expect_silence().await;
-        })
+    run(cache(spec), async |server| {
+        server.expect_secret_read("later", None).await;
+        let (_, statefulset) = server.expect_registry_applies(0).await;
+        let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+        assert!(
+            env.contains("\"key\":\"ORAS_USER\"") && env.contains("\"key\":\"ORAS_PULL_PASS\""),
+            "{env}"
+        );
+        let patch = server
+            .expect_not_auth_ready("SecretNotFound", "ns/later")
+            .await;
+        assert_eq!(patch["status"]["mirrorOf"], "127.0.0.1:9");
     })
     .await;
-    result.unwrap();
 }

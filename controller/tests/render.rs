@@ -4,9 +4,9 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value;
+use support::render;
 use support::schema_check::{check_document, parse_documents};
 
 fn examples() -> Vec<PathBuf> {
@@ -20,16 +20,26 @@ fn examples() -> Vec<PathBuf> {
     files
 }
 
-fn render(file: &PathBuf) -> (Vec<Value>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_oras-cache-controller"))
-        .arg("render")
-        .arg(file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(output.status.success(), "{}: {stderr}", file.display());
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    (parse_documents(&stdout).unwrap(), stderr)
+/// The cache example whose file name is `name`.
+fn example(name: &str) -> PathBuf {
+    examples()
+        .into_iter()
+        .find(|f| f.ends_with(name))
+        .unwrap_or_else(|| panic!("no example {name}"))
+}
+
+/// `kind/name` of each object, in order.
+fn kinds_and_names(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -67,10 +77,7 @@ fn every_cache_example_renders_objects_that_fit_their_schema() {
 /// The builder pod mounts exactly the Secret, ConfigMap and keys the controller makes.
 #[test]
 fn the_builder_pod_mounts_the_client_configs_its_cache_gets() {
-    let file = examples()
-        .into_iter()
-        .find(|f| f.ends_with("builder-pod.yaml"))
-        .unwrap();
+    let file = example("builder-pod.yaml");
     let (objects, _) = render(&file);
     let status = &objects.iter().find(|o| o["kind"] == "OrasCache").unwrap()["status"];
     let pod = parse_documents(&std::fs::read_to_string(&file).unwrap())
@@ -99,23 +106,9 @@ fn the_builder_pod_mounts_the_client_configs_its_cache_gets() {
 
 #[test]
 fn the_replicas_example_renders_the_kept_secret_the_budget_and_three_pods() {
-    let file = examples()
-        .into_iter()
-        .find(|f| f.ends_with("orascache-replicas-s3.yaml"))
-        .unwrap();
-    let (objects, _) = render(&file);
-    let names: Vec<String> = objects
-        .iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap(),
-                o["metadata"]["name"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let (objects, _) = render(&example("orascache-replicas-s3.yaml"));
     assert_eq!(
-        names,
+        kinds_and_names(&objects),
         [
             "Secret/shared-cache-http-secret",
             "PodDisruptionBudget/shared-cache",
@@ -139,18 +132,16 @@ fn the_replicas_example_renders_the_kept_secret_the_budget_and_three_pods() {
 
 #[test]
 fn the_ghcr_mirror_example_renders_a_pull_through_registry() {
-    let file = examples()
-        .into_iter()
-        .find(|f| f.ends_with("orascache-mirror-ghcr.yaml"))
-        .unwrap();
-    let (objects, _) = render(&file);
-    let kinds: Vec<&str> = objects
-        .iter()
-        .map(|o| o["kind"].as_str().unwrap())
-        .collect();
+    let (objects, _) = render(&example("orascache-mirror-ghcr.yaml"));
     assert_eq!(
-        kinds,
-        ["Service", "StatefulSet", "Secret", "ConfigMap", "OrasCache"]
+        kinds_and_names(&objects),
+        [
+            "Service/ghcr-mirror",
+            "StatefulSet/ghcr-mirror",
+            "Secret/ghcr-mirror-docker-config",
+            "ConfigMap/ghcr-mirror-client-config",
+            "OrasCache/ghcr-mirror",
+        ]
     );
     let env = objects[1]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
     assert!(

@@ -5,8 +5,9 @@
 //! the secret resolved differently per process (what replicas without the shared Secret would
 //! have) the upload cannot move, so the test can fail.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use oras_test_support::Registry;
 use oras_test_support::http::{Client, sha256_digest, with_query};
@@ -27,16 +28,7 @@ fn rendered_container() -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cache.yaml");
     std::fs::write(&file, CACHE).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_oras-cache-controller"))
-        .arg("render")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let text = String::from_utf8(output.stdout).unwrap();
-    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let (objects, _) = support::render(&file);
     let statefulset = objects.iter().find(|o| o["kind"] == "StatefulSet").unwrap();
     assert_eq!(statefulset["spec"]["replicas"], 3);
     statefulset["spec"]["template"]["spec"]["containers"][0].clone()
