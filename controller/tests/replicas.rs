@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use oras_test_support::Registry;
-use oras_test_support::http::{Client, sha256_digest, with_query};
+use oras_test_support::http::{Client, sha256_digest};
 use serde_json::Value;
 
 const REPOSITORY: &str = "steps/out";
@@ -68,32 +68,7 @@ fn start(storage: &std::path::Path, env: &[(String, String)]) -> Registry {
 
 /// A chunked upload started on `first` and finished on `second`: the `PUT`'s status.
 fn upload_across(first: &Registry, second: &Registry, data: &[u8]) -> (u16, String) {
-    let (head, tail) = data.split_at(data.len() / 2);
-    let one = Client::new(first.addr());
-    let session = one.start_upload(REPOSITORY).unwrap();
-    let patched = one
-        .request(
-            "PATCH",
-            &session,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Range", &format!("0-{}", head.len() - 1)),
-            ],
-            head,
-        )
-        .unwrap()
-        .success("the first chunk")
-        .unwrap();
-    let session = patched.header("location").unwrap();
-    let finished = Client::new(second.addr())
-        .request(
-            "PUT",
-            &with_query(session, &format!("digest={}", sha256_digest(data))),
-            &[("Content-Type", "application/octet-stream")],
-            tail,
-        )
-        .unwrap();
-    (finished.status, finished.text())
+    oras_test_support::http::upload_across(first.addr(), second.addr(), REPOSITORY, data).unwrap()
 }
 
 #[test]

@@ -56,6 +56,16 @@ fn java_pod() -> Value {
     pod
 }
 
+/// The namespace's OrasCache `orascache-sample`, reconciled.
+fn sample_cache() -> FakeHost {
+    FakeHost::with_cache(
+        "default",
+        "orascache-sample",
+        "orascache-sample.default.svc.cluster.local:5000",
+        Some(true),
+    )
+}
+
 fn pulls(init: &Value) -> Vec<VolumePull> {
     let spec = strings(&init["args"])
         .into_iter()
@@ -198,12 +208,7 @@ fn a_pod_naming_a_cache_may_mount_artifacts_relative_to_it_next_to_its_annotatio
     });
     pod["spec"]["volumes"][0]["csi"]["volumeAttributes"]["oras.artifact.reference"] =
         json!("workflow/summary:step2");
-    let host = FakeHost::with_cache(
-        "default",
-        "orascache-sample",
-        "orascache-sample.default.svc.cluster.local:5000",
-        Some(true),
-    );
+    let host = sample_cache();
     let (object, _) = mutated(run(&pod, &host));
     assert_eq!(
         host.calls().len(),
@@ -341,12 +346,7 @@ fn every_volume_example_is_served() {
                 continue;
             }
             object["metadata"]["namespace"] = json!("default");
-            let host = FakeHost::with_cache(
-                "default",
-                "orascache-sample",
-                "orascache-sample.default.svc.cluster.local:5000",
-                Some(true),
-            );
+            let host = sample_cache();
             let (mutated_pod, _) = mutated(run(&object, &host));
             let spec = &mutated_pod["spec"];
             assert_eq!(

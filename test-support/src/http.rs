@@ -226,6 +226,43 @@ pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Op
         .map(|(_, v)| v.as_str())
 }
 
+/// A chunked blob upload to `repository` started on `first` (its first half as one `PATCH`) and
+/// finished on `second` (the rest with the closing `PUT`): the way two replicas behind one Service
+/// see it. The final answer's status and body; replicas sharing storage and `http.secret` give 201.
+pub fn upload_across(
+    first: std::net::SocketAddr,
+    second: std::net::SocketAddr,
+    repository: &str,
+    data: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let (head, tail) = data.split_at(data.len() / 2);
+    let one = Client::new(first);
+    let session = one.start_upload(repository)?;
+    let range = format!("0-{}", head.len() - 1);
+    let patched = one
+        .request(
+            "PATCH",
+            &session,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", &range),
+            ],
+            head,
+        )?
+        .success("upload the first chunk")?;
+    let session = patched
+        .header("location")
+        .ok_or_else(|| std::io::Error::other("the PATCH answer names no upload location"))?
+        .to_string();
+    let finished = Client::new(second).request(
+        "PUT",
+        &with_query(&session, &format!("digest={}", sha256_digest(data))),
+        &[("Content-Type", "application/octet-stream")],
+        tail,
+    )?;
+    Ok((finished.status, finished.text()))
+}
+
 /// `target` with `query` appended (`?` or `&`).
 pub fn with_query(target: &str, query: &str) -> String {
     let separator = if target.contains('?') { '&' } else { '?' };

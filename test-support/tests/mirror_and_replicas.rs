@@ -1,7 +1,7 @@
 //! The registries of the mirror and replica work, as real `docker-registry` processes: a mirror
 //! (distribution's pull-through cache) of an htpasswd upstream, and two replicas on one storage.
 
-use oras_test_support::http::{Client, with_query};
+use oras_test_support::http::Client;
 use oras_test_support::token::TokenServer;
 use oras_test_support::{BasicAuth, Registry, Upstream};
 
@@ -153,34 +153,7 @@ fn a_push_to_the_mirror_is_refused() {
 /// Starts a chunked upload on `first` (`POST`, then a `PATCH` with the first half) and finishes
 /// it on `second` (`PUT` with the second half and the digest); returns the `PUT`'s answer.
 fn upload_across(first: &Registry, second: &Registry, data: &[u8]) -> (u16, String) {
-    let (head, tail) = data.split_at(data.len() / 2);
-    let one = Client::new(first.addr());
-    let session = one.start_upload(REPOSITORY).unwrap();
-    let range = format!("0-{}", head.len() - 1);
-    let patched = one
-        .request(
-            "PATCH",
-            &session,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Range", &range),
-            ],
-            head,
-        )
-        .unwrap()
-        .success("upload the first chunk")
-        .unwrap();
-    let session = patched.header("location").unwrap();
-    let digest = oras_test_support::http::sha256_digest(data);
-    let finished = Client::new(second.addr())
-        .request(
-            "PUT",
-            &with_query(session, &format!("digest={digest}")),
-            &[("Content-Type", "application/octet-stream")],
-            tail,
-        )
-        .unwrap();
-    (finished.status, finished.text())
+    oras_test_support::http::upload_across(first.addr(), second.addr(), REPOSITORY, data).unwrap()
 }
 
 #[test]
