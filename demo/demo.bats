@@ -22,15 +22,20 @@ setup() {
   demo_resume
 }
 
-@test "two-step workflow: step 2 reads step 1's output and its summary is pulled by oras-py" {
-  demo_admit "$ORAS_ROOT/examples/workflow/step1-produce.yaml" produce
-  run demo_run_pod produce
+# step MANIFEST NAME [IMAGE=CONFIG...]: admit MANIFEST through the policy and run its pod, which
+# must succeed.
+step() {
+  demo_admit "$@"
+  run demo_run_pod "$2"
+  echo "$output"
   [ "$status" -eq 0 ]
+}
+
+@test "two-step workflow: step 2 reads step 1's output and its summary is pulled by oras-py" {
+  step "$ORAS_ROOT/examples/workflow/step1-produce.yaml" produce
   demo_tag_exists workflow/results step1
 
-  demo_admit "$ORAS_ROOT/examples/workflow/step2-consume.yaml" consume
-  run demo_run_pod consume
-  [ "$status" -eq 0 ]
+  step "$ORAS_ROOT/examples/workflow/step2-consume.yaml" consume
 
   demo_pull "$REGISTRY/workflow/summary:step2" "$DEMO_WORK/summary"
   run cat "$DEMO_WORK/summary/summary.txt"
@@ -65,9 +70,7 @@ import sys, oras.client
 oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["notes.txt"])' "$REGISTRY/workflow/notes:v1")
   demo_tag_exists workflow/notes v1
 
-  demo_admit "$BATS_TEST_DIRNAME/testdata/two-inputs.yaml" two-inputs
-  run demo_run_pod two-inputs
-  [ "$status" -eq 0 ]
+  step "$BATS_TEST_DIRNAME/testdata/two-inputs.yaml" two-inputs
   demo_pull "$REGISTRY/workflow/listing:two-inputs" "$DEMO_WORK/listing"
   run cat "$DEMO_WORK/listing/listing.txt"
   [ "${lines[0]}" = "./notes.txt" ]
@@ -77,10 +80,8 @@ oras.client.OrasClient(insecure=True).push(target=sys.argv[1], files=["notes.txt
 
 @test "an image with no shell and no command runs its image entrypoint under the agent" {
   demo_image_config "$NOSHELL_IMAGE" "$DEMO_WORK/noshell-config.json"
-  demo_admit "$BATS_TEST_DIRNAME/testdata/noshell.yaml" noshell "$NOSHELL_IMAGE=$DEMO_WORK/noshell-config.json"
+  step "$BATS_TEST_DIRNAME/testdata/noshell.yaml" noshell "$NOSHELL_IMAGE=$DEMO_WORK/noshell-config.json"
   grep -q '/busybox' "$DEMO_WORK/noshell.pod.yaml"
-  run demo_run_pod noshell
-  [ "$status" -eq 0 ]
   demo_pull "$REGISTRY/workflow/copied:noshell" "$DEMO_WORK/copied"
   diff <(printf 'measurement 2: 14\n') "$DEMO_WORK/copied/copied/run-2.txt"
 }
