@@ -3,7 +3,15 @@
 //! Debian's `docker-registry` (CNCF distribution 2.8) is started with a configuration written into
 //! a temporary directory: `http.addr` on `127.0.0.1:<free port>`, filesystem storage, optionally
 //! htpasswd basic auth, token auth, TLS, a pull-through cache of an upstream (a mirror), or storage
-//! shared with other processes (replicas). [`RegistryOptions`] is the one builder for all of them
+//! shared with other processes (replicas).
+//!
+//! `ORAS_TEST_REGISTRY_BIN=/path/to/registry` runs another build of distribution instead, such as
+//! distribution v3's `registry` (`cmd/registry` of github.com/distribution/distribution, built by
+//! hand: the harness never builds it). Both take the same command line, `serve CONFIG`
+//! (v3: registry/registry.go `ServeCmd`, "serve <config>"), and every configuration key written
+//! here exists in both (v3: configuration/configuration.go, docs/content/about/configuration.md).
+//! Where the two behave differently as mirrors, [`Upstream::environment`] and
+//! [`proxy_binds_token_realms`] say how. [`registry_version`] names the build that runs. [`RegistryOptions`] is the one builder for all of them
 //! ([`Registry::builder`]); [`RegistryOptions::start`] returns once `GET /v2/` answers, and
 //! dropping the [`Registry`] stops the process and removes what it wrote. Shell and Python get
 //! the same registries from the `oras-test-registry` command (`src/bin/oras-test-registry.rs`).
@@ -41,6 +49,74 @@ pub mod token;
 
 /// The binary the harness runs; override with `ORAS_TEST_REGISTRY_BIN`.
 pub const DEFAULT_REGISTRY_BIN: &str = "docker-registry";
+
+/// The environment variable naming another registry binary than [`DEFAULT_REGISTRY_BIN`].
+pub const REGISTRY_BIN_ENV: &str = "ORAS_TEST_REGISTRY_BIN";
+
+/// The registry binary the harness runs: `ORAS_TEST_REGISTRY_BIN` when it is set and not empty,
+/// else Debian's `docker-registry` (found on `PATH`).
+pub fn registry_bin() -> String {
+    std::env::var(REGISTRY_BIN_ENV)
+        .ok()
+        .filter(|bin| !bin.is_empty())
+        .unwrap_or_else(|| DEFAULT_REGISTRY_BIN.into())
+}
+
+/// What the registry binary prints for `--version`, one line: `docker-registry
+/// github.com/docker/distribution 2.8.2+ds1` for Debian's, `registry
+/// github.com/distribution/distribution/v3 v3.1.1` for distribution v3 (registry/root.go, the
+/// `--version` flag; version/get.go `PrintVersion`).
+pub fn registry_version() -> std::io::Result<String> {
+    let bin = registry_bin();
+    let output = Command::new(&bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            std::io::Error::other(format!(
+                "{bin} --version ({REGISTRY_BIN_ENV}, or scripts/bootstrap.sh's docker-registry): {e}"
+            ))
+        })?;
+    if !output.status.success() {
+        return Err(std::io::Error::other(format!(
+            "{bin} --version exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// `(major, minor, patch)` of a `--version` line: its last word without a leading `v`, up to the
+/// first character that is not a digit or a dot (`2.8.2+ds1` is 2.8.2, `v3.1.1` is 3.1.1).
+pub fn parse_release(version: &str) -> Option<(u32, u32, u32)> {
+    let word = version.split_whitespace().last()?;
+    let word = word.strip_prefix('v').unwrap_or(word);
+    let end = word
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(word.len());
+    let mut parts = word[..end].split('.').map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// Whether the registry binary, as a mirror, answers only the `Bearer` challenges whose realm
+/// has the upstream's own host and port, or shares its registrable domain (neither being an IP
+/// address or `localhost`): distribution v3.1.0 and later (commit f215e513d "proxy: bind bearer
+/// realms to upstream trust boundary", registry/proxy/proxyauth.go `realmAllowed`, applied to
+/// every challenge by proxyregistry.go `challengeManager`). ghcr.io (realm on ghcr.io) and Docker
+/// Hub (registry-1.docker.io, realm on auth.docker.io) pass; a loopback upstream whose token
+/// service listens on another port does not, so such a mirror pulls anonymously and is refused.
+/// Debian's 2.8 and v3.0 trust any realm. `false` when the version cannot be read.
+pub fn proxy_binds_token_realms() -> bool {
+    registry_version()
+        .ok()
+        .and_then(|v| parse_release(&v))
+        .is_some_and(|release| release >= (3, 1, 0))
+}
 
 /// The `http.secret` of a registry started without [`RegistryOptions::http_secret`].
 pub const DEFAULT_HTTP_SECRET: &str = "oras-cache-tests";
@@ -106,11 +182,16 @@ impl Upstream {
     /// The environment that gives the mirror process its upstream credentials, as a Kubernetes
     /// Secret reaches a registry container; empty without credentials.
     ///
-    /// distribution hands `proxy.username`/`proxy.password` only to the token realms the
+    /// distribution 2.8 hands `proxy.username`/`proxy.password` only to the token realms the
     /// upstream names in a `Bearer` challenge (registry/proxy/proxyauth.go, `getAuthURLs`): an
     /// upstream with basic auth (htpasswd) never gets them. Go's HTTP client sends the user
     /// information of a URL as basic auth instead, so `REGISTRY_PROXY_REMOTEURL` carries them
-    /// too; a token upstream ignores that header on its challenge.
+    /// too; a token upstream ignores that header on its challenge. distribution v3 also answers a
+    /// `Basic` challenge with `proxy.username`/`password` (commit 1e8ea0317, first in
+    /// v3.0.0-beta.1: registry/proxy/proxyregistry.go `auth.NewBasicHandler(pr.basicAuth)`), so
+    /// there the user information is redundant and harmless: the same environment serves both.
+    /// The variable names are the same in both (`REGISTRY_` and the configuration path,
+    /// docs/content/about/configuration.md, "Override specific configuration options").
     pub fn environment(&self) -> Vec<(String, String)> {
         let Some(auth) = &self.auth else {
             return Vec::new();
@@ -336,9 +417,12 @@ impl Registry {
 
     /// Starts an anonymous registry on a free loopback port (`Registry::builder().start()`).
     pub fn start() -> Registry {
-        Self::builder().start().expect(
-            "start the local registry (is docker-registry installed? run scripts/bootstrap.sh)",
-        )
+        Self::builder().start().unwrap_or_else(|e| {
+            panic!(
+                "start the local registry {} (docker-registry: scripts/bootstrap.sh installs it; or {REGISTRY_BIN_ENV}): {e}",
+                registry_bin()
+            )
+        })
     }
 
     /// Starts a registry that requires HTTP basic auth with these credentials.
@@ -442,9 +526,11 @@ impl Registry {
     }
 
     /// Whether `repository` links blob `digest` (`sha256:…`) in this registry's storage (the
-    /// filesystem layout of distribution 2.8). A mirror serves a blob from its own storage once
-    /// it is linked: it stores a blob in the background while it streams it to the first client
-    /// (registry/proxy/proxyblobstore.go, `ServeBlob`).
+    /// filesystem layout of distribution 2.8, the same in v3). A mirror serves a blob from its
+    /// own storage once it is linked (registry/proxy/proxyblobstore.go, `ServeBlob`): 2.8 stores
+    /// it in a goroutine, with a second upstream read, while it streams it to the first client;
+    /// v3 writes its one upstream read to the client and its storage at once and links the blob
+    /// after the client's copy ends.
     pub fn links_blob(&self, repository: &str, digest: &str) -> bool {
         let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
         self.storage_dir()
@@ -578,14 +664,13 @@ impl Registry {
     }
 
     fn launch(&mut self) -> std::io::Result<()> {
-        let bin =
-            std::env::var("ORAS_TEST_REGISTRY_BIN").unwrap_or_else(|_| DEFAULT_REGISTRY_BIN.into());
+        let bin = registry_bin();
         // Appended to, so that a restarted registry's log keeps what came before.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let mut command = Command::new(bin);
+        let mut command = Command::new(&bin);
         command
             .arg("serve")
             .arg(self.config_path())
@@ -605,7 +690,11 @@ impl Registry {
                 "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
                 self.storage_dir(),
             );
-        self.child = Some(command.spawn()?);
+        self.child = Some(
+            command
+                .spawn()
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{bin}: {e}")))?,
+        );
         self.wait_until_listening()
     }
 
@@ -820,6 +909,28 @@ mod tests {
             ..upstream
         };
         assert!(anonymous.environment().is_empty());
+    }
+
+    #[test]
+    fn a_version_line_gives_its_release() {
+        assert_eq!(
+            parse_release("docker-registry github.com/docker/distribution 2.8.2+ds1"),
+            Some((2, 8, 2))
+        );
+        assert_eq!(
+            parse_release("registry github.com/distribution/distribution/v3 v3.1.1"),
+            Some((3, 1, 1))
+        );
+        assert_eq!(parse_release("registry x v3.0.0-rc.1"), Some((3, 0, 0)));
+        assert_eq!(parse_release("registry x v3.1"), Some((3, 1, 0)));
+        assert_eq!(parse_release("registry x unknown"), None);
+        assert_eq!(parse_release(""), None);
+    }
+
+    #[test]
+    fn the_registry_binary_prints_its_version() {
+        let version = registry_version().unwrap();
+        assert!(parse_release(&version).is_some(), "{version}");
     }
 
     #[test]

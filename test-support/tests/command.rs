@@ -45,6 +45,12 @@ fn the_command_prints_where_the_registry_answers_and_stops_when_stdin_closes() {
     assert_eq!(info["pid"], child.id());
     assert!(info["caFile"].is_null(), "{info}");
     assert!(dir(&info).join("config.yml").exists());
+    assert_eq!(info["registryBin"], oras_test_support::registry_bin());
+    assert_eq!(
+        info["registryVersion"],
+        oras_test_support::registry_version().unwrap(),
+        "the --version line of the registry that ran"
+    );
 
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());

@@ -2,7 +2,11 @@
 //! (demo/lib.sh) and Python (benches/bench.py) use the same configuration as the Rust tests.
 //!
 //! Prints one JSON line once `GET /v2/` answers:
-//! `{"address":"127.0.0.1:PORT","url":"http://…","pid":…,"registryPid":…,"dir":"…","storage":"…","caFile":null,"tokenRealm":null}`
+//! `{"address":"127.0.0.1:PORT","url":"http://…","pid":…,"registryPid":…,"dir":"…","storage":"…","caFile":null,"tokenRealm":null,"registryBin":"docker-registry","registryVersion":"docker-registry github.com/docker/distribution 2.8.2+ds1"}`
+//!
+//! The registry is Debian's `docker-registry`, or the binary `ORAS_TEST_REGISTRY_BIN` names
+//! (such as distribution v3's `registry` built by hand; see the library's documentation):
+//! `registryBin` and `registryVersion` (its `--version` line) say which ran.
 //! and runs until SIGTERM or SIGINT, or until its stdin is closed when stdin is a pipe (so a
 //! parent that dies takes the registry with it). Then it stops the registry gracefully (every
 //! request answered is in the log) and removes the directory it wrote (the storage too, unless
@@ -18,7 +22,8 @@ use clap::Parser;
 use oras_test_support::token::TokenServer;
 use oras_test_support::{BasicAuth, Registry, RegistryOptions, Upstream};
 
-/// Starts a loopback docker-registry for tests and prints where it listens, as one JSON line.
+/// Starts a loopback docker-registry (or $ORAS_TEST_REGISTRY_BIN) for tests and prints where it
+/// listens, as one JSON line.
 #[derive(Parser, Debug)]
 #[command(name = "oras-test-registry")]
 struct Flags {
@@ -129,6 +134,14 @@ enum Stop {
 }
 
 fn main() {
+    // Read before anything starts: a process::exit below would leave the registry running.
+    let version = match oras_test_support::registry_version() {
+        Ok(version) => version,
+        Err(e) => {
+            eprintln!("oras-test-registry: {e}");
+            std::process::exit(1);
+        }
+    };
     let started = Flags::parse()
         .options()
         .and_then(|(options, tokens)| Ok((options.start()?, tokens)));
@@ -151,6 +164,8 @@ fn main() {
         "storage": registry.storage_dir(),
         "caFile": registry.ca_file(),
         "tokenRealm": tokens.as_ref().map(TokenServer::realm),
+        "registryBin": oras_test_support::registry_bin(),
+        "registryVersion": version,
     });
     println!("{info}");
     let code = loop {
@@ -168,7 +183,8 @@ fn main() {
         }
         if let Some(status) = registry.exited() {
             eprintln!(
-                "oras-test-registry: docker-registry exited with {status}: {}",
+                "oras-test-registry: {} exited with {status}: {}",
+                oras_test_support::registry_bin(),
                 registry.log()
             );
             break 1;
