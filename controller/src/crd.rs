@@ -8,8 +8,24 @@ use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Registry image used when `spec.image` is not set (the original operator's default).
+/// Registry image used when `spec.image` is not set (the original operator's default), except
+/// for a mirror ([`MIRROR_IMAGE`]).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/oras-project/registry:latest";
+
+/// Registry image of a mirror (`spec.mirror`) when `spec.image` is not set: CNCF distribution v3,
+/// whose pull-through cache reads a blob it lacks from the upstream once and writes that one read
+/// to the client and to its storage together (`io.MultiWriter` in registry/proxy/proxyblobstore.go
+/// `ServeBlob`, commit 17952924f "avoid redundant blob fetching", in every release since
+/// v3.0.0-alpha.1). Distribution 2.x (and the default image, built on it) reads such a blob twice:
+/// once for its storage in a goroutine, once for the client. distribution publishes each release
+/// as `ghcr.io/distribution/distribution:<version>` and `distribution/distribution:<version>` on
+/// Docker Hub (.github/workflows/build.yml: `GHCR_SLUG`, `DOCKERHUB_SLUG`, tags
+/// `type=semver,pattern={{version}}`); its docs run the same release as Docker's `registry:3`
+/// (docs/content/about/deploying.md). The image runs `registry serve /etc/distribution/config.yml`
+/// (its Dockerfile: `ENTRYPOINT`, `CMD`), storage in `/var/lib/registry` and `:5000`, as the
+/// StatefulSet expects; the `REGISTRY_*` variables the controller sets override that file
+/// (docs/content/about/configuration.md, "Override specific configuration options").
+pub const MIRROR_IMAGE: &str = "ghcr.io/distribution/distribution:3.1.1";
 /// Secret key that holds `REGISTRY_HTTP_SECRET` when `spec.secrets.registryHttpKey` is not set.
 pub const DEFAULT_REGISTRY_HTTP_KEY: &str = "REGISTRY_HTTP_SECRET";
 /// Name of the CRD object.
@@ -34,9 +50,13 @@ pub const CRD_NAME: &str = "orascaches.cache.converged-computing.github.io";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OrasCacheSpec {
-    /// Registry image of the deployed cache.
-    #[serde(default = "default_image")]
-    pub image: String,
+    /// Registry image of the deployed cache. Unset: `ghcr.io/oras-project/registry:latest`, or for
+    /// a mirror `ghcr.io/distribution/distribution:3.1.1` (distribution v3, which fetches each
+    /// blob from the upstream once), also when a mirror names
+    /// `ghcr.io/oras-project/registry:latest`, which older versions of this CRD wrote as the
+    /// default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 
     /// Deploy a registry StatefulSet. `false` means a remote registry (`registry`) or, without it,
     /// that every pod names its registry with the `registry` annotation.
@@ -80,10 +100,6 @@ pub struct OrasCacheSpec {
     /// credentials; the upstream's credentials stay in the registry container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorSpec>,
-}
-
-fn default_image() -> String {
-    DEFAULT_IMAGE.to_string()
 }
 
 fn default_deploy() -> bool {

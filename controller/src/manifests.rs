@@ -138,9 +138,11 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// The rules the controller needs and nothing more: it watches OrasCaches and patches their
 /// status, owns StatefulSets and Services through server-side apply (create and patch) and
 /// deletes them when `deploy` turns false, reads credential Secrets, applies each cache's
-/// client configurations (a Secret and a ConfigMap: create and patch, no list or watch of
-/// Secrets), the shared claim, disruption budget and HTTP secret of replicas (create and patch),
-/// and records events (`patch` for event series).
+/// client configurations (a Secret and a ConfigMap), the shared claim, disruption budget and
+/// HTTP secret of replicas (create and patch), watches every kind of child it applies (list and
+/// watch, for `Controller::owns`), deletes the budget, the HTTP secret and the client
+/// configurations a changed spec no longer wants (get, to check the owner, and delete; claims
+/// are never deleted), and records events (`patch` for event series).
 pub fn controller_rules() -> Vec<PolicyRule> {
     let group = oras_cache_api::cache::GROUP;
     let owned = ["get", "list", "watch", "create", "patch", "delete"];
@@ -149,10 +151,14 @@ pub fn controller_rules() -> Vec<PolicyRule> {
         rule(group, &["orascaches/status"], &["get", "patch"]),
         rule("apps", &["statefulsets"], &owned),
         rule("", &["services"], &owned),
-        rule("", &["secrets"], &["get", "create", "patch"]),
-        rule("", &["configmaps"], &["create", "patch"]),
-        rule("", &["persistentvolumeclaims"], &["create", "patch"]),
-        rule("policy", &["poddisruptionbudgets"], &["create", "patch"]),
+        rule("", &["secrets"], &owned),
+        rule("", &["configmaps"], &owned),
+        rule(
+            "",
+            &["persistentvolumeclaims"],
+            &["list", "watch", "create", "patch"],
+        ),
+        rule("policy", &["poddisruptionbudgets"], &owned),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]
 }
@@ -435,10 +441,15 @@ mod tests {
                 .verbs
                 .clone()
         };
-        assert_eq!(verbs("secrets"), ["get", "create", "patch"]);
-        assert_eq!(verbs("configmaps"), ["create", "patch"]);
-        assert_eq!(verbs("persistentvolumeclaims"), ["create", "patch"]);
-        assert_eq!(verbs("poddisruptionbudgets"), ["create", "patch"]);
+        let owned = ["get", "list", "watch", "create", "patch", "delete"];
+        assert_eq!(verbs("secrets"), owned);
+        assert_eq!(verbs("configmaps"), owned);
+        assert_eq!(
+            verbs("persistentvolumeclaims"),
+            ["list", "watch", "create", "patch"],
+            "claims are watched and applied, never deleted"
+        );
+        assert_eq!(verbs("poddisruptionbudgets"), owned);
         assert_eq!(verbs("orascaches"), ["get", "list", "watch"]);
         assert!(!verbs("orascaches/status").contains(&"update".to_string()));
         assert_eq!(verbs("events"), ["create", "patch"]);

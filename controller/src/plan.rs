@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use thiserror::Error;
 
 use crate::crd::{
-    AccessMode, DEFAULT_IMAGE, DEFAULT_REGISTRY_HTTP_KEY, OrasCacheSpec, StorageSpec,
+    AccessMode, DEFAULT_IMAGE, DEFAULT_REGISTRY_HTTP_KEY, MIRROR_IMAGE, OrasCacheSpec, StorageSpec,
 };
 
 /// A spec the controller cannot act on.
@@ -314,11 +314,20 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
             })
         }
     };
-    let image = if spec.image.trim().is_empty() {
-        DEFAULT_IMAGE.to_string()
-    } else {
-        spec.image.trim().to_string()
-    };
+    // Older versions of the CRD defaulted `image` to DEFAULT_IMAGE in its schema, so the API
+    // server stored it in caches whose users never wrote it: on a mirror it counts as unset.
+    let image = match spec.image.as_deref().map(str::trim) {
+        Some("") | None => None,
+        Some(DEFAULT_IMAGE) if mirror.is_some() => None,
+        Some(image) => Some(image.to_string()),
+    }
+    .unwrap_or_else(|| {
+        if mirror.is_some() {
+            MIRROR_IMAGE.to_string()
+        } else {
+            DEFAULT_IMAGE.to_string()
+        }
+    });
     let generate_http_secret = replicas > 1 && http_secret_name.is_none();
     Ok(Plan::Deployed(Box::new(DeployedRegistry {
         image,
@@ -360,6 +369,30 @@ mod tests {
         assert_eq!(registry.image, DEFAULT_IMAGE);
         assert_eq!(registry.port, 5000);
         assert!(registry.storage.is_none() && registry.http_secret.is_none());
+    }
+
+    #[test]
+    fn a_mirror_without_an_image_runs_distribution_v3_and_a_named_image_wins() {
+        let image = |yaml: &str| match plan(&spec(yaml)).unwrap() {
+            Plan::Deployed(registry) => registry.image,
+            other => panic!("{yaml} deploys, got {other:?}"),
+        };
+        assert_eq!(image("{mirror: {address: ghcr.io}}"), MIRROR_IMAGE);
+        // What older CRDs stored as the default is not a choice of the user.
+        assert_eq!(
+            image("{image: 'ghcr.io/oras-project/registry:latest', mirror: {address: ghcr.io}}"),
+            MIRROR_IMAGE
+        );
+        assert_eq!(
+            image("{image: 'registry:2.8', mirror: {address: ghcr.io}}"),
+            "registry:2.8"
+        );
+        assert_eq!(image("{image: 'registry:3'}"), "registry:3");
+        assert_eq!(image("{image: ' '}"), DEFAULT_IMAGE);
+        assert_eq!(
+            image("{image: 'ghcr.io/oras-project/registry:latest'}"),
+            DEFAULT_IMAGE
+        );
     }
 
     #[test]

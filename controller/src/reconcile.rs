@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{Timestamp, TimestampRound, Unit};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
@@ -265,6 +266,10 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
                 None => None,
             };
             let ready_replicas = apply_registry(cache, &registry, &namespace, ctx).await?;
+            if spec_changed_since_status(cache) {
+                let plan = Plan::Deployed(registry.clone());
+                remove_leftovers(cache, &Leftovers::of(&name, &plan), &namespace, ctx).await?;
+            }
             let address =
                 service_address(&name, &namespace, &ctx.config.cluster_domain, registry.port);
             if ready_replicas.is_some() {
@@ -316,6 +321,10 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
             if spec_changed(cache) {
                 remove_registry(&name, &namespace, ctx).await?;
             }
+            if spec_changed_since_status(cache) {
+                let plan = Plan::Remote(target.clone());
+                remove_leftovers(cache, &Leftovers::of(&name, &plan), &namespace, ctx).await?;
+            }
             let (report, login) = check_remote(&target, &namespace, ctx).await?;
             let client = ClientTarget {
                 address: target.address.clone(),
@@ -335,6 +344,10 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
         Ok(Plan::Unconfigured) => {
             if spec_changed(cache) {
                 remove_registry(&name, &namespace, ctx).await?;
+            }
+            if spec_changed_since_status(cache) {
+                let leftovers = Leftovers::of(&name, &Plan::Unconfigured);
+                remove_leftovers(cache, &leftovers, &namespace, ctx).await?;
             }
             (Observation::Unconfigured, Action::await_change())
         }
@@ -555,6 +568,143 @@ fn spec_changed(cache: &OrasCache) -> bool {
         .is_none_or(|s| s.observed_generation != cache.metadata.generation)
 }
 
+/// Whether the cache has a status of an older generation: a spec change after the controller
+/// made children for an earlier spec, which may have left some the current spec does not want.
+/// A cache without a status has had no children made yet, and an unchanged one has had its
+/// leftovers removed already (the status is written after the removal).
+fn spec_changed_since_status(cache: &OrasCache) -> bool {
+    cache
+        .status
+        .as_ref()
+        .is_some_and(|s| s.observed_generation != cache.metadata.generation)
+}
+
+/// Children an earlier spec of a cache made that the current plan does not want.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftovers {
+    /// `(kind, name)` of each, in the order they are removed.
+    pub children: Vec<(&'static str, String)>,
+}
+
+impl Leftovers {
+    /// What `plan` of the cache `name` does not keep: the PodDisruptionBudget below two replicas
+    /// (or without a deployed registry), the kept `<cache>-http-secret` once the replicas no
+    /// longer need it, and the client configurations of a cache with no registry at all. A Secret
+    /// the plan reads (`secrets.orasEnv`, `secrets.registryHttp`, credentials) is never one.
+    /// Claims are not: the data in them outlives a spec change, as the StatefulSet's claims do
+    /// (`persistentVolumeClaimRetentionPolicy` defaults to `Retain`), and goes with the cache.
+    pub fn of(name: &str, plan: &Plan) -> Leftovers {
+        let (budget, http_secret, client_configs, referenced) = match plan {
+            Plan::Deployed(registry) => (
+                registry.replicas <= 1,
+                !registry.generate_http_secret,
+                false,
+                [
+                    registry.env_from_secret.clone(),
+                    registry.http_secret.as_ref().map(|s| s.name.clone()),
+                    registry
+                        .mirror
+                        .as_ref()
+                        .and_then(|m| m.upstream.credentials_secret.clone()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+            ),
+            Plan::Remote(target) => (
+                true,
+                true,
+                false,
+                target.credentials_secret.clone().into_iter().collect(),
+            ),
+            Plan::Unconfigured => (true, true, true, Vec::new()),
+        };
+        let mut children = Vec::new();
+        if budget {
+            children.push(("PodDisruptionBudget", name.to_string()));
+        }
+        let http = http_secret_name(name);
+        if http_secret && !referenced.contains(&http) {
+            children.push(("Secret", http));
+        }
+        if client_configs {
+            children.push(("Secret", docker_config_name(name)));
+            children.push(("ConfigMap", client_config_name(name)));
+        }
+        Leftovers { children }
+    }
+}
+
+/// Deletes each leftover child that the cache owns (its controller owner reference); one that
+/// another owner or a user made under the same name is left alone.
+async fn remove_leftovers(
+    cache: &OrasCache,
+    leftovers: &Leftovers,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    for (kind, name) in &leftovers.children {
+        let removed = match *kind {
+            "PodDisruptionBudget" => {
+                delete_owned::<PodDisruptionBudget>(cache, kind, name, namespace, ctx).await?
+            }
+            "ConfigMap" => delete_owned::<ConfigMap>(cache, kind, name, namespace, ctx).await?,
+            _ => delete_owned::<Secret>(cache, kind, name, namespace, ctx).await?,
+        };
+        if removed {
+            info!(cache = %cache.name_any(), %namespace, kind, child = %name, "removed a child the spec no longer wants");
+        }
+    }
+    Ok(())
+}
+
+/// Reads the child `name` and deletes it when the cache is its controller owner, with the uid it
+/// was read with as a precondition (so an object made again meanwhile is not deleted). Whether
+/// it was deleted.
+async fn delete_owned<K>(
+    cache: &OrasCache,
+    kind: &'static str,
+    name: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<bool, ReconcileError>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let failed = |source| ReconcileError::Delete {
+        kind,
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        source,
+    };
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(found) = api.get_opt(name).await.map_err(failed)? else {
+        return Ok(false);
+    };
+    let owned = found.meta().owner_references.iter().flatten().any(|owner| {
+        owner.controller == Some(true) && Some(&owner.uid) == cache.metadata.uid.as_ref()
+    });
+    if !owned {
+        return Ok(false);
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: found.meta().uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+        Err(source) => Err(failed(source)),
+    }
+}
+
 /// Deletes the registry of a cache that no longer deploys one.
 async fn remove_registry(name: &str, namespace: &str, ctx: &Context) -> Result<(), ReconcileError> {
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
@@ -731,27 +881,33 @@ pub async fn run(
     on_ready: impl FnOnce(),
 ) -> Result<(), PreflightError> {
     let client = ctx.client.clone();
-    let (caches, statefulsets, services) = match &namespace {
-        Some(ns) => (
-            Api::<OrasCache>::namespaced(client.clone(), ns),
-            Api::<StatefulSet>::namespaced(client.clone(), ns),
-            Api::<Service>::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::<OrasCache>::all(client.clone()),
-            Api::<StatefulSet>::all(client.clone()),
-            Api::<Service>::all(client.clone()),
-        ),
+    let caches = match &namespace {
+        Some(ns) => Api::<OrasCache>::namespaced(client.clone(), ns),
+        None => Api::<OrasCache>::all(client.clone()),
     };
     caches
         .list(&ListParams::default().limit(1))
         .await
         .map_err(PreflightError)?;
     on_ready();
+    // Every kind of child the reconciler applies is watched, so that a child changed or deleted
+    // by someone else is put back at once rather than at the next resync: kube-rs's
+    // `Controller::owns` maps an event of a child to the cache named by its controller owner
+    // reference (docs.rs/kube, `kube::runtime::Controller`, "Changes to managed child resources
+    // will also trigger the reconciler for the managing object by traversing owner references").
+    // Only objects with the controller's label are watched. The claims of the StatefulSet's
+    // claim templates are owned by no cache and trigger nothing; the shared claim does.
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     Controller::new(caches, watcher::Config::default().any_semantic())
-        .owns(statefulsets, owned.clone())
-        .owns(services, owned)
+        .owns(scoped::<StatefulSet>(&client, &namespace), owned.clone())
+        .owns(scoped::<Service>(&client, &namespace), owned.clone())
+        .owns(scoped::<Secret>(&client, &namespace), owned.clone())
+        .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
+        .owns(
+            scoped::<PersistentVolumeClaim>(&client, &namespace),
+            owned.clone(),
+        )
+        .owns(scoped::<PodDisruptionBudget>(&client, &namespace), owned)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -762,4 +918,16 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// An API of kind `K` in `namespace`, or in every namespace.
+fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }

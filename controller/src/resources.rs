@@ -127,7 +127,7 @@ pub const PROXY_PASSWORD: &str = "REGISTRY_PROXY_PASSWORD";
 /// (distribution's docs/configuration.md, "proxy" and "Override specific configuration
 /// options").
 ///
-/// The credentials come from the Secret by `secretKeyRef` only. distribution hands
+/// The credentials come from the Secret by `secretKeyRef` only. distribution 2.x hands
 /// `username`/`password` to the token realms of a `Bearer` challenge only
 /// (registry/proxy/proxyauth.go); an upstream with basic auth gets them from the user
 /// information of the remote URL, which Go's HTTP client sends as basic auth. The URL therefore
@@ -135,6 +135,16 @@ pub const PROXY_PASSWORD: &str = "REGISTRY_PROXY_PASSWORD";
 /// variables defined before it: the value stays out of the StatefulSet. (Characters outside a
 /// URL's user information, such as `/`, `?`, `#` or `%`, cannot be carried that way; the
 /// controller's check reports such credentials.)
+///
+/// The same environment is valid for distribution v3, the mirror's default image
+/// ([`crate::crd::MIRROR_IMAGE`]): v3 reads the same `proxy` keys (configuration/configuration.go
+/// `Proxy`: `remoteurl`, `username`, `password`) from the same `REGISTRY_PROXY_*` variables, and
+/// answers a `Basic` challenge with `username`/`password` itself (registry/proxy/proxyregistry.go,
+/// `auth.NewBasicHandler`, since v3.0.0-beta.1), so the user information is redundant there but
+/// harmless: it keeps a `spec.image` of distribution 2.x working. v3.1 sends the credentials to
+/// a token realm only on the upstream's host or registrable domain (registry/proxy/proxyauth.go
+/// `realmAllowed`), which ghcr.io (realm `ghcr.io/token`) and Docker Hub (`auth.docker.io` for
+/// `registry-1.docker.io`) meet.
 pub fn mirror_env(mirror: &Mirror) -> Vec<EnvVar> {
     let secret_ref = |secret: &str, key: &str| EnvVarSource {
         secret_key_ref: Some(SecretKeySelector {

@@ -30,6 +30,20 @@ const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 const CLAIM: &str = "/api/v1/namespaces/ns/persistentvolumeclaims/cache-data";
 const BUDGET: &str = "/apis/policy/v1/namespaces/ns/poddisruptionbudgets/cache";
 const HTTP_SECRET: &str = "cache-http-secret";
+const HTTP_SECRET_PATH: &str = "/api/v1/namespaces/ns/secrets/cache-http-secret";
+const DOCKER_CONFIG: &str = "/api/v1/namespaces/ns/secrets/cache-docker-config";
+const CLIENT_CONFIG: &str = "/api/v1/namespaces/ns/configmaps/cache-client-config";
+
+/// Who owns a child the reconciler reads before it removes it.
+#[derive(Clone, Copy)]
+enum Found {
+    /// There is none (404).
+    Nothing,
+    /// The cache (its uid, `uid-1`, as controller owner): the reconciler deletes it.
+    OwnedByTheCache,
+    /// Another owner: the reconciler leaves it.
+    OwnedByAnother,
+}
 
 /// The test's side of the API server.
 struct ApiServer(ApiHandle);
@@ -180,6 +194,43 @@ impl ApiServer {
         let statefulset = self.expect_statefulset_apply(1, ready).await;
         self.expect_client_configs().await;
         (service, statefulset)
+    }
+
+    /// The read of a child that the spec no longer wants, answered as `found` says; a child
+    /// the cache owns is then deleted, with the uid it was read with as a precondition.
+    async fn expect_leftover(&mut self, path: &str, found: Found) {
+        let (_, send) = self.expect(Method::GET, path).await;
+        let owner = match found {
+            Found::Nothing => return not_found(send),
+            Found::OwnedByTheCache => "uid-1",
+            Found::OwnedByAnother => "uid-of-another",
+        };
+        let (api_version, kind) = if path.contains("/poddisruptionbudgets/") {
+            ("policy/v1", "PodDisruptionBudget")
+        } else if path.contains("/configmaps/") {
+            ("v1", "ConfigMap")
+        } else {
+            ("v1", "Secret")
+        };
+        let name = path.rsplit('/').next().unwrap();
+        respond(
+            send,
+            200,
+            &json!({"apiVersion": api_version, "kind": kind,
+                "metadata": {"name": name, "namespace": "ns", "uid": "child-uid",
+                    "ownerReferences": [{"apiVersion": "cache.converged-computing.github.io/v1alpha1",
+                        "kind": "OrasCache", "name": "cache", "uid": owner, "controller": true}]}}),
+        );
+        if let Found::OwnedByTheCache = found {
+            let (body, send) = self.expect(Method::DELETE, path).await;
+            assert_eq!(body["preconditions"]["uid"], "child-uid", "{body}");
+            assert_eq!(body["propagationPolicy"], "Background");
+            respond(
+                send,
+                200,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+            );
+        }
     }
 
     /// The reconciler must have finished talking to the API.
@@ -389,6 +440,18 @@ async fn deploy_false_deletes_the_registry_and_reports_no_address() {
         // Already gone: a 404 is success.
         let (_, send) = server.expect(Method::DELETE, SERVICE).await;
         not_found(send);
+        // What the cache made for its registry goes too, and a cache without a registry has
+        // no client configurations.
+        server.expect_leftover(BUDGET, Found::Nothing).await;
+        server
+            .expect_leftover(HTTP_SECRET_PATH, Found::Nothing)
+            .await;
+        server
+            .expect_leftover(DOCKER_CONFIG, Found::OwnedByTheCache)
+            .await;
+        server
+            .expect_leftover(CLIENT_CONFIG, Found::OwnedByTheCache)
+            .await;
         let patch = server.expect_status_patch().await;
         assert!(patch["status"].get("address").is_none(), "{patch}");
         assert_condition(&patch["status"], "Ready", "False", "NoRegistry");
@@ -672,6 +735,11 @@ async fn a_mirror_reads_its_secret_applies_a_pull_through_registry_and_checks_th
             !statefulset.to_string().contains("s3cret"),
             "no credential in the StatefulSet"
         );
+        assert_eq!(
+            statefulset["spec"]["template"]["spec"]["containers"][0]["image"],
+            oras_cache_controller::crd::MIRROR_IMAGE,
+            "a mirror runs distribution v3, which fetches each blob once"
+        );
 
         let patch = server.expect_status_patch().await;
         let status = &patch["status"];
@@ -798,6 +866,134 @@ async fn a_mirror_without_its_secret_is_applied_and_not_auth_ready() {
             .expect_not_auth_ready("SecretNotFound", "ns/later")
             .await;
         assert_eq!(patch["status"]["mirrorOf"], "127.0.0.1:9");
+    })
+    .await;
+}
+
+/// A cache whose status is of generation 1 and whose spec is now of generation 2.
+fn changed(object: OrasCache, before: &Observation) -> OrasCache {
+    let mut object = with_status(object, before);
+    object.metadata.generation = Some(2);
+    object
+}
+
+fn replicas(ready_replicas: i32, replicas: i32) -> Observation {
+    Observation::Deployed {
+        address: "cache.ns.svc.cluster.local:5000".into(),
+        ready_replicas,
+        replicas,
+        mirror: None,
+    }
+}
+
+/// Three replicas back to one: the PodDisruptionBudget (which would block every drain of the
+/// one pod) and the kept HTTP secret go, after the registry is applied.
+#[tokio::test]
+async fn replicas_back_to_one_remove_the_budget_and_the_kept_http_secret() {
+    let object = changed(cache("{storage: {size: 10Gi}}"), &replicas(3, 3));
+    run(object, async |server| {
+        server.expect_apply(SERVICE).await;
+        let statefulset = server.expect_statefulset_apply(1, 1).await;
+        assert_eq!(statefulset["spec"]["replicas"], 1);
+        server.expect_leftover(BUDGET, Found::OwnedByTheCache).await;
+        server
+            .expect_leftover(HTTP_SECRET_PATH, Found::OwnedByTheCache)
+            .await;
+        server.expect_client_configs().await;
+        let patch = server.expect_status_patch().await;
+        assert_eq!(patch["status"]["observedGeneration"], 2);
+    })
+    .await;
+}
+
+/// A child of the same name that the cache does not own (a user's, another controller's) is
+/// never deleted; neither is a Secret the spec names, even the one the controller once kept.
+#[tokio::test]
+async fn leftovers_the_cache_does_not_own_or_still_reads_are_kept() {
+    let object = changed(cache("{}"), &replicas(2, 2));
+    run(object, async |server| {
+        server.expect_apply(SERVICE).await;
+        server.expect_statefulset_apply(1, 1).await;
+        server.expect_leftover(BUDGET, Found::OwnedByAnother).await;
+        server
+            .expect_leftover(HTTP_SECRET_PATH, Found::OwnedByAnother)
+            .await;
+        server.expect_client_configs().await;
+        server.expect_status_patch().await;
+    })
+    .await;
+    // The user now names the Secret the controller kept for the replicas: it stays.
+    let spec = "{secrets: {registryHttp: cache-http-secret}}";
+    let object = changed(cache(spec), &replicas(2, 2));
+    run(object, async |server| {
+        server.expect_apply(SERVICE).await;
+        server.expect_statefulset_apply(1, 1).await;
+        server.expect_leftover(BUDGET, Found::Nothing).await;
+        server.expect_client_configs().await;
+        server.expect_status_patch().await;
+    })
+    .await;
+}
+
+/// A mirror turned back into a plain cache: the registry is applied without the proxy
+/// environment and with the default image, leftovers are looked for, and the status no longer
+/// names an upstream.
+#[tokio::test]
+async fn a_removed_mirror_leaves_no_proxy_and_no_upstream_in_the_status() {
+    use oras_cache_controller::status::MirrorObservation;
+    let before = Observation::Deployed {
+        address: "cache.ns.svc.cluster.local:5000".into(),
+        ready_replicas: 1,
+        replicas: 1,
+        mirror: Some(MirrorObservation {
+            upstream: "ghcr.io".into(),
+            auth: None,
+        }),
+    };
+    let object = changed(cache("{}"), &before);
+    assert_eq!(
+        object.status.as_ref().unwrap().mirror_of.as_deref(),
+        Some("ghcr.io")
+    );
+    run(object, async |server| {
+        server.expect_apply(SERVICE).await;
+        let statefulset = server.expect_statefulset_apply(1, 1).await;
+        let container = &statefulset["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], "ghcr.io/oras-project/registry:latest");
+        assert!(
+            !container["env"].to_string().contains("REGISTRY_PROXY_"),
+            "{container}"
+        );
+        server.expect_leftover(BUDGET, Found::Nothing).await;
+        server
+            .expect_leftover(HTTP_SECRET_PATH, Found::Nothing)
+            .await;
+        server.expect_client_configs().await;
+        let patch = server.expect_status_patch().await;
+        assert!(patch["status"].get("mirrorOf").is_none(), "{patch}");
+    })
+    .await;
+}
+
+/// A remote registry instead of a deployed one: the registry's budget and HTTP secret go, the
+/// client configurations stay (they now name the remote registry).
+#[tokio::test]
+async fn a_cache_turned_remote_removes_what_its_registry_had() {
+    let registry = oras_test_support::Registry::start();
+    let spec = format!(
+        "{{deploy: false, registry: {{address: '{}', plainHttp: true}}}}",
+        registry.host()
+    );
+    let object = changed(cache(&spec), &replicas(2, 2));
+    run(object, async |server| {
+        server.expect_no_registry_to_delete().await;
+        server.expect_leftover(BUDGET, Found::OwnedByTheCache).await;
+        server
+            .expect_leftover(HTTP_SECRET_PATH, Found::OwnedByTheCache)
+            .await;
+        server.expect_client_configs().await;
+        server.expect_status_patch().await;
+        server.expect_check_events().await;
     })
     .await;
 }
