@@ -212,9 +212,15 @@ fn twenty_pulls_through_the_rendered_mirror_fetch_each_blob_from_the_upstream_on
     // distribution 2.8 reads a blob it lacks from the upstream while serving the first pull:
     // once streamed to the client and once stored (registry/proxy/proxyblobstore.go,
     // `ServeBlob` and `storeLocal`), so one fetch is one or two GETs; none after it.
+    // distribution v3 (ORAS_TEST_REGISTRY_BIN, the mirror's image in a cluster) reads it once.
+    let most = if oras_test_support::proxy_fetches_blobs_once() {
+        1
+    } else {
+        2
+    };
     for (digest, count) in digests.iter().zip(&first) {
         assert!(
-            (1..=2).contains(count),
+            (1..=most).contains(count),
             "{digest} fetched {count} times by the first pull: {:?}",
             upstream.requests()
         );

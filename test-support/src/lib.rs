@@ -112,10 +112,22 @@ pub fn parse_release(version: &str) -> Option<(u32, u32, u32)> {
 /// service listens on another port does not, so such a mirror pulls anonymously and is refused.
 /// Debian's 2.8 and v3.0 trust any realm. `false` when the version cannot be read.
 pub fn proxy_binds_token_realms() -> bool {
-    registry_version()
-        .ok()
-        .and_then(|v| parse_release(&v))
-        .is_some_and(|release| release >= (3, 1, 0))
+    registry_release().is_some_and(|release| release >= (3, 1, 0))
+}
+
+/// Whether the registry binary, as a mirror, reads a blob it lacks from the upstream once and
+/// writes that read to the client and to its storage together: distribution v3 (commit
+/// 17952924f "avoid redundant blob fetching", first in v3.0.0-alpha.1; `io.MultiWriter` in
+/// registry/proxy/proxyblobstore.go `ServeBlob`). Debian's 2.8 reads it twice, once in the
+/// `storeLocal` goroutine and once for the client (`copyContent`). `false` when the version
+/// cannot be read.
+pub fn proxy_fetches_blobs_once() -> bool {
+    registry_release().is_some_and(|release| release >= (3, 0, 0))
+}
+
+/// The release of the registry binary ([`parse_release`] of [`registry_version`]).
+pub fn registry_release() -> Option<(u32, u32, u32)> {
+    registry_version().ok().and_then(|v| parse_release(&v))
 }
 
 /// The `http.secret` of a registry started without [`RegistryOptions::http_secret`].
