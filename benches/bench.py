@@ -759,6 +759,9 @@ def stage_mirror(out):
                                   "--upstream-user", UPSTREAM_USER,
                                   "--upstream-password", UPSTREAM_PASSWORD,
                                   "--access-log", name=f"mirror-{r}")
+                # Which distribution ran the mirror (its --version line): Debian's
+                # docker-registry, or the build ORAS_TEST_REGISTRY_BIN names.
+                registry = mirror.info.get("registryVersion", "docker-registry (version not reported)")
                 target = os.path.join(work, "pull")
                 pulls = []
                 waited = 0.0
@@ -796,6 +799,7 @@ def stage_mirror(out):
             # The blobs the pulls asked the mirror for; a blob no client reads is never fetched.
             wanted = [d for d in blobs if asked[d]]
             rounds.append({
+                "registry": registry,
                 "pull_s": [round(m.seconds, 4) for m in pulls],
                 "direct_s": round(direct.seconds, 4),
                 "waited_for_store_s": round(waited, 3),
@@ -810,6 +814,8 @@ def stage_mirror(out):
     twentieth = [r["pull_s"][-1] for r in rounds]
     direct = [r["direct_s"] for r in rounds]
     result = {
+        "registry": rounds[0]["registry"],
+        "registry_bin": os.environ.get("ORAS_TEST_REGISTRY_BIN") or "docker-registry",
         "mib": mib,
         "pulls": MIRROR_PULLS,
         "repeat": repeat,
@@ -884,6 +890,7 @@ def results_of(policy, agent, pod, volume, mirror):
                                         / volume["pull"]["curl"]["seconds"], 2),
         },
         "mirror": {
+            "registry": mirror.get("registry", "docker-registry"),
             "upstream_fetches_per_blob": round(mirror["upstream_fetches_per_blob"], 2),
             "pull_ratio_vs_direct": round(mirror["twentieth_s"]["median"]
                                           / mirror["direct_s"]["median"], 2),
@@ -1168,6 +1175,8 @@ def render_mirror(mirror, results):
         "--access-log`) holding a single-file artifact of "
         f"{mirror['mib']} MiB, and a fresh mirror of it (`oras-test-registry",
         "--mirror-of URL --upstream-user U --upstream-password P`: distribution's pull-through cache).",
+        f"Both run `{mirror.get('registry', 'docker-registry')}` (the `--version` line of the registry binary:",
+        "Debian's `docker-registry`, or the build `ORAS_TEST_REGISTRY_BIN` names).",
         f"Then {mirror['pulls']} `oras-agent pull --plain-http` through the mirror with no credentials, one after the",
         "other (after the first, the bench waits until the mirror has stored the blobs it fetches in",
         "the background), and one direct `oras-agent pull --plain-http` from the upstream with the",
