@@ -143,10 +143,16 @@ fn the_ghcr_mirror_example_renders_a_pull_through_registry() {
             "OrasCache/ghcr-mirror",
         ]
     );
-    let env = objects[1]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    let container = &objects[1]["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].to_string();
     assert!(
         env.contains("https://$(REGISTRY_PROXY_USERNAME):$(REGISTRY_PROXY_PASSWORD)@ghcr.io"),
         "{env}"
+    );
+    // No `image` in the example: distribution v3, which fetches each blob once.
+    assert_eq!(
+        container["image"],
+        "ghcr.io/distribution/distribution:3.1.1"
     );
     assert_eq!(objects[4]["status"]["mirrorOf"], "ghcr.io");
     assert_eq!(
