@@ -5,11 +5,14 @@
 //! the cost of running the policy as a module. [`session`] answers the policy's host lookups from
 //! a kwctl session file for every evaluation (a replay answers each recorded exchange once), and
 //! [`compile`] times a cold compile of the module the way the runner loads it, and
-//! [`phases`] splits one wasm evaluation into its steps.
+//! [`phases`] splits one wasm evaluation into its steps, and [`real_path`] runs a request through
+//! every step Kubewarden's policy-server takes (the patch from `json_patch::diff`, on-demand
+//! instances), each timed.
 
 pub mod compile;
 pub mod native;
 pub mod phases;
+pub mod real_path;
 pub mod session;
 
 use std::path::{Path, PathBuf};

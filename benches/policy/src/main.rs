@@ -1,4 +1,5 @@
 //! `policy-bench`: the native floor of the policy's latency, where a wasm evaluation's time goes,
+//! the path Kubewarden's policy-server really runs,
 //! its module's cold compile time, and
 //! replay sessions long enough for `kwrun bench`. `benches/bench.py` drives it.
 
@@ -10,7 +11,7 @@ use kwrun::bench::bench;
 use kwrun::evaluator::InstanceAllocator;
 use oras_cache_bench::native::NativeEvaluation;
 use oras_cache_bench::session::repeat_session;
-use oras_cache_bench::{BenchError, compile, phases, read};
+use oras_cache_bench::{BenchError, compile, phases, read, real_path};
 
 /// Benchmark tools for the oras-cache policy.
 #[derive(Debug, Parser)]
@@ -65,6 +66,21 @@ enum Command {
         /// Measured evaluations.
         #[arg(long, default_value_t = 500)]
         samples: usize,
+    },
+    /// A request through every step of Kubewarden's policy-server, each timed (JSON: the whole
+    /// as `kwrun bench --json`, plus `steps_p50_us` and the patch's size).
+    RealPath {
+        /// The module.
+        module: PathBuf,
+        /// What is evaluated.
+        #[command(flatten)]
+        input: RequestArgs,
+        /// Measured evaluations.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        /// Unmeasured evaluations first.
+        #[arg(long, default_value_t = 20)]
+        warm_up: usize,
     },
     /// Cold compile time of a module (JSON).
     Compile {
@@ -133,6 +149,24 @@ fn run(cli: Cli) -> Result<String, BenchError> {
                 input.settings_path.as_deref(),
                 input.replay_host_capabilities_interactions.as_deref(),
                 allocator,
+                samples,
+            )?;
+            Ok(serde_json::to_value(&report)
+                .unwrap_or_default()
+                .to_string())
+        }
+        Command::RealPath {
+            module,
+            input,
+            samples,
+            warm_up,
+        } => {
+            let report = real_path::measure(
+                &module,
+                &input.request_path,
+                input.settings_path.as_deref(),
+                input.replay_host_capabilities_interactions.as_deref(),
+                warm_up,
                 samples,
             )?;
             Ok(serde_json::to_value(&report)
