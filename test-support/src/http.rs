@@ -120,8 +120,12 @@ impl Client {
         head.push_str("\r\n");
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
+        // One write: a server that answers before reading the body (distribution v3 refusing
+        // an upload session it cannot verify) and closes would otherwise meet a body sent after
+        // its answer, and its kernel's reset can discard that answer before it is read.
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        stream.write_all(&request)?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw)?;
         parse_response(&raw)
