@@ -9,7 +9,8 @@ Each part runs the project's own binaries next to a floor and a peer on this mac
           tar czf/xzf for a directory, and oras-py, on Debian's docker-registry on loopback
   pod     the same step as a plain pod and as an injected pod under podman (benches/pod.sh)
   volume  the oras-volumes init container's pull (the policy's argv) against curl of the same blob;
-          a pod with an artifact volume against the same pod with the file in its image
+          a pod with an artifact volume against the same pod with the file in its image, from a
+          loopback registry and from one behind a link shaped to BENCH_SHAPED_RATE (1gbit)
   mirror  20 agent pulls through a mirror of an htpasswd upstream: upstream GETs per blob (its
           access log), the twentieth pull against a direct pull from the upstream
 
@@ -20,7 +21,8 @@ Every stage writes DIR/<stage>.json (DIR: $BENCH_OUT, else $CARGO_TARGET_DIR/ben
 Tools: $KWRUN, $POLICY_BENCH, $AGENT_BIN, $POLICY (mk/bench.mk sets them). Sizes and repetitions
 are overridable for quick runs: BENCH_BIG_MIB (1024), BENCH_SMALL_FILES (10000),
 BENCH_SMALL_BYTES (4096), BENCH_REPEAT (3), BENCH_POLICY_SAMPLES (2000), BENCH_POD_RUNS (5),
-BENCH_VOLUME_MIB (100), BENCH_MIRROR_MIB (100).
+BENCH_VOLUME_MIB (100), BENCH_MIRROR_MIB (100); the volume pods' shaped link: BENCH_SHAPED_RATE
+(1gbit, tc's syntax; needs root for ip netns, tc and iptables).
 """
 
 import argparse
@@ -258,6 +260,7 @@ def stage_policy(out):
                 sys.exit(f"bench: the native evaluation of {request} disagrees with the module")
             result["cases"][case] = {"wasm": wasm, "on_demand": on_demand, "native": floor,
                                      "policy_only": policy_only}
+        result["real_path"] = real_path(native, module, settings, samples, warm_up)
         say("policy: the annotated request's evaluation step by step")
         phases_args = [native, "phases", module, "--samples", str(samples),
                        "--request-path", os.path.join(FIXTURES, "annotated-job.json"),
@@ -274,6 +277,48 @@ def stage_policy(out):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_json(os.path.join(out, "policy.json"), result)
+
+
+# The requests of the real-path stage: an un-annotated Pod, the same Pod annotated with an input
+# and an output, and the user guide's breakfast Job (the one the policy-server figures in issue 15
+# were measured with). Every one but the plain Pod reads the cache.
+REAL_PATH_CASES = {
+    "plain": (os.path.join(FIXTURES, "plain-pod.json"), False),
+    "annotated_pod": (os.path.join(FIXTURES, "annotated-pod.json"), True),
+    "breakfast": (os.path.join(ROOT, "e2e", "fixtures", "requests", "breakfast-job.json"), True),
+}
+
+
+def real_path(native, module, settings, samples, warm_up):
+    """`policy-bench real-path`: each request through every step policy-server takes (on-demand
+    instances, the patch from json_patch::diff), the three requests in turn in each round, so the
+    annotated figures and their floor (the plain Pod) share every busy moment."""
+    say(f"policy: the policy-server path, {len(REAL_PATH_CASES)} requests, {POLICY_ROUNDS} rounds")
+    rounds = {case: [] for case in REAL_PATH_CASES}
+    for _ in range(POLICY_ROUNDS):
+        for case, (request, context) in REAL_PATH_CASES.items():
+            args = [native, "real-path", module, "--request-path", request, "--settings-path",
+                    settings, "--samples", str(samples), "--warm-up", str(warm_up)]
+            if context:
+                args += ["--replay-host-capabilities-interactions",
+                         os.path.join(FIXTURES, "cache-ready.yml")]
+            answer = json.loads(run_measured([args]).stdout)
+            if not answer["allowed"] or (answer["patch_operations"] > 0) != context:
+                sys.exit(f"bench: the real path answered {answer} for {request}")
+            rounds[case].append(answer)
+    result = {}
+    for case, runs in rounds.items():
+        steps = runs[0]["steps_p50_us"].keys()
+        result[case] = {
+            "p50_us": statistics.median(r["p50_us"] for r in runs),
+            "p99_us": statistics.median(r["p99_us"] for r in runs),
+            "rounds_p50_us": [r["p50_us"] for r in runs],
+            "instance_p50_us": statistics.median(r["instance_p50_us"] for r in runs),
+            "steps_p50_us": {step: statistics.median(r["steps_p50_us"][step] for r in runs)
+                             for step in steps},
+        } | {key: runs[0][key] for key in ("patch_operations", "patch_bytes",
+                                            "mutated_object_bytes", "response_bytes")}
+    return result
 
 
 # ----------------------------------------------------------------------------------------- agent
@@ -604,6 +649,11 @@ def spread(values):
     return {"min": round(min(values), 4), "max": round(max(values), 4)}
 
 
+# The volume pods' second registry sits behind a link shaped to this rate (tc's syntax), a
+# realistic in-cluster speed, so that their transfer is not loopback-fast (benches/pod.sh).
+SHAPED_RATE = os.environ.get("BENCH_SHAPED_RATE") or "1gbit"
+
+
 def stage_volume(out):
     agent = tool("AGENT_BIN", os.path.join(TARGET_DIR, "x86_64-unknown-linux-musl", "release",
                                            "oras-agent"))
@@ -663,13 +713,15 @@ def stage_volume(out):
 
     raw = os.path.join(out, "volume-raw")
     shutil.rmtree(raw, ignore_errors=True)
-    say(f"volume: {runs} pods with the file in their image and {runs} with it in an artifact volume (benches/pod.sh)")
-    subprocess.run(["bash", os.path.join(ROOT, "benches", "pod.sh"), raw, str(runs),
-                    "volume-baked", "volume"],
-                   env=dict(os.environ, BENCH_VOLUME_MIB=str(mib)), check=True)
-    for kind in ("volume-baked", "volume"):
+    kinds = ("volume-baked", "volume", "volume-shaped")
+    say(f"volume: {runs} pods of each of {', '.join(kinds)}, in turn (benches/pod.sh; volume-shaped: "
+        f"the registry behind a link shaped to {SHAPED_RATE})")
+    subprocess.run(["bash", os.path.join(ROOT, "benches", "pod.sh"), raw, str(runs), *kinds],
+                   env=dict(os.environ, BENCH_VOLUME_MIB=str(mib), BENCH_SHAPED_RATE=SHAPED_RATE),
+                   check=True)
+    for kind in kinds:
         timelines = [pod_timeline(os.path.join(raw, f"bench-{kind}-{i}")) for i in range(1, runs + 1)]
-        if kind == "volume":
+        if kind != "volume-baked":
             for i, timeline in enumerate(timelines, 1):
                 timeline.update(init_timeline(os.path.join(raw, f"bench-{kind}-{i}")))
         firsts = [t["to_first_instruction_s"] for t in timelines]
@@ -678,9 +730,12 @@ def stage_volume(out):
             "spread_s": spread(firsts),
             "all": timelines,
         }
-        if kind == "volume":
+        if kind != "volume-baked":
             for key in ("to_init_start_s", "init_s", "init_exit_to_app_s"):
-                result["volume"][key] = statistics.median(t[key] for t in timelines)
+                result[kind.replace("-", "_")][key] = statistics.median(t[key] for t in timelines)
+    # The shaped link's own speed (curl over it, benches/pod.sh).
+    with open(os.path.join(raw, "shaped.json")) as f:
+        result["shaped_link"] = json.load(f)
     write_json(os.path.join(out, "volume.json"), result)
 
 
@@ -848,16 +903,12 @@ def load(out, stage):
 
 
 def results_of(policy, agent, pod, volume, mirror):
-    """benches/results.json: exactly the keys issues 7, 13 and 14 name."""
+    """benches/results.json: exactly the keys issues 7, 13, 14 and 15 name."""
     cases = policy["cases"]
-    runs = {key: value["seconds"] for key, value in agent["runs"].items()}
-    agent_small = runs["small_push_agent"] + runs["small_pull_agent"]
-    speedups = [
-        runs["big_push_oraspy"] / runs["big_push_agent"],
-        runs["big_pull_oraspy"] / runs["big_pull_agent"],
-        runs["small_push_oraspy"] / runs["small_push_agent"],
-        runs["small_pull_oraspy"] / runs["small_pull_agent"],
-    ]
+    # The agent's and the pod's keys: the median of each round's own figure (the tool against
+    # its floor run just before it in the same round), so a busy moment shows as spread.
+    each = agent_pod_rounds(agent, pod)
+    mid = lambda key, digits: round(statistics.median(each[key]), digits)  # noqa: E731
     rss = max(agent["runs"][k]["peak_rss_mib"] for k in (
         "big_push_agent", "big_pull_agent", "small_push_agent", "small_pull_agent"))
     return {
@@ -867,28 +918,28 @@ def results_of(policy, agent, pod, volume, mirror):
             "plain_p50_us": round(cases["plain"]["wasm"]["p50_us"], 1),
             "native_ratio": round(cases["annotated"]["wasm"]["p50_us"]
                                   / cases["annotated"]["native"]["p50_us"], 2),
+            "real_path_annotated_p50_us": round(policy["real_path"]["breakfast"]["p50_us"], 1),
+            "real_path_annotated_pod_p50_us": round(
+                policy["real_path"]["annotated_pod"]["p50_us"], 1),
+            "real_path_plain_p50_us": round(policy["real_path"]["plain"]["p50_us"], 1),
+            # The median of each round's own ratio (the Job against the plain Pod run just before
+            # it), like the agent's ratios.
+            "real_path_ratio": round(statistics.median(real_path_ratios(policy)), 2),
             "module_bytes": policy["module_bytes"],
             "compile_ms": round(policy["compile"]["median_ms"], 1),
         },
         "agent": {
-            "big_push_ratio_vs_curl": round(runs["big_push_agent"] / runs["big_push_curl"], 2),
-            "big_pull_ratio_vs_curl": round(runs["big_pull_agent"] / runs["big_pull_curl"], 2),
-            "small_files_ratio_vs_tar": round(agent_small / runs["small_tar_curl"], 2),
-            "speedup_vs_oraspy": round(min(speedups), 2),
+            "big_push_ratio_vs_curl": mid("big_push", 2),
+            "big_pull_ratio_vs_curl": mid("big_pull", 2),
+            "small_files_ratio_vs_tar": mid("small", 2),
+            "speedup_vs_oraspy": mid("oraspy", 2),
             "peak_rss_mib": round(rss, 1),
         },
         "pod": {
-            "start_overhead_s": round(pod["injected"]["to_first_instruction_s"]
-                                      - pod["plain"]["to_first_instruction_s"], 3),
-            "end_overhead_s": round(pod["injected"]["after_exit_s"]
-                                    - pod["plain"]["after_exit_s"], 3),
+            "start_overhead_s": mid("pod_start", 3),
+            "end_overhead_s": mid("pod_end", 3),
         },
-        "volume": {
-            "start_overhead_s": round(volume["volume"]["to_first_instruction_s"]
-                                      - volume["volume_baked"]["to_first_instruction_s"], 3),
-            "pull_ratio_vs_curl": round(volume["pull"]["agent"]["seconds"]
-                                        / volume["pull"]["curl"]["seconds"], 2),
-        },
+        "volume": volume_keys(volume),
         "mirror": {
             "registry": mirror.get("registry", "docker-registry"),
             "upstream_fetches_per_blob": round(mirror["upstream_fetches_per_blob"], 2),
@@ -896,6 +947,78 @@ def results_of(policy, agent, pod, volume, mirror):
                                           / mirror["direct_s"]["median"], 2),
         },
     }
+
+
+def render_real_path(real):
+    """The policy-server path table: each request's whole and its steps, medians of the rounds."""
+    labels = {"plain": "Pod without annotations", "annotated_pod": "the same Pod with an input and an output",
+              "breakfast": "the user guide's breakfast Job"}
+    steps = {
+        "parse": "the AdmissionReview body parsed into policy-evaluator's types",
+        "clones": "the request cloned (evaluation and metrics) and the settings",
+        "payload": "the `validate` payload (`to_value`, `json!`, `to_string`)",
+        "validate_call": "`validate` on a fresh on-demand instance",
+        "answer": "the SDK's ValidationResponse parsed",
+        "patch_diff": "`mutated_object.clone()` and `json_patch::diff`",
+        "patch_encode": "the patch serialized and base64-encoded",
+        "response": "the AdmissionReview answer serialized",
+    }
+    lines = [
+        "",
+        f"The path policy-server runs (`policy-bench real-path`, on-demand instances as policy-server's",
+        "`wasmtime::Config::new()` gives, the patch from `json_patch::diff` as policy-evaluator computes",
+        f"it; HTTP itself left out; {POLICY_ROUNDS} rounds, the three requests in turn in each; medians):",
+        "",
+        "| step | " + " | ".join(labels[c] for c in real) + " |",
+        "|---|" + "---|" * len(real),
+    ]
+    for step, label in steps.items():
+        lines.append(f"| {label} | " + " | ".join(
+            f"{real[c]['steps_p50_us'][step]:.1f} µs" for c in real) + " |")
+    lines += [
+        "| the whole (p50 of each sample's sum) | " + " | ".join(
+            f"**{real[c]['p50_us']:.1f} µs**" for c in real) + " |",
+        "| p99 | " + " | ".join(f"{real[c]['p99_us']:.1f} µs" for c in real) + " |",
+        "| of `validate_call`: a fresh instance answering `protocol_version` | " + " | ".join(
+            f"{real[c]['instance_p50_us']:.1f} µs" for c in real) + " |",
+        "| JSON patch: operations, bytes | " + " | ".join(
+            f"{real[c]['patch_operations']}, {real[c]['patch_bytes']} B" for c in real) + " |",
+        "| `mutated_object`, answer (bytes) | " + " | ".join(
+            f"{real[c]['mutated_object_bytes']} B, {real[c]['response_bytes']} B" for c in real) + " |",
+    ]
+    return lines
+
+
+def real_path_ratios(policy):
+    """Each round's breakfast Job over the plain Pod of the same round, on the real path."""
+    rounds = policy["real_path"]
+    return [job / plain for job, plain in zip(rounds["breakfast"]["rounds_p50_us"],
+                                              rounds["plain"]["rounds_p50_us"])]
+
+
+def volume_keys(volume):
+    """results.json's volume keys: the start overhead of the artifact-volume pod over the pod with
+    the file in its image and the share of it the oras-volumes init container ran (its transfer),
+    on loopback and, with the `shaped_` prefix, from the registry behind the shaped link."""
+    each = round_ratios(volume, {"rounds": []})
+    # Medians of each run's (round's) own figure, as for the agent and the pod.
+    keys = {
+        "start_overhead_s": round(statistics.median(each["start"]), 3),
+        "pull_ratio_vs_curl": round(statistics.median(each["pull"]), 2),
+    }
+    # The median of each run's own share (its init container's run over its overhead against
+    # the baked pod run just before it).
+    keys["transfer_share"] = round(statistics.median(each["share"]), 2)
+    if "volume_shaped" in volume:
+        keys["shaped_start_overhead_s"] = round(statistics.median(each["start_shaped"]), 3)
+        keys["shaped_transfer_share"] = round(statistics.median(each["share_shaped"]), 2)
+        keys["shaped_link_mbit_s"] = round(link_mbit_s(volume["shaped_link"]), 1)
+    return keys
+
+
+def link_mbit_s(link):
+    """The shaped link's speed: the median of curl's GETs of the blob over it, in Mbit/s."""
+    return statistics.median(c["bytes"] * 8 / c["seconds"] / 1e6 for c in link["curl"])
 
 
 def machine():
@@ -918,8 +1041,7 @@ def verdict(ok):
 def transfer_share(volume, results):
     """The oras-volumes init container's run in the pod (podman's events; the pull, with the
     agent's start and exit) as a share of the start overhead."""
-    overhead = results["volume"]["start_overhead_s"]
-    return volume["volume"]["init_s"] / overhead if overhead > 0 else float("inf")
+    return results["volume"]["transfer_share"]
 
 
 # mk/bench.mk's BENCH_VARS: what a run of `make bench` can be given.
@@ -940,12 +1062,39 @@ def round_ratios(volume, mirror):
     """Each round's own ratio (the spread of the two ratio keys) and each run's own start overhead
     (the i-th artifact-volume pod against the i-th pod with the file in its image, run in turn)."""
     pull = volume["pull"]
+    shaped = volume.get("volume_shaped", {"all": []})["all"]
     return {
         "pull": [a / c for a, c in zip(pull["agent"]["all_seconds"], pull["curl"]["all_seconds"])],
         "start": [m["to_first_instruction_s"] - b["to_first_instruction_s"]
                   for m, b in zip(volume["volume"]["all"], volume["volume_baked"]["all"])],
+        "start_shaped": [m["to_first_instruction_s"] - b["to_first_instruction_s"]
+                         for m, b in zip(shaped, volume["volume_baked"]["all"])],
+        "share": [m["init_s"] / (m["to_first_instruction_s"] - b["to_first_instruction_s"])
+                  for m, b in zip(volume["volume"]["all"], volume["volume_baked"]["all"])],
+        "share_shaped": [m["init_s"] / (m["to_first_instruction_s"] - b["to_first_instruction_s"])
+                         for m, b in zip(shaped, volume["volume_baked"]["all"])],
         "mirror": [r["pull_s"][-1] / r["direct_s"] for r in mirror["rounds"]],
         "fetches": [r["upstream_fetches_per_blob"] for r in mirror["rounds"]],
+    }
+
+
+def agent_pod_rounds(agent, pod):
+    """Each round's own figures of the agent and pod keys (their spread): the i-th run of a tool
+    against the i-th run of its floor, run in turn in the same round."""
+    each = {key: value["all_seconds"] for key, value in agent["runs"].items()}
+    ratio = lambda a, b: [x / y for x, y in zip(each[a], each[b])]  # noqa: E731
+    small_agent = [p + q for p, q in zip(each["small_push_agent"], each["small_pull_agent"])]
+    speedups = [min(v) for v in zip(*(ratio(f"{op}_oraspy", f"{op}_agent") for op in (
+        "big_push", "big_pull", "small_push", "small_pull")))]
+    overhead = lambda key: [i[key] - p[key] for i, p in zip(  # noqa: E731
+        pod["injected"]["all"], pod["plain"]["all"])]
+    return {
+        "big_push": ratio("big_push_agent", "big_push_curl"),
+        "big_pull": ratio("big_pull_agent", "big_pull_curl"),
+        "small": [a / c for a, c in zip(small_agent, each["small_tar_curl"])],
+        "oraspy": speedups,
+        "pod_start": overhead("to_first_instruction_s"),
+        "pod_end": overhead("after_exit_s"),
     }
 
 
@@ -958,10 +1107,13 @@ def render(results, policy, agent, pod, volume, mirror, when):
     v, m = results["volume"], results["mirror"]
     share = transfer_share(volume, results)
     each = round_ratios(volume, mirror)
+    ap = agent_pod_rounds(agent, pod)
     cases = policy["cases"]
     runs = agent["runs"]
     s = lambda key: runs[key]["seconds"]  # noqa: E731
     rss = lambda key: runs[key]["peak_rss_mib"]  # noqa: E731
+    r = lambda key: runs[key]["all_seconds"]  # noqa: E731
+    pr = lambda kind, key: [run[key] for run in pod[kind]["all"]]  # noqa: E731
     big = f"{agent['big_mib']} MiB"
     small = f"{agent['small_files']} × {agent['small_bytes']} B"
     lines = [
@@ -980,15 +1132,25 @@ def render(results, policy, agent, pod, volume, mirror, when):
         f"| `policy.native_ratio` | {p['native_ratio']} | ≤ 3 | {verdict(p['native_ratio'] <= 3)} |",
         f"| `policy.module_bytes` | {p['module_bytes']} ({p['module_bytes'] / 1024:.0f} KiB) | ≤ 1 MiB | {verdict(p['module_bytes'] <= 1 << 20)} |",
         f"| `policy.compile_ms` | {p['compile_ms']} ms | | |",
-        f"| `agent.big_push_ratio_vs_curl` | {a['big_push_ratio_vs_curl']} | ≤ 1.2 | {verdict(a['big_push_ratio_vs_curl'] <= 1.2)} |",
-        f"| `agent.big_pull_ratio_vs_curl` | {a['big_pull_ratio_vs_curl']} | ≤ 1.2 | {verdict(a['big_pull_ratio_vs_curl'] <= 1.2)} |",
-        f"| `agent.small_files_ratio_vs_tar` | {a['small_files_ratio_vs_tar']} | ≤ 1.5 | {verdict(a['small_files_ratio_vs_tar'] <= 1.5)} |",
-        f"| `agent.speedup_vs_oraspy` | {a['speedup_vs_oraspy']} | > 1 | {verdict(a['speedup_vs_oraspy'] > 1)} |",
+        f"| `policy.real_path_annotated_p50_us` | {p['real_path_annotated_p50_us']} µs (the breakfast Job; rounds: {span(policy['real_path']['breakfast']['rounds_p50_us'], unit='µs', digits=1)}) | | |",
+        f"| `policy.real_path_annotated_pod_p50_us` | {p['real_path_annotated_pod_p50_us']} µs (rounds: {span(policy['real_path']['annotated_pod']['rounds_p50_us'], unit='µs', digits=1)}) | | |",
+        f"| `policy.real_path_plain_p50_us` | {p['real_path_plain_p50_us']} µs (rounds: {span(policy['real_path']['plain']['rounds_p50_us'], unit='µs', digits=1)}) | | |",
+        f"| `policy.real_path_ratio` | {p['real_path_ratio']} (rounds: {span(real_path_ratios(policy), unit='')}) | ≤ 1.25 | {verdict(p['real_path_ratio'] <= 1.25)} |",
+        f"| `agent.big_push_ratio_vs_curl` | {a['big_push_ratio_vs_curl']} (rounds: {span(ap['big_push'], unit='')}) | ≤ 1.2 | {verdict(a['big_push_ratio_vs_curl'] <= 1.2)} |",
+        f"| `agent.big_pull_ratio_vs_curl` | {a['big_pull_ratio_vs_curl']} (rounds: {span(ap['big_pull'], unit='')}) | ≤ 1.2 | {verdict(a['big_pull_ratio_vs_curl'] <= 1.2)} |",
+        f"| `agent.small_files_ratio_vs_tar` | {a['small_files_ratio_vs_tar']} (rounds: {span(ap['small'], unit='')}) | ≤ 1.5 | {verdict(a['small_files_ratio_vs_tar'] <= 1.5)} |",
+        f"| `agent.speedup_vs_oraspy` | {a['speedup_vs_oraspy']} (rounds: {span(ap['oraspy'], unit='')}) | > 1 | {verdict(a['speedup_vs_oraspy'] > 1)} |",
         f"| `agent.peak_rss_mib` | {a['peak_rss_mib']} MiB | ≤ 64 MiB | {verdict(a['peak_rss_mib'] <= 64)} |",
-        f"| `pod.start_overhead_s` | {d['start_overhead_s']} s | ≤ 1 s | {verdict(d['start_overhead_s'] <= 1)} |",
-        f"| `pod.end_overhead_s` | {d['end_overhead_s']} s | ≤ 1 s | {verdict(d['end_overhead_s'] <= 1)} |",
+        f"| `pod.start_overhead_s` | {d['start_overhead_s']} s (runs: {span(ap['pod_start'], digits=3)}) | ≤ 1 s | {verdict(d['start_overhead_s'] <= 1)} |",
+        f"| `pod.end_overhead_s` | {d['end_overhead_s']} s (runs: {span(ap['pod_end'], digits=3)}) | ≤ 1 s | {verdict(d['end_overhead_s'] <= 1)} |",
         f"| `volume.start_overhead_s` | {v['start_overhead_s']} s (runs: {span(each['start'], digits=3)}; `oras-volumes` running: {share:.0%} of it) | dominated by the transfer (`oras-volumes` running ≥ half of it) | {verdict(share >= 0.5)} |",
         f"| `volume.pull_ratio_vs_curl` | {v['pull_ratio_vs_curl']} (rounds: {span(each['pull'], unit='')}) | ≤ 1.2 | {verdict(v['pull_ratio_vs_curl'] <= 1.2)} |",
+        f"| `volume.transfer_share` | {v['transfer_share']} (runs: {span(each['share'], unit='')}) | | |",
+    ] + ([
+        f"| `volume.shaped_start_overhead_s` | {v['shaped_start_overhead_s']} s (runs: {span(each['start_shaped'], digits=3)}) | | |",
+        f"| `volume.shaped_transfer_share` | {v['shaped_transfer_share']} (runs: {span(each['share_shaped'], unit='')}) | dominated by the transfer (≥ 0.5) | {verdict(v['shaped_transfer_share'] >= 0.5)} |",
+        f"| `volume.shaped_link_mbit_s` | {v['shaped_link_mbit_s']} Mbit/s (tbf `rate {volume['shaped_link']['rate']}`; curl over it) | | |",
+    ] if "shaped_start_overhead_s" in v else []) + [
         f"| `mirror.upstream_fetches_per_blob` | {m['upstream_fetches_per_blob']} (rounds: {span(each['fetches'], unit='')}) | 1.0 | {verdict(m['upstream_fetches_per_blob'] <= 1.0)} |",
         f"| `mirror.pull_ratio_vs_direct` | {m['pull_ratio_vs_direct']} (rounds: {span(each['mirror'], unit='')}) | | |",
         "",
@@ -996,8 +1158,8 @@ def render(results, policy, agent, pod, volume, mirror, when):
         "",
         f"One whole evaluation per sample ({policy['samples']} samples after {policy['warm_up']} warm-up calls; the median of {POLICY_ROUNDS} alternating rounds):",
         "`kwrun bench` compiles the module once and gives every request a fresh instance, as",
-        "policy-server does, from wasmtime's pooling allocator (its default; \"on-demand\" is the",
-        "same with `--instance-allocator on-demand`, wasmtime's default); the native floor (`policy-bench native`) does the runner's same work",
+        "policy-server does, from wasmtime's pooling allocator (kwrun's default; \"on-demand\" is the",
+        "same with `--instance-allocator on-demand`, wasmtime's default and what policy-server uses); the native floor (`policy-bench native`) does the runner's same work",
         "around the call (payload, answer, JSON patch) with the policy compiled natively;",
         "\"policy alone\" is the policy's `validate` function without that work.",
         "",
@@ -1037,6 +1199,7 @@ def render(results, policy, agent, pod, volume, mirror, when):
     lines.append(f"| the whole evaluation (all but the first row) | "
                  f"{phases['pooling']['evaluation_p50_us']:.1f} µs | "
                  f"{phases['on_demand']['evaluation_p50_us']:.1f} µs |")
+    lines += render_real_path(policy["real_path"])
     comp = policy["compile"]
     lines += [
         "",
@@ -1051,11 +1214,13 @@ def render(results, policy, agent, pod, volume, mirror, when):
         "benches/fixtures/settings.json [--allow-context-aware --replay-host-capabilities-interactions "
         "<session>] annotated-policy.wasm`; `policy-bench native` with the same flags; "
         "`policy-bench phases [--on-demand] annotated-policy.wasm` with the annotated Job's flags; "
-        "`policy-bench compile annotated-policy.wasm --runs 5`.",
+        "`policy-bench compile annotated-policy.wasm --runs 5`; `policy-bench real-path annotated-policy.wasm` "
+        "with each real-path request's flags.",
         "",
         "### Artifacts: oras-agent, the floor and oras-py",
         "",
-        f"Median of {agent['repeat']} rounds on Debian's docker-registry on loopback; a {big} file of",
+        f"Median of {agent['repeat']} rounds on Debian's docker-registry on loopback (agent / floor: the median of",
+        f"each round's own ratio, the keys above); a {big} file of",
         f"random bytes and a directory of {small} text files (tar+gzip: {agent['tar_gz_bytes']} bytes",
         f"with `tar czf`, {agent['agent_layer_bytes']} bytes as the agent's layer).",
         "Peak RSS is the largest of the rounds (GNU time's maximum resident set size).",
@@ -1063,10 +1228,10 @@ def render(results, policy, agent, pod, volume, mirror, when):
         "| operation | floor | oras-agent | oras-py | agent / floor | oras-py / agent | agent peak RSS |",
         "|---|---|---|---|---|---|---|",
         f"| {big} file, push | {s('big_push_curl'):.2f} s | {s('big_push_agent'):.2f} s | "
-        f"{s('big_push_oraspy'):.2f} s | {s('big_push_agent') / s('big_push_curl'):.2f} | "
+        f"{s('big_push_oraspy'):.2f} s | {statistics.median(ap['big_push']):.2f} | "
         f"{s('big_push_oraspy') / s('big_push_agent'):.2f} | {rss('big_push_agent'):.1f} MiB |",
         f"| {big} file, pull | {s('big_pull_curl'):.2f} s | {s('big_pull_agent'):.2f} s | "
-        f"{s('big_pull_oraspy'):.2f} s | {s('big_pull_agent') / s('big_pull_curl'):.2f} | "
+        f"{s('big_pull_oraspy'):.2f} s | {statistics.median(ap['big_pull']):.2f} | "
         f"{s('big_pull_oraspy') / s('big_pull_agent'):.2f} | {rss('big_pull_agent'):.1f} MiB |",
         f"| {small}, pack + push | | {s('small_push_agent'):.2f} s | {s('small_push_oraspy'):.2f} s | | "
         f"{s('small_push_oraspy') / s('small_push_agent'):.2f} | {rss('small_push_agent'):.1f} MiB |",
@@ -1075,8 +1240,21 @@ def render(results, policy, agent, pod, volume, mirror, when):
         f"| {small}, round trip | {s('small_tar_curl'):.2f} s | "
         f"{s('small_push_agent') + s('small_pull_agent'):.2f} s | "
         f"{s('small_push_oraspy') + s('small_pull_oraspy'):.2f} s | "
-        f"{(s('small_push_agent') + s('small_pull_agent')) / s('small_tar_curl'):.2f} | "
+        f"{statistics.median(ap['small']):.2f} | "
         f"{(s('small_push_oraspy') + s('small_pull_oraspy')) / (s('small_push_agent') + s('small_pull_agent')):.2f} | |",
+        "",
+        f"The spread: the range of the {agent['repeat']} rounds (each round runs the floor, the agent and oras-py in turn;",
+        "agent / floor is each round's own ratio).",
+        "",
+        "| operation | floor | oras-agent | oras-py | agent / floor |",
+        "|---|---|---|---|---|",
+        f"| {big} file, push | {span(r('big_push_curl'))} | {span(r('big_push_agent'))} | "
+        f"{span(r('big_push_oraspy'))} | {span(ap['big_push'], unit='')} |",
+        f"| {big} file, pull | {span(r('big_pull_curl'))} | {span(r('big_pull_agent'))} | "
+        f"{span(r('big_pull_oraspy'))} | {span(ap['big_pull'], unit='')} |",
+        f"| {small}, pack + push | | {span(r('small_push_agent'))} | {span(r('small_push_oraspy'))} | |",
+        f"| {small}, pull + unpack | | {span(r('small_pull_agent'))} | {span(r('small_pull_oraspy'))} | |",
+        f"| {small}, round trip | {span(r('small_tar_curl'))} | | | {span(ap['small'], unit='')} |",
         "",
         f"Peak RSS of the others: curl {max(rss('big_push_curl'), rss('big_pull_curl')):.1f} MiB, "
         f"oras-py {max(rss(k) for k in ('big_push_oraspy', 'big_pull_oraspy', 'small_push_oraspy', 'small_pull_oraspy')):.1f} MiB. "
@@ -1097,13 +1275,16 @@ def render(results, policy, agent, pod, volume, mirror, when):
         "last container finishes (podman's `State.StartedAt`/`FinishedAt`, whose clock is coarse:",
         "a few milliseconds either way). One small input and output.",
         "",
-        "| pod | start → app's first instruction | app's exit → pod completion |",
-        "|---|---|---|",
+        "| pod | start → app's first instruction | range | app's exit → pod completion | range |",
+        "|---|---|---|---|---|",
         f"| without injection (`benches/pod/plain.yaml`) | {pod['plain']['to_first_instruction_s']:.3f} s | "
-        f"{pod['plain']['after_exit_s']:.3f} s |",
+        f"{span(pr('plain', 'to_first_instruction_s'), digits=3)} | "
+        f"{pod['plain']['after_exit_s']:.3f} s | {span(pr('plain', 'after_exit_s'), digits=3)} |",
         f"| injected (`benches/pod/injected.yaml`: init, launcher, sidecar) | "
-        f"{pod['injected']['to_first_instruction_s']:.3f} s | {pod['injected']['after_exit_s']:.3f} s |",
-        f"| overhead | {d['start_overhead_s']:.3f} s | {d['end_overhead_s']:.3f} s |",
+        f"{pod['injected']['to_first_instruction_s']:.3f} s | {span(pr('injected', 'to_first_instruction_s'), digits=3)} | "
+        f"{pod['injected']['after_exit_s']:.3f} s | {span(pr('injected', 'after_exit_s'), digits=3)} |",
+        f"| overhead (each run: the i-th injected pod less the i-th plain one) | {d['start_overhead_s']:.3f} s | "
+        f"{span(ap['pod_start'], digits=3)} | {d['end_overhead_s']:.3f} s | {span(ap['pod_end'], digits=3)} |",
         "",
     ]
     lines += render_volume(volume, results) + render_mirror(mirror, results) + [END]
@@ -1114,6 +1295,8 @@ def render_volume(volume, results):
     pull = volume["pull"]
     curl, agent = pull["curl"], pull["agent"]
     baked, mounted = volume["volume_baked"], volume["volume"]
+    shaped = volume.get("volume_shaped")
+    each = round_ratios(volume, {"rounds": []})  # the volume's spreads only
     share = transfer_share(volume, results)
     return [
         "### Artifact volumes",
@@ -1151,17 +1334,34 @@ def render_volume(volume, results):
         f"{span([r['to_first_instruction_s'] for r in baked['all']], digits=3)} |",
         f"| artifact volume (`benches/pod/volume.yaml`) | {mounted['to_first_instruction_s']:.3f} s | "
         f"{span([r['to_first_instruction_s'] for r in mounted['all']], digits=3)} |",
-        f"| overhead | {results['volume']['start_overhead_s']:.3f} s | |",
+        f"| overhead | {results['volume']['start_overhead_s']:.3f} s | {span(each['start'], digits=3)} |",
+    ] + ([
+        f"| artifact volume, the registry behind a link shaped to {volume['shaped_link']['rate']} (`volume-shaped` in `benches/pod.sh`) | "
+        f"{shaped['to_first_instruction_s']:.3f} s | {span([r['to_first_instruction_s'] for r in shaped['all']], digits=3)} |",
+        f"| its overhead | {results['volume']['shaped_start_overhead_s']:.3f} s | {span(each['start_shaped'], digits=3)} |",
+        "",
+        f"The shaped link: the registry (the same `oras-test-registry`) runs in a network namespace of its own,",
+        "reached from the host (the pods use the host network) over a veth pair with a tbf qdisc on each end",
+        f"(`tc qdisc add dev IF root tbf rate {volume['shaped_link']['rate']} burst 256kb latency 50ms`); curl's GET of the blob over it: "
+        + ", ".join(f"{c['seconds']:.3f} s" for c in volume["shaped_link"]["curl"]) +
+        f" ({results['volume']['shaped_link_mbit_s']:.0f} Mbit/s, the median).",
+    ] if shaped else []) + [
         "",
         "Where the artifact-volume pod's start goes, from podman's events of the `oras-volumes` init",
         "container (podman removes it once it ran; medians; its start and exit are the runtime's, so",
         "its run includes the agent's own start and exit). The transfer's share of the overhead is",
-        f"that run: {mounted['init_s']:.3f} s of {results['volume']['start_overhead_s']:.3f} s, {share:.0%}. The same pull outside a pod",
+        f"that run over the run's overhead, the median of the runs: {share:.0%} on loopback (medians: a run of",
+        f"{mounted['init_s']:.3f} s, an overhead of {results['volume']['start_overhead_s']:.3f} s). The same pull outside a pod",
         f"(the `oras-volumes` median above) took {agent['seconds']:.3f} s.",
         "",
-        "| pod start → `oras-volumes` starts | `oras-volumes` runs (the pull) | its exit → app's first instruction |",
-        "|---|---|---|",
-        f"| {mounted['to_init_start_s']:.3f} s | {mounted['init_s']:.3f} s | {mounted['init_exit_to_app_s']:.3f} s |",
+        "| registry | pod start → `oras-volumes` starts | `oras-volumes` runs (the pull) | its exit → app's first instruction | the run's share of the overhead (runs) |",
+        "|---|---|---|---|---|",
+        f"| loopback | {mounted['to_init_start_s']:.3f} s | {mounted['init_s']:.3f} s | {mounted['init_exit_to_app_s']:.3f} s | "
+        f"{results['volume']['transfer_share']:.2f} ({span(each['share'], unit='')}) |",
+    ] + ([
+        f"| behind the shaped link | {shaped['to_init_start_s']:.3f} s | {shaped['init_s']:.3f} s | {shaped['init_exit_to_app_s']:.3f} s | "
+        f"{results['volume']['shaped_transfer_share']:.2f} ({span(each['share_shaped'], unit='')}) |",
+    ] if shaped else []) + [
         "",
     ]
 
