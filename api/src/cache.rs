@@ -114,7 +114,9 @@ impl OrasCacheSpecView {
 }
 
 /// The value of an optional name, unless it is blank (the original operator's "unset").
-fn non_empty(name: &Option<String>) -> Option<&str> {
+/// A name the user may leave blank: `None`, empty or only spaces all mean "not set", in the spec
+/// the controller reads and in the view the policy reads alike.
+pub fn non_empty(name: &Option<String>) -> Option<&str> {
     name.as_deref().filter(|s| !s.trim().is_empty())
 }
 

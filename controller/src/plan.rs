@@ -217,8 +217,9 @@ pub struct RemoteTarget {
 }
 
 /// Empty strings count as unset: the original CRD had no `omitempty` and wrote `""`.
+/// A blank name is an unset one (`oras_cache_api::cache::non_empty`), owned for the plan.
 fn non_empty(value: &Option<String>) -> Option<String> {
-    value.as_ref().filter(|v| !v.trim().is_empty()).cloned()
+    oras_cache_api::cache::non_empty(value).map(str::to_string)
 }
 
 /// Validates a spec into a plan.

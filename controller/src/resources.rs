@@ -71,10 +71,9 @@ pub fn selector_labels(cache_name: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// The `host:port` pods use: the Service DNS name under the cluster domain.
-pub fn service_address(name: &str, namespace: &str, cluster_domain: &str, port: i32) -> String {
-    oras_cache_api::cache::service_address(name, namespace, cluster_domain, port)
-}
+/// The `host:port` pods use: the Service DNS name under the cluster domain (the one rule the
+/// policy also follows).
+pub use oras_cache_api::cache::service_address;
 
 /// Metadata for a child: same name and namespace as the cache, labelled and owned by it.
 fn child_meta(cache: &OrasCache) -> Result<ObjectMeta, BuildError> {
