@@ -148,7 +148,49 @@ fn check(case: &Case) {
         "{name}: the session has exchanges the policy did not ask for"
     );
     if case.patched {
+        assert_the_patch_only_adds(case, &outcome);
         assert_second_evaluation_is_a_no_op(case, &outcome);
+    }
+}
+
+/// The patch policy-server sends for this mutation (policy-evaluator
+/// `src/admission_response.rs` `from_policy_validation_response`: `json_patch::diff` of the
+/// request's object and the `mutated_object`, arrays compared index by index) adds what the
+/// injection brings and rewrites only what it must: the wrapped container's `command` and `args`
+/// and the CSI volumes it turns into emptyDirs. Nothing that was there is moved, so no element is
+/// rewritten for being shifted, and the patch stays as small as the injection (issue 15).
+fn assert_the_patch_only_adds(case: &Case, outcome: &Outcome) {
+    let original = outcome.request.object().cloned().unwrap_or(Value::Null);
+    let patch = json_patch::diff(&original, &outcome.patched);
+    for operation in &patch.0 {
+        let (kind, path) = match operation {
+            json_patch::PatchOperation::Add(_) => continue,
+            json_patch::PatchOperation::Replace(op) => ("replace", op.path.to_string()),
+            json_patch::PatchOperation::Remove(op) => ("remove", op.path.to_string()),
+            other => panic!("{}: unexpected operation {other:?}", case.request),
+        };
+        let segments: Vec<&str> = path.split('/').collect();
+        let rewrites_a_command = segments.windows(3).any(|w| {
+            w[0] == "containers"
+                && w[1].parse::<usize>().is_ok()
+                && (w[2] == "command" || w[2] == "args")
+        });
+        let rewrites_a_csi_volume =
+            segments
+                .iter()
+                .position(|s| *s == "volumes")
+                .is_some_and(|at| {
+                    let volume = segments[..at + 2.min(segments.len() - at)].join("/");
+                    original
+                        .pointer(&volume)
+                        .is_some_and(|v| v.get("csi").is_some())
+                });
+        assert!(
+            rewrites_a_command || rewrites_a_csi_volume,
+            "{}: the patch {kind}s {path}, which the injection should leave alone: {}",
+            case.request,
+            serde_json::to_string(&patch).unwrap_or_default()
+        );
     }
 }
 
