@@ -43,8 +43,10 @@ pub fn security_context(settings: &Settings) -> Value {
     ])
 }
 
-/// The resources of the agent containers; empty maps are left out.
-pub fn resources(settings: &Settings) -> Value {
+/// The resources of the agent containers; empty maps are left out, and with neither requests nor
+/// limits the whole field is (`None`): the API server reads a missing `resources` as an empty
+/// one, and the patch stays smaller.
+pub fn resources(settings: &Settings) -> Option<Value> {
     let mut resources = Map::new();
     for (kind, map) in [
         ("requests", &settings.resources.requests),
@@ -58,7 +60,7 @@ pub fn resources(settings: &Settings) -> Value {
             resources.insert(kind.into(), Value::Object(quantities));
         }
     }
-    Value::Object(resources)
+    (!resources.is_empty()).then_some(Value::Object(resources))
 }
 
 /// An agent container (`oras-init` or `oras`). Credentials from `oras_env` reach these containers
@@ -97,7 +99,9 @@ pub fn agent_container(
     );
     container.insert("volumeMounts".into(), Value::Array(vec![share_mount()]));
     container.insert("securityContext".into(), security_context(settings));
-    container.insert("resources".into(), resources(settings));
+    if let Some(resources) = resources(settings) {
+        container.insert("resources".into(), resources);
+    }
     if let Some(secret) = oras_env {
         container.insert(
             "envFrom".into(),
@@ -171,7 +175,10 @@ mod tests {
             "agentImage": "a", "resources": {"requests": {}, "limits": {}}
         }))
         .unwrap();
-        assert_eq!(resources(&no_resources), json!({}));
+        assert_eq!(resources(&no_resources), None);
+        let bare = agent_container("oras", "a", &no_resources, Vec::new(), None);
+        assert_eq!(bare.get("resources"), None);
+        assert_eq!(bare.get("envFrom"), None);
         assert_eq!(
             share_volume(),
             json!({"name": SHARE_VOLUME, "emptyDir": {}})

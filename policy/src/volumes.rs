@@ -216,8 +216,10 @@ pub fn plan(
         "args": args.to_args_with_limits(&context.limits),
         "volumeMounts": mounts,
         "securityContext": security_context(settings),
-        "resources": resources(settings),
     });
+    if let (Some(resources), Some(map)) = (resources(settings), container.as_object_mut()) {
+        map.insert("resources".into(), resources);
+    }
     if !env_from.is_empty()
         && let Some(map) = container.as_object_mut()
     {
