@@ -272,7 +272,7 @@ impl From<CopyError> for io::Error {
 /// second thread: this one fills a chunk, writing every read as it arrives (while it is still
 /// in this core's cache), and hands the full chunk to the hasher, which hands it back once
 /// hashed. Memory stays at four 256 KiB chunks whatever the size. Writing each full chunk once
-/// instead (a third of the `write` calls) cost more CPU on a 1 GiB pull (median 1.70 s against
+/// instead (a third of the `write` calls) cost more CPU on a 1 GiB pull (median 1.74 s against
 /// 1.42 s over 8 interleaved pulls, BENCHMARKS.md), most likely because the first bytes of a
 /// chunk have left the cache by the time it is full.
 pub fn copy_hashing(
