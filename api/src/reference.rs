@@ -108,6 +108,27 @@ impl ArtifactReference {
     }
 }
 
+/// Written back as parsed: `<repository>[:<tag>][@<digest>]`.
+impl std::fmt::Display for RepositoryReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Written back as parsed: `<registry>/<repository>[:<tag>][@<digest>]`.
+impl std::fmt::Display for ArtifactReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.path)
+    }
+}
+
 /// The full reference of `relative` (`<repository>[:<tag>][@<digest>]`) in `registry`.
 pub fn join(registry: &str, relative: &str) -> String {
     format!("{registry}/{relative}")
@@ -281,6 +302,25 @@ pub fn is_digest(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parsed_reference_is_written_back_as_it_was() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        for written in [
+            "ghcr.io/singularityhub/github-ci:latest".to_string(),
+            "127.0.0.1:5000/workflow/summary:step2".to_string(),
+            format!("[::1]:5000/a/b@{digest}"),
+            format!("registry.example/team/results:v1@{digest}"),
+            "host/repo".to_string(),
+        ] {
+            let parsed = ArtifactReference::parse(&written).unwrap();
+            assert_eq!(parsed.to_string(), written);
+            assert_eq!(
+                ArtifactReference::parse(&parsed.to_string()).unwrap(),
+                parsed
+            );
+        }
+    }
 
     #[test]
     fn the_registry_is_everything_before_the_first_slash() {

@@ -265,18 +265,8 @@ fn locate<'a>(
                 }
                 .into());
             }
-            let relative = &reference.path;
-            let mut full = format!("{}/{}", reference.registry, relative.repository);
-            if let Some(tag) = &relative.tag {
-                full.push(':');
-                full.push_str(tag);
-            }
-            if let Some(digest) = &relative.digest {
-                full.push('@');
-                full.push_str(digest);
-            }
             Ok((
-                full,
+                reference.to_string(),
                 artifact.plain_http.unwrap_or(false),
                 artifact.credentials_secret.as_deref(),
             ))
