@@ -66,6 +66,48 @@ pub enum BenchError {
     Load(#[from] kwrun::evaluator::EvalError),
 }
 
+/// Compiles `module` as the runner loads it, with `allocator`'s instances, and the host that
+/// answers it: the resources the module's metadata declares granted (as policy-server grants
+/// them), lookups answered from `session` when given.
+pub fn load_policy(
+    module: &Path,
+    allocator: kwrun::evaluator::InstanceAllocator,
+    session: Option<&Path>,
+) -> Result<
+    (
+        kwrun::evaluator::Policy,
+        std::sync::Arc<kwrun::host::HostCapabilities>,
+    ),
+    BenchError,
+> {
+    let policy = kwrun::evaluator::Policy::load(
+        &read(module)?,
+        kwrun::evaluator::EvalOptions {
+            allocator,
+            ..kwrun::evaluator::EvalOptions::default()
+        },
+    )?;
+    let granted = policy
+        .metadata()
+        .map(|m| m.context_aware_resources.clone())
+        .unwrap_or_default();
+    let mut host = kwrun::host::HostCapabilities::default()
+        .with_logs(false)
+        .with_context_aware_resources(granted);
+    if let Some(path) = session {
+        host = host.with_replay(kwrun::session::Replay::from_file(path)?);
+    }
+    Ok((policy, std::sync::Arc::new(host)))
+}
+
+/// A file of `benches/fixtures/`, for the tests.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
+}
+
 /// Reads a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>, BenchError> {
     std::fs::read(path).map_err(|source| BenchError::Io {

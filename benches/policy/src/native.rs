@@ -79,11 +79,7 @@ fn validate(payload: &[u8], host: &dyn Host) -> Result<Vec<u8>, BenchError> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(name)
-    }
+    use crate::fixture;
 
     fn evaluate_fixture(request: &str, session: Option<&str>) -> AdmissionResponse {
         let session = session.map(fixture);

@@ -4,17 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kwrun::admission::{AdmissionResponse, CLI_POLICY_ID, PolicyMode, ValidationResponse};
 use kwrun::bench::summarize;
-use kwrun::evaluator::{EvalOptions, InstanceAllocator, Policy};
-use kwrun::host::HostCapabilities;
-use kwrun::session::Replay;
+use kwrun::evaluator::InstanceAllocator;
 use serde::Serialize;
 
-use crate::{BenchError, read, read_request, read_settings};
+use crate::{BenchError, load_policy, read_request, read_settings};
 
 /// The steps, in the order they run.
 pub const PHASES: [&str; 5] = ["instance", "payload", "validate_call", "answer", "response"];
@@ -44,24 +41,7 @@ pub fn measure(
 ) -> Result<PhaseReport, BenchError> {
     let request = read_request(request_path)?;
     let settings = read_settings(settings_path)?;
-    let policy = Policy::load(
-        &read(module)?,
-        EvalOptions {
-            allocator,
-            ..EvalOptions::default()
-        },
-    )?;
-    let granted = policy
-        .metadata()
-        .map(|m| m.context_aware_resources.clone())
-        .unwrap_or_default();
-    let mut host = HostCapabilities::default()
-        .with_logs(false)
-        .with_context_aware_resources(granted);
-    if let Some(path) = session {
-        host = host.with_replay(Replay::from_file(path)?);
-    }
-    let host = Arc::new(host);
+    let (policy, host) = load_policy(module, allocator, session)?;
 
     let warm_up = (samples / 20).max(20);
     let mut timings: Vec<Vec<Duration>> = vec![Vec::with_capacity(samples); PHASES.len() + 1];

@@ -43,13 +43,12 @@ use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kubewarden_policy_sdk::response::ValidationResponse;
 use kwrun::bench::{BenchReport, summarize};
-use kwrun::evaluator::{EvalOptions, InstanceAllocator, Policy};
+use kwrun::evaluator::{InstanceAllocator, Policy};
 use kwrun::host::HostCapabilities;
-use kwrun::session::Replay;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{BenchError, read, read_json, read_settings};
+use crate::{BenchError, load_policy, read_json, read_settings};
 
 /// The steps, in the order they run (see the module's documentation).
 pub const STEPS: [&str; 8] = [
@@ -339,24 +338,7 @@ pub fn measure(
 ) -> Result<RealPathReport, BenchError> {
     let body = review_body(request_path)?;
     let settings = read_settings(settings_path)?;
-    let policy = Policy::load(
-        &read(module)?,
-        EvalOptions {
-            allocator: InstanceAllocator::OnDemand,
-            ..EvalOptions::default()
-        },
-    )?;
-    let granted = policy
-        .metadata()
-        .map(|m| m.context_aware_resources.clone())
-        .unwrap_or_default();
-    let mut host = HostCapabilities::default()
-        .with_logs(false)
-        .with_context_aware_resources(granted);
-    if let Some(path) = session {
-        host = host.with_replay(Replay::from_file(path)?);
-    }
-    let host = Arc::new(host);
+    let (policy, host) = load_policy(module, InstanceAllocator::OnDemand, session)?;
     let evaluation = Evaluation {
         policy: &policy,
         host: &host,
@@ -408,11 +390,7 @@ pub fn measure(
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(name)
-    }
+    use crate::fixture;
 
     #[test]
     fn a_bare_request_is_sent_as_an_admission_review() {
