@@ -188,6 +188,30 @@ pub fn validate_reference(value: &str) -> Result<(), String> {
     parse_relative(value).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// Splits `host[:port]` at its port: the host (an IPv6 address keeps its brackets) and what
+/// follows the `:`, unchecked. The one reading of an address for references, settings and
+/// `allowedRegistries` patterns; only text after an IPv6 address's `]` that is not `:port`, or a
+/// `[` never closed, is an error here.
+pub fn split_host_port(address: &str) -> Result<(&str, Option<&str>), &'static str> {
+    if address.starts_with('[') {
+        let Some(end) = address.find(']') else {
+            return Err("unclosed '[' in an IPv6 address");
+        };
+        let (host, rest) = address.split_at(end + 1);
+        if rest.is_empty() {
+            return Ok((host, None));
+        }
+        return rest
+            .strip_prefix(':')
+            .map(|port| (host, Some(port)))
+            .ok_or("unexpected text after the IPv6 address");
+    }
+    Ok(match address.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (address, None),
+    })
+}
+
 /// Checks a `host[:port]` registry address; the error says what is wrong.
 pub fn validate_registry(value: &str) -> Result<(), String> {
     if value.contains("://") {
@@ -196,37 +220,14 @@ pub fn validate_registry(value: &str) -> Result<(), String> {
     if value.contains('/') {
         return Err("a registry address has no path".into());
     }
-    let port = if let Some(rest) = value.strip_prefix('[') {
-        // [ipv6]:port
-        let Some((ip, after)) = rest.split_once(']') else {
-            return Err("unclosed '[' in an IPv6 address".into());
-        };
-        if ip.is_empty() || !ip.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+    let (host, port) = split_host_port(value)?;
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ip) if ip.is_empty() || !ip.chars().all(|c| c.is_ascii_hexdigit() || c == ':') => {
             return Err("malformed IPv6 address".into());
         }
-        match after {
-            "" => None,
-            p => match p.strip_prefix(':') {
-                Some(port) => Some(port),
-                None => return Err("unexpected text after the IPv6 address".into()),
-            },
-        }
-    } else {
-        match value.rsplit_once(':') {
-            Some((h, p)) => {
-                if !is_hostname(h) {
-                    return Err("malformed host name".into());
-                }
-                Some(p)
-            }
-            None => {
-                if !is_hostname(value) {
-                    return Err("malformed host name".into());
-                }
-                None
-            }
-        }
-    };
+        None if !is_hostname(host) => return Err("malformed host name".into()),
+        _ => {}
+    }
     if let Some(port) = port {
         match port.parse::<u16>() {
             Ok(p) if p > 0 && !port.starts_with('+') => {}
@@ -302,6 +303,34 @@ pub fn is_digest(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_is_split_at_its_port_one_way_for_every_reader() {
+        assert_eq!(split_host_port("ghcr.io"), Ok(("ghcr.io", None)));
+        assert_eq!(split_host_port("h:5000"), Ok(("h", Some("5000"))));
+        assert_eq!(split_host_port("*.example:*"), Ok(("*.example", Some("*"))));
+        assert_eq!(split_host_port("[::1]"), Ok(("[::1]", None)));
+        assert_eq!(split_host_port("[::1]:5000"), Ok(("[::1]", Some("5000"))));
+        assert!(split_host_port("[::1]x").is_err());
+        assert!(split_host_port("[::1").is_err());
+        assert_eq!(
+            validate_registry("[::1]x"),
+            Err("unexpected text after the IPv6 address".to_string())
+        );
+        assert_eq!(
+            validate_registry("[::1"),
+            Err("unclosed '[' in an IPv6 address".to_string())
+        );
+        assert_eq!(
+            validate_registry("[]:5"),
+            Err("malformed IPv6 address".to_string())
+        );
+        assert_eq!(
+            validate_registry("a]b:5"),
+            Err("malformed host name".to_string())
+        );
+        assert_eq!(validate_registry("[::1]:5000"), Ok(()));
+    }
 
     #[test]
     fn a_parsed_reference_is_written_back_as_it_was() {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::annotations::is_dns_subdomain;
-use crate::reference::validate_registry;
+use crate::reference::{split_host_port, validate_registry};
 
 /// Image of the injected agent containers when the settings name none.
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/oras-cache/oras-agent:v0.1.0";
@@ -143,7 +143,11 @@ impl Settings {
             ));
         }
         for entry in &self.allowed_registries {
-            let (host, port) = split_address(entry);
+            let (host, port) = split_host_port(entry).map_err(|reason| {
+                format!(
+                    "allowedRegistries entry {entry:?} is not a registry pattern ({reason}): write host, host:port, host:* or *.domain with the same port forms"
+                )
+            })?;
             let host = host.strip_prefix("*.").unwrap_or(host);
             let checked = match port {
                 Some("*") | None => host.to_string(),
@@ -205,10 +209,15 @@ impl Settings {
         if self.allowed_registries.is_empty() {
             return true;
         }
-        let (name, port) = split_address(registry);
+        let Ok((name, port)) = split_host_port(registry) else {
+            return false;
+        };
         let name = name.to_ascii_lowercase();
         self.allowed_registries.iter().any(|entry| {
-            let (pattern, pattern_port) = split_address(entry);
+            // Entries were checked with the settings; one that cannot be read matches nothing.
+            let Ok((pattern, pattern_port)) = split_host_port(entry) else {
+                return false;
+            };
             let port_ok = match pattern_port {
                 Some("*") => true,
                 Some(p) => port == Some(p),
@@ -233,18 +242,6 @@ impl Settings {
             &self.cluster_domain,
             crate::cache::DEFAULT_PORT,
         )
-    }
-}
-
-/// `host[:port]` split into the host and the port, IPv6 brackets kept with the host.
-fn split_address(address: &str) -> (&str, Option<&str>) {
-    if let Some(end) = address.find(']') {
-        let (host, rest) = address.split_at(end + 1);
-        return (host, rest.strip_prefix(':'));
-    }
-    match address.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (address, None),
     }
 }
 
@@ -286,6 +283,18 @@ pub fn is_quantity(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allowed_registry_entry_with_text_after_an_ipv6_address_is_refused() {
+        // Before one reader of addresses, "[::1]x" was read as "[::1]" and allowed it.
+        let settings: Settings = serde_json::from_value(serde_json::json!({
+            "allowedRegistries": ["[::1]x"]
+        }))
+        .unwrap();
+        let err = settings.validate().unwrap_err();
+        assert!(err.contains("allowedRegistries entry \"[::1]x\""), "{err}");
+        assert!(!settings.registry_allowed("[::1]"));
+    }
 
     #[test]
     fn empty_settings_take_the_defaults_and_are_valid() {
