@@ -42,6 +42,7 @@ use base64::engine::general_purpose;
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kubewarden_policy_sdk::response::ValidationResponse;
+use kwrun::admission::{AdmissionResponse, ResponseStatus};
 use kwrun::bench::{BenchReport, summarize};
 use kwrun::evaluator::{InstanceAllocator, Policy};
 use kwrun::host::HostCapabilities;
@@ -144,31 +145,6 @@ pub struct AdmissionReviewRequest {
     pub request: AdmissionRequest,
 }
 
-/// The AdmissionResponse policy-evaluator builds.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdmissionResponse {
-    /// The request's identifier.
-    pub uid: String,
-    /// The verdict.
-    pub allowed: bool,
-    /// `JSONPatch` when there is a patch.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch_type: Option<String>,
-    /// The base64 of the JSON patch.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch: Option<String>,
-    /// Rejection message and code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<Value>,
-    /// Audit annotations.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit_annotations: Option<std::collections::HashMap<String, String>>,
-    /// Warnings for the client.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<Vec<String>>,
-}
-
 /// The HTTP body policy-server answers.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -177,7 +153,8 @@ pub struct AdmissionReviewResponse {
     pub kind: String,
     /// `admission.k8s.io/v1`.
     pub api_version: String,
-    /// The response.
+    /// The response: kwrun's AdmissionResponse, which has policy-evaluator's shape (`auditAnnotations`
+    /// and `warnings` written as `null` when absent, as policy-server answers them).
     pub response: AdmissionResponse,
 }
 
@@ -293,8 +270,10 @@ impl Evaluation<'_> {
         };
         lap(times, 6);
 
-        let status = (answer.message.is_some() || answer.code.is_some())
-            .then(|| json!({"message": answer.message, "code": answer.code}));
+        let status = (answer.message.is_some() || answer.code.is_some()).then(|| ResponseStatus {
+            message: answer.message.clone(),
+            code: answer.code,
+        });
         let response = AdmissionReviewResponse {
             kind: "AdmissionReview".into(),
             api_version: "admission.k8s.io/v1".into(),
@@ -304,7 +283,10 @@ impl Evaluation<'_> {
                 patch_type: patch.as_ref().map(|_| "JSONPatch".to_string()),
                 patch,
                 status,
-                audit_annotations: answer.audit_annotations.clone(),
+                audit_annotations: answer
+                    .audit_annotations
+                    .clone()
+                    .map(|annotations| annotations.into_iter().collect()),
                 warnings: answer.warnings.clone(),
             },
         };
@@ -401,6 +383,26 @@ mod tests {
         assert_eq!(
             review["request"]["uid"],
             "5a3c1f7e-0b6d-4b1e-9d51-7b0c2f9a1002"
+        );
+    }
+
+    #[test]
+    fn the_answer_is_written_as_policy_server_writes_it() {
+        // policy-server 4eb6565 (src/api/admission_review.rs AdmissionReviewResponse, with
+        // policy-evaluator's AdmissionResponse), run by hand beside the project, answered the
+        // plain Pod with exactly this body.
+        let answer = AdmissionReviewResponse {
+            kind: "AdmissionReview".into(),
+            api_version: "admission.k8s.io/v1".into(),
+            response: AdmissionResponse {
+                uid: "5a3c1f7e-0b6d-4b1e-9d51-7b0c2f9a1002".into(),
+                allowed: true,
+                ..AdmissionResponse::default()
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&answer).unwrap(),
+            r#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"5a3c1f7e-0b6d-4b1e-9d51-7b0c2f9a1002","allowed":true,"auditAnnotations":null,"warnings":null}}"#
         );
     }
 
