@@ -117,12 +117,35 @@ fn remove_paths(paths: &[PathBuf]) {
     for path in paths.iter().rev() {
         match std::fs::symlink_metadata(path) {
             Ok(metadata) if metadata.is_dir() => {
+                open_for_owner(path);
                 let _ = std::fs::remove_dir_all(path);
             }
             Ok(_) => {
                 let _ = std::fs::remove_file(path);
             }
             Err(_) => {}
+        }
+    }
+}
+
+/// Gives the owner read, write and search on `dir` and every directory below it (links are not
+/// followed): a directory layer may carry directories its owner cannot write (0500, as `oras
+/// pull` would place them too), and a non-root agent could not empty them otherwise.
+fn open_for_owner(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !metadata.is_dir() {
+        return;
+    }
+    let mode = metadata.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            open_for_owner(&entry.path());
         }
     }
 }

@@ -539,6 +539,9 @@ impl Placer {
         let file = std::fs::File::open(blob).map_err(io_err(blob))?;
         let mut archive = tar::Archive::new(bounded(file));
         let no_links = HashSet::new();
+        // Directories opened up for their owner while entries are written below them, with
+        // the mode each gets back once the layer is complete.
+        let mut closed_directories: Vec<(PathBuf, u32)> = Vec::new();
         for entry in archive.entries().map_err(&too_large)? {
             let mut entry = entry.map_err(&too_large)?;
             let checked = check_entry(relative_title, &entry, &no_links, None).map_err(
@@ -558,18 +561,38 @@ impl Placer {
             let existing = std::fs::symlink_metadata(&destination).ok();
             match checked.kind {
                 EntryKind::Directory => {
-                    match existing {
-                        Some(m) if m.is_dir() => {}
-                        Some(_) => {
-                            std::fs::remove_file(&destination).map_err(io_err(&destination))?;
-                            self.created
-                                .create(&destination, || std::fs::create_dir(&destination))
-                                .map_err(io_err(&destination))?;
-                        }
-                        None => self
-                            .created
-                            .create(&destination, || std::fs::create_dir(&destination))
-                            .map_err(io_err(&destination))?,
+                    // As `oras pull` (oras-go v2.7.0 content/file/utils.go `makeDir`:
+                    // `os.MkdirAll(path, header mode)`): a new directory gets the entry's
+                    // permission bits less the umask, an existing one keeps its own.
+                    let mode = entry.header().mode().unwrap_or(0o755) & 0o777;
+                    if existing.as_ref().is_some_and(|m| m.is_dir()) {
+                        continue;
+                    }
+                    if existing.is_some() {
+                        std::fs::remove_file(&destination).map_err(io_err(&destination))?;
+                    }
+                    self.created
+                        .create(&destination, || {
+                            use std::os::unix::fs::DirBuilderExt;
+                            std::fs::DirBuilder::new().mode(mode).create(&destination)
+                        })
+                        .map_err(io_err(&destination))?;
+                    // A directory its owner cannot write or enter (0500, 0600) would stop the
+                    // entries below it when the agent is not root (oras pull then fails); it
+                    // is opened up while they are written and gets its mode back at the end.
+                    use std::os::unix::fs::PermissionsExt;
+                    let made = std::fs::symlink_metadata(&destination)
+                        .map_err(io_err(&destination))?
+                        .permissions()
+                        .mode()
+                        & 0o7777;
+                    if made & 0o700 != 0o700 {
+                        std::fs::set_permissions(
+                            &destination,
+                            std::fs::Permissions::from_mode(made | 0o700),
+                        )
+                        .map_err(io_err(&destination))?;
+                        closed_directories.push((destination, made));
                     }
                     continue;
                 }
@@ -587,14 +610,21 @@ impl Placer {
             }
             match checked.kind {
                 EntryKind::File => {
-                    let mode = entry.header().mode().unwrap_or(0o644) & 0o777 | 0o600;
+                    // As `oras pull` (oras-go v2.7.0 content/file/utils.go `writeFile`, which
+                    // creates the file with the entry's mode, and `extractTarDirectory`, which
+                    // restores no more unless asked to): the entry's permission bits less the
+                    // umask. Set-user-ID, set-group-ID and sticky bits are never taken from an
+                    // archive (README, "Security").
+                    let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
                     let mtime = entry.header().mtime().ok();
                     let mut output = self
                         .created
                         .create(&destination, || {
+                            use std::os::unix::fs::OpenOptionsExt;
                             std::fs::OpenOptions::new()
                                 .write(true)
                                 .create_new(true)
+                                .mode(mode)
                                 .open(&destination)
                         })
                         .map_err(io_err(&destination))?;
@@ -605,10 +635,6 @@ impl Placer {
                             io_err(&destination)(e)
                         }
                     })?;
-                    use std::os::unix::fs::PermissionsExt;
-                    output
-                        .set_permissions(std::fs::Permissions::from_mode(mode))
-                        .map_err(io_err(&destination))?;
                     if let Some(mtime) = mtime {
                         let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
                         let _ = output.set_modified(time);
@@ -645,6 +671,12 @@ impl Placer {
                 }
                 EntryKind::Directory | EntryKind::Skipped => {}
             }
+        }
+        // Innermost first, so a parent closed to its owner cannot stop the next chmod.
+        for (directory, mode) in closed_directories.iter().rev() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(directory, std::fs::Permissions::from_mode(*mode))
+                .map_err(io_err(directory))?;
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 
 pub mod hostile;
 pub mod http;
+pub mod oras_cli;
 pub mod token;
 
 /// The binary the harness runs; override with `ORAS_TEST_REGISTRY_BIN`.
