@@ -15,6 +15,7 @@ pub mod launch;
 pub mod layout;
 pub mod log;
 pub mod manifest;
+pub mod origin;
 pub mod pack;
 pub mod reference;
 pub mod registry;

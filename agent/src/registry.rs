@@ -27,6 +27,7 @@
 use crate::auth::{AuthError, BasicAuthHeader, Challenge, Credentials, Operation};
 use crate::digest::{CopyError, Digest};
 use crate::log::Progress;
+use crate::origin::{Origin, without_query};
 use crate::reference::Reference;
 use crate::{debug, warn};
 use oras_cache_api::challenge::{RealmError, check_token_realm};
@@ -286,6 +287,33 @@ pub enum RegistryError {
         /// Why the realm is refused (it names the realm).
         source: RealmError,
     },
+    /// The registry named a plain-HTTP address (an upload `Location`) while the client speaks
+    /// HTTPS to it.
+    #[error(
+        "{what}: the registry {registry} named the plain-HTTP address {location}; refused, so that neither credentials nor content travel in clear. A registry behind a TLS-terminating proxy must build https:// addresses: set distribution's http.host to its https:// URL, or http.relativeurls: true"
+    )]
+    Downgrade {
+        /// The operation.
+        what: String,
+        /// The registry's origin.
+        registry: String,
+        /// The address it named, without its query.
+        location: String,
+    },
+    /// An address on another origin than the registry's asked for credentials.
+    #[error(
+        "{what}: the registry {registry} sent the upload to {location}, another origin, which answered HTTP {status}; the registry's credentials are only sent to the registry itself (its scheme, host and port)"
+    )]
+    CrossOrigin {
+        /// The operation.
+        what: String,
+        /// The registry's origin.
+        registry: String,
+        /// The other address, without its query.
+        location: String,
+        /// 401 or 403.
+        status: u16,
+    },
     /// Downloaded content does not match its digest.
     #[error("{what}: content digest is {actual}, expected {expected}; the download was discarded")]
     DigestMismatch {
@@ -406,7 +434,14 @@ impl RegistryClient {
             .timeout_per_read(Some(options.read_timeout))
             .timeout_per_write(Some(options.read_timeout))
             .timeout_recv_response(Some(options.read_timeout))
-            .user_agent(concat!("oras-agent/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("oras-agent/", env!("CARGO_PKG_VERSION")))
+            // Credentials stay with their origin (crate::origin): an `Authorization` header is
+            // dropped on every redirect (ureq-proto's `RedirectAuthHeaders::Never`; its
+            // `SameHost` would keep it across ports), and a client of an HTTPS registry sends
+            // nothing over plain HTTP, a redirect's target included (ureq's `https_only` is
+            // checked on each request of a redirect chain, `run.rs` `call_run`).
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
+            .https_only(!options.plain_http);
         if let Some(path) = &options.ca_file {
             let roots = read_ca_file(path)?;
             config = config.tls_config(
@@ -442,6 +477,11 @@ impl RegistryClient {
 
     fn blob_url(&self, reference: &Reference, digest: &Digest) -> String {
         format!("{}/blobs/{digest}", self.repository_url(reference))
+    }
+
+    /// The origin the registry's credentials belong to.
+    fn registry_origin(&self, reference: &Reference) -> Option<Origin> {
+        Origin::of_url(&self.repository_url(reference))
     }
 
     fn absolute_url(&self, reference: &Reference, location: &str) -> String {
@@ -573,6 +613,27 @@ impl RegistryClient {
                 }));
             };
             let mut put_url = self.absolute_url(reference, &location);
+            let registry = self.registry_origin(reference);
+            let shown_registry = registry
+                .as_ref()
+                .map_or_else(|| reference.registry.clone(), Origin::to_string);
+            let Some(target) = Origin::of_url(&put_url) else {
+                return Attempted::Done(Err(RegistryError::Protocol {
+                    what: what.clone(),
+                    reason: format!(
+                        "the upload Location {} is not an http(s) address",
+                        printable(without_query(&location))
+                    ),
+                }));
+            };
+            if !self.options.plain_http && !target.is_https() {
+                return Attempted::Done(Err(RegistryError::Downgrade {
+                    what: what.clone(),
+                    registry: shown_registry,
+                    location: printable(without_query(&put_url)),
+                }));
+            }
+            let same_origin = registry.as_ref() == Some(&target);
             put_url.push(if put_url.contains('?') { '&' } else { '?' });
             put_url.push_str(&format!("digest={}", percent_encode(info.digest.as_str())));
             let content = match open() {
@@ -585,22 +646,35 @@ impl RegistryClient {
                 inner: self.guarded(content),
                 progress: Progress::new(format!("push {} ({label})", info.digest), Some(info.size)),
             };
-            let sent = with_auth(
-                self.agent.put(&put_url),
+            // Another origin gets the upload without the registry's credentials.
+            let authorization = if same_origin {
                 self.cached_authorization(reference, Operation::Push)
-                    .as_deref(),
-            )
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Length", info.size.to_string())
-            .config()
-            .timeout_per_read(Some(self.options.read_timeout * UPLOAD_COMMIT_FACTOR))
-            .timeout_recv_response(Some(self.options.read_timeout * UPLOAD_COMMIT_FACTOR))
-            .build()
-            .send(ureq::SendBody::from_reader(&mut progress));
+            } else {
+                debug!(
+                    "{what}: {target} is another origin than {shown_registry}: no credentials sent"
+                );
+                None
+            };
+            let sent = with_auth(self.agent.put(&put_url), authorization.as_deref())
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", info.size.to_string())
+                .config()
+                .timeout_per_read(Some(self.options.read_timeout * UPLOAD_COMMIT_FACTOR))
+                .timeout_recv_response(Some(self.options.read_timeout * UPLOAD_COMMIT_FACTOR))
+                .build()
+                .send(ureq::SendBody::from_reader(&mut progress));
             match sent {
                 Ok(response) if response.status().as_u16() == 201 => {
                     progress.progress.finish();
                     Attempted::Done(Ok(()))
+                }
+                Ok(response) if !same_origin && matches!(response.status().as_u16(), 401 | 403) => {
+                    Attempted::Done(Err(RegistryError::CrossOrigin {
+                        what: what.clone(),
+                        registry: shown_registry.clone(),
+                        location: printable(without_query(&put_url)),
+                        status: response.status().as_u16(),
+                    }))
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -947,7 +1021,10 @@ impl RegistryClient {
     ) -> Result<Response<ureq::Body>, RegistryError> {
         let mut authenticated = false;
         self.retrying(what, budget, |budget| {
-            let authorization = self.cached_authorization(reference, operation);
+            // Every URL `execute` is given is the registry's own; the check keeps it so.
+            let authorization = self
+                .cached_authorization(reference, operation)
+                .filter(|_| Origin::of_url(url) == self.registry_origin(reference));
             debug!("{what}: {url}");
             match make(&self.agent, authorization.as_deref()) {
                 Ok(response) => {

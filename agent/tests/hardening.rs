@@ -98,6 +98,140 @@ fn an_https_registry_naming_a_plain_http_realm_gets_no_credentials_sent_there() 
 
 // ---- 2. Nothing waits for ever ----------------------------------------------------------
 
+/// A real registry whose upload `Location`s point at `elsewhere` (`http://host:port`): the
+/// registry's `http.host` setting is the base of every address it builds, before the request's
+/// own host and `X-Forwarded-Proto` (distribution `registry/handlers/app.go`, `NewApp` and
+/// `context`, commit 0d6b721d; the same in 2.8), which is also how a registry behind a
+/// TLS-terminating proxy ends up naming `http://` addresses.
+fn registry_sending_uploads_to(elsewhere: &str, options: RegistryOptions) -> Registry {
+    options
+        .env("REGISTRY_HTTP_HOST", elsewhere)
+        .start()
+        .expect("start a registry whose upload Locations name another origin")
+}
+
+/// Asserts that nothing `server` received carries credentials: no `Authorization` header, no
+/// password, no token.
+fn assert_no_credentials(server: &RecordingServer, secrets: &[&str]) {
+    for request in server.received() {
+        assert!(
+            request.header("authorization").is_none(),
+            "credentials reached another origin: {} with {:?}",
+            request.request_line,
+            request.header("authorization")
+        );
+        let raw = String::from_utf8_lossy(&request.raw);
+        for secret in secrets {
+            assert!(
+                !raw.contains(secret),
+                "{secret} reached another origin: {raw}"
+            );
+        }
+    }
+}
+
+/// An HTTPS registry with htpasswd that answers the upload start with a plain-HTTP `Location`
+/// on another listener: the push is refused before the upload is sent anywhere, naming the
+/// downgrade and the fix, and the other listener receives nothing. The agent sent the Basic
+/// credentials there in clear text before (oras-go and docker look credentials up by the
+/// request's own host: a Location elsewhere gets none).
+#[test]
+fn an_upload_location_downgraded_to_plain_http_is_refused_and_receives_nothing() {
+    let elsewhere = RecordingServer::start("201 Created", "").unwrap();
+    let registry = registry_sending_uploads_to(
+        &format!("http://{}", elsewhere.host()),
+        RegistryOptions::default()
+            .tls()
+            .basic_auth("alice", "s3cret-basic"),
+    );
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("f.txt"), "not for another host").unwrap();
+    let reference = format!("{}/hardening/location:v1", registry.host());
+    let message = run_failing(
+        agent()
+            .current_dir(work.path())
+            .env("ORAS_AGENT_CA_FILE", registry.ca_file().unwrap())
+            .env("ORAS_USER", "alice")
+            .env("ORAS_PASS", "s3cret-basic")
+            .args(["push", &reference, "f.txt"]),
+    );
+    assert_no_credentials(&elsewhere, &["s3cret-basic", "YWxpY2U6"]);
+    assert!(
+        elsewhere.received().is_empty(),
+        "{:?}",
+        elsewhere.received()
+    );
+    assert!(
+        message.contains(&format!(
+            "http://{}/v2/hardening/location/blobs/uploads/",
+            elsewhere.host()
+        )) && message.contains("plain-HTTP")
+            && message.contains("http.host"),
+        "the message names the address and the fix: {message}"
+    );
+    assert!(
+        !message.contains("_state"),
+        "the upload's state stays out of the log: {message}"
+    );
+}
+
+/// A plain-HTTP registry (htpasswd, then token auth) whose upload `Location` names another
+/// origin that asks for credentials: the upload goes there without the registry's Basic
+/// credentials or its Bearer token, and the push fails naming both origins.
+#[test]
+fn an_upload_location_on_another_origin_gets_neither_basic_credentials_nor_a_bearer_token() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("f.txt"), "not for another host").unwrap();
+
+    let elsewhere = RecordingServer::start("401 Unauthorized", "{}").unwrap();
+    let registry = registry_sending_uploads_to(
+        &format!("http://{}", elsewhere.host()),
+        RegistryOptions::default().basic_auth("alice", "s3cret-basic"),
+    );
+    let reference = format!("{}/hardening/basic:v1", registry.host());
+    let message = run_failing(
+        push(&reference, &["f.txt"])
+            .current_dir(work.path())
+            .env("ORAS_USER", "alice")
+            .env("ORAS_PASS", "s3cret-basic"),
+    );
+    assert!(
+        !elsewhere.received().is_empty(),
+        "the upload went to its Location"
+    );
+    assert_no_credentials(&elsewhere, &["s3cret-basic", "YWxpY2U6"]);
+    assert!(
+        message.contains("another origin")
+            && message.contains(&registry.host())
+            && message.contains(&elsewhere.host()),
+        "{message}"
+    );
+
+    let tokens = oras_test_support::token::TokenServer::start("alice", "s3cret-token").unwrap();
+    let elsewhere = RecordingServer::start("401 Unauthorized", "{}").unwrap();
+    let registry = registry_sending_uploads_to(
+        &format!("http://{}", elsewhere.host()),
+        RegistryOptions::default().token_server(&tokens, "oras-hardening"),
+    );
+    let reference = format!("{}/hardening/bearer:v1", registry.host());
+    let message = run_failing(
+        push(&reference, &["f.txt"])
+            .current_dir(work.path())
+            .env("ORAS_USER", "alice")
+            .env("ORAS_PASS", "s3cret-token"),
+    );
+    assert!(
+        !elsewhere.received().is_empty(),
+        "the upload went to its Location"
+    );
+    assert_no_credentials(&elsewhere, &["s3cret-token", "Bearer"]);
+    assert!(message.contains("another origin"), "{message}");
+    assert!(
+        tokens.requests().iter().any(|r| r.with_credentials),
+        "the registry's own challenge was answered with a token"
+    );
+}
+
 /// A fake registry serving one file layer whose blob behaves as `behaviour`.
 fn stalling_registry(behaviour: BlobBehaviour, blob: &[u8]) -> (FakeRegistry, Digest) {
     let digest = Digest::of_bytes(blob);
