@@ -748,6 +748,9 @@ def stage_volume(out):
 # ---------------------------------------------------------------------------------------- mirror
 
 MIRROR_PULLS = 20
+# The build of distribution both registries of the mirror stage run (oras-test-registry
+# --distribution): v3, what a mirror OrasCache deploys, unless BENCH_MIRROR_DISTRIBUTION says debian.
+MIRROR_DISTRIBUTION = os.environ.get("BENCH_MIRROR_DISTRIBUTION", "v3")
 UPSTREAM_USER = "bench"
 UPSTREAM_PASSWORD = "bench-upstream-secret"
 # An access-log line of distribution (Apache combined format): the request and the user agent.
@@ -805,7 +808,11 @@ def stage_mirror(out):
         for r in range(repeat):
             say(f"mirror: round {r + 1}/{repeat}: an htpasswd upstream, a fresh mirror of it, "
                 f"{MIRROR_PULLS} pulls of a {mib} MiB artifact through it and one direct")
-            upstream = Registry(work, "--user", UPSTREAM_USER, "--password", UPSTREAM_PASSWORD,
+            # distribution v3 on both sides, what a mirror OrasCache runs (the registry of
+            # record; ORAS_TEST_REGISTRY_BIN still overrides, BENCH_MIRROR_DISTRIBUTION=debian
+            # measures Debian's 2.8).
+            upstream = Registry(work, "--distribution", MIRROR_DISTRIBUTION,
+                                "--user", UPSTREAM_USER, "--password", UPSTREAM_PASSWORD,
                                 "--access-log", name=f"upstream-{r}")
             mirror = None
             try:
@@ -816,13 +823,16 @@ def stage_mirror(out):
                     f"{UPSTREAM_USER}:{UPSTREAM_PASSWORD}".encode()).decode()
                 manifest = manifest_of(up, repo, "v1", auth=basic)
                 blobs = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
-                mirror = Registry(work, "--mirror-of", upstream.info["url"],
+                mirror = Registry(work, "--distribution", MIRROR_DISTRIBUTION,
+                                  "--mirror-of", upstream.info["url"],
                                   "--upstream-user", UPSTREAM_USER,
                                   "--upstream-password", UPSTREAM_PASSWORD,
                                   "--access-log", name=f"mirror-{r}")
-                # Which distribution ran the mirror (its --version line): Debian's
-                # docker-registry, or the build ORAS_TEST_REGISTRY_BIN names.
+                # Which distribution ran the mirror (its --version line): v3 built by
+                # scripts/peers.sh, Debian's docker-registry, or the build
+                # ORAS_TEST_REGISTRY_BIN names.
                 registry = mirror.info.get("registryVersion", "docker-registry (version not reported)")
+                mirror_bin = mirror.info.get("registryBin", "docker-registry")
                 target = os.path.join(work, "pull")
                 pulls = []
                 waited = 0.0
@@ -861,6 +871,7 @@ def stage_mirror(out):
             wanted = [d for d in blobs if asked[d]]
             rounds.append({
                 "registry": registry,
+                "registry_bin": mirror_bin,
                 "pull_s": [round(m.seconds, 4) for m in pulls],
                 "direct_s": round(direct.seconds, 4),
                 "waited_for_store_s": round(waited, 3),
@@ -876,7 +887,7 @@ def stage_mirror(out):
     direct = [r["direct_s"] for r in rounds]
     result = {
         "registry": rounds[0]["registry"],
-        "registry_bin": os.environ.get("ORAS_TEST_REGISTRY_BIN") or "docker-registry",
+        "registry_bin": rounds[0]["registry_bin"],
         "mib": mib,
         "pulls": MIRROR_PULLS,
         "repeat": repeat,
@@ -1377,12 +1388,13 @@ def render_mirror(mirror, results):
     lines = [
         "### Pulls through a mirror",
         "",
-        f"{mirror['repeat']} rounds; each starts an htpasswd upstream (`oras-test-registry --user U --password P",
-        "--access-log`) holding a single-file artifact of "
-        f"{mirror['mib']} MiB, and a fresh mirror of it (`oras-test-registry",
+        f"{mirror['repeat']} rounds; each starts an htpasswd upstream (`oras-test-registry --distribution v3 --user U",
+        "--password P --access-log`) holding a single-file artifact of "
+        f"{mirror['mib']} MiB, and a fresh mirror of it (`oras-test-registry --distribution v3",
         "--mirror-of URL --upstream-user U --upstream-password P`: distribution's pull-through cache).",
         f"Both run `{mirror.get('registry', 'docker-registry')}` (the `--version` line of the registry binary:",
-        "Debian's `docker-registry`, or the build `ORAS_TEST_REGISTRY_BIN` names).",
+        "distribution v3 built by `scripts/peers.sh`, what a mirror OrasCache deploys; `BENCH_MIRROR_DISTRIBUTION=debian`",
+        "runs Debian's `docker-registry`, `ORAS_TEST_REGISTRY_BIN` any other build).",
         f"Then {mirror['pulls']} `oras-agent pull --plain-http` through the mirror with no credentials, one after the",
         "other (after the first, the bench waits until the mirror has stored the blobs it fetches in",
         "the background), and one direct `oras-agent pull --plain-http` from the upstream with the",

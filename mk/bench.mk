@@ -11,7 +11,7 @@ BENCH_POLICY_TOOL := $(CARGO_TARGET_DIR)/release/policy-bench
 # Results of every stage; the report reads them back.
 BENCH_OUT ?= $(CARGO_TARGET_DIR)/bench
 BENCH_VARS := BENCH_BIG_MIB BENCH_SMALL_FILES BENCH_SMALL_BYTES BENCH_REPEAT BENCH_POLICY_SAMPLES BENCH_POD_RUNS \
-	BENCH_VOLUME_MIB BENCH_MIRROR_MIB BENCH_WORK
+	BENCH_VOLUME_MIB BENCH_MIRROR_MIB BENCH_MIRROR_DISTRIBUTION BENCH_WORK
 BENCH_ENV = KWRUN=$(BENCH_KWRUN) POLICY_BENCH=$(BENCH_POLICY_TOOL) AGENT_BIN=$(AGENT_BIN) \
 	POLICY=$(CURDIR)/annotated-policy.wasm BENCH_OUT=$(BENCH_OUT) \
 	$(foreach v,$(BENCH_VARS),$(if $($(v)),$(v)=$($(v))))
@@ -19,7 +19,7 @@ BENCH_ENV = KWRUN=$(BENCH_KWRUN) POLICY_BENCH=$(BENCH_POLICY_TOOL) AGENT_BIN=$(A
 .PHONY: bench bench-tools bench-policy bench-agent bench-pod bench-volume bench-mirror bench-report
 
 # Release builds: latency is measured on what a policy server would run, not a debug build.
-bench-tools: | bootstrap ## release kwrun and policy-bench, the policy module and the static agent
+bench-tools: | bootstrap peers ## release kwrun and policy-bench, the policy module and the static agent
 	$(CARGO) build --release -p oras-cache-bench --bin policy-bench
 	$(MAKE) --no-print-directory KWRUN=$(BENCH_KWRUN) kwrun policy.wasm annotated-policy.wasm agent
 

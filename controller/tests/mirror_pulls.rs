@@ -1,10 +1,10 @@
-//! The mirror end to end on loopback, with real processes: an upstream `docker-registry` with
-//! htpasswd auth holds an artifact; a second `docker-registry` runs with exactly the registry
-//! container's environment that `oras-cache-controller render` prints for a mirror cache (its
-//! `secretKeyRef`s resolved from the Secret in the same file, its `$(VAR)` references expanded as
-//! the kubelet does). Twenty pulls through it by the agent's client, with no credentials, all
-//! succeed and verify; the upstream serves each blob during the first pull only; a push to the
-//! mirror fails.
+//! The mirror end to end on loopback, with real processes: an upstream registry with htpasswd
+//! auth holds an artifact; a second registry runs with exactly the registry container's
+//! environment that `oras-cache-controller render` prints for a mirror cache (its `secretKeyRef`s
+//! resolved from the Secret in the same file, its `$(VAR)` references expanded as the kubelet
+//! does). Twenty pulls through it by the agent's client, with no credentials, all succeed and
+//! verify; the upstream serves each blob during the first pull only; a push to the mirror fails.
+//! Both run distribution v3 (what the controller deploys for a mirror), and again Debian's 2.8.
 
 mod support;
 
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use oras_agent::auth::{BasicCredentials, Credentials};
 use oras_agent::transfer::{pull_to_dir, push_paths};
 use oras_agent::{ClientOptions, Reference, RegistryClient};
-use oras_test_support::Registry;
+use oras_test_support::{Distribution, Registry};
 use serde_json::Value;
 
 const USER: &str = "mirror-bot";
@@ -123,12 +123,23 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn twenty_pulls_through_the_rendered_mirror_fetch_each_blob_from_the_upstream_once() {
+    twenty_pulls_through_the_rendered_mirror(Distribution::V3);
+}
+
+#[test]
+fn twenty_pulls_through_a_distribution_2_8_mirror_read_the_upstream_during_the_first_only() {
+    twenty_pulls_through_the_rendered_mirror(Distribution::Debian);
+}
+
+/// The mirror case with both registries running `distribution`.
+fn twenty_pulls_through_the_rendered_mirror(distribution: Distribution) {
     let work = tempfile::tempdir().unwrap();
     let mut upstream = Registry::builder()
+        .distribution(distribution)
         .basic_auth(USER, PULL_PASSWORD)
         .access_log()
         .start()
-        .expect("start the upstream (scripts/bootstrap.sh installs docker-registry)");
+        .expect("start the upstream (scripts/bootstrap.sh installs docker-registry, scripts/peers.sh builds v3)");
     let inputs = files(work.path());
     let upstream_ref = Reference::parse(&format!("{}/{REPOSITORY}:v1", upstream.host())).unwrap();
     let owner = client(Credentials::Basic(BasicCredentials {
@@ -178,7 +189,7 @@ fn twenty_pulls_through_the_rendered_mirror_fetch_each_blob_from_the_upstream_on
     let environment = container_environment(container, &secret);
     // The harness keeps the address and storage its own (the container's `:5000` and volume
     // would collide on a shared machine); every other variable is the container's.
-    let mut options = Registry::builder().access_log();
+    let mut options = Registry::builder().distribution(distribution).access_log();
     for (name, value) in &environment {
         options = options.env(name, value);
     }
@@ -212,8 +223,8 @@ fn twenty_pulls_through_the_rendered_mirror_fetch_each_blob_from_the_upstream_on
     // distribution 2.8 reads a blob it lacks from the upstream while serving the first pull:
     // once streamed to the client and once stored (registry/proxy/proxyblobstore.go,
     // `ServeBlob` and `storeLocal`), so one fetch is one or two GETs; none after it.
-    // distribution v3 (ORAS_TEST_REGISTRY_BIN, the mirror's image in a cluster) reads it once.
-    let most = if oras_test_support::proxy_fetches_blobs_once() {
+    // distribution v3 (the mirror's image in a cluster) reads it once.
+    let most = if distribution.proxy_fetches_blobs_once() {
         1
     } else {
         2

@@ -1,5 +1,5 @@
-//! Replicas of a cache as real processes: two `docker-registry` processes on one storage
-//! directory, each started with the registry container's environment that `render` prints for a
+//! Replicas of a cache as real processes: two registry processes (distribution v3, what a cache
+//! runs in a cluster, and again Debian's 2.8) on one storage directory, each started with the registry container's environment that `render` prints for a
 //! three-replica cache on a ReadWriteMany claim (the kept `<cache>-http-secret` resolved to one
 //! value). A chunked upload started on one finishes on the other and both serve the blob; with
 //! the secret resolved differently per process (what replicas without the shared Secret would
@@ -9,8 +9,8 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use oras_test_support::Registry;
 use oras_test_support::http::{Client, sha256_digest};
+use oras_test_support::{Distribution, Registry};
 use serde_json::Value;
 
 const REPOSITORY: &str = "steps/out";
@@ -58,8 +58,14 @@ fn environment(
         .collect()
 }
 
-fn start(storage: &std::path::Path, env: &[(String, String)]) -> Registry {
-    let mut options = Registry::builder().storage(storage);
+fn start(
+    distribution: Distribution,
+    storage: &std::path::Path,
+    env: &[(String, String)],
+) -> Registry {
+    let mut options = Registry::builder()
+        .distribution(distribution)
+        .storage(storage);
     for (name, value) in env {
         options = options.env(name, value);
     }
@@ -83,17 +89,26 @@ fn replicas_with_the_rendered_environment_share_upload_sessions() {
         env.iter().any(|(name, _)| name == "REGISTRY_HTTP_SECRET"),
         "{env:?}"
     );
-    let storage = tempfile::tempdir().unwrap();
-    let (one, two) = (start(storage.path(), &env), start(storage.path(), &env));
-    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
-    let (status, body) = upload_across(&one, &two, &data);
-    assert_eq!(status, 201, "{body}");
-    for replica in [&one, &two] {
-        let blob = Client::new(replica.addr())
-            .get_blob(REPOSITORY, &sha256_digest(&data))
-            .unwrap();
-        assert_eq!(blob.status, 200);
-        assert!(blob.body == data, "{} serves the blob", replica.host());
+    for distribution in Distribution::ALL {
+        let storage = tempfile::tempdir().unwrap();
+        let (one, two) = (
+            start(distribution, storage.path(), &env),
+            start(distribution, storage.path(), &env),
+        );
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        let (status, body) = upload_across(&one, &two, &data);
+        assert_eq!(status, 201, "{distribution:?}: {body}");
+        for replica in [&one, &two] {
+            let blob = Client::new(replica.addr())
+                .get_blob(REPOSITORY, &sha256_digest(&data))
+                .unwrap();
+            assert_eq!(blob.status, 200, "{distribution:?}");
+            assert!(
+                blob.body == data,
+                "{distribution:?}: {} serves the blob",
+                replica.host()
+            );
+        }
     }
 }
 
@@ -106,12 +121,22 @@ fn replicas_with_different_secrets_cannot_share_an_upload() {
             BTreeMap::from([("REGISTRY_HTTP_SECRET", value)]),
         )])
     };
-    let storage = tempfile::tempdir().unwrap();
-    let one = start(storage.path(), &environment(&container, &secret("one")));
-    let two = start(storage.path(), &environment(&container, &secret("two")));
-    let (status, body) = upload_across(&one, &two, b"half and half");
-    assert!(
-        !(200..300).contains(&status),
-        "a session signed with another secret is refused: {status} {body}"
-    );
+    for distribution in Distribution::ALL {
+        let storage = tempfile::tempdir().unwrap();
+        let one = start(
+            distribution,
+            storage.path(),
+            &environment(&container, &secret("one")),
+        );
+        let two = start(
+            distribution,
+            storage.path(),
+            &environment(&container, &secret("two")),
+        );
+        let (status, body) = upload_across(&one, &two, b"half and half");
+        assert!(
+            !(200..300).contains(&status),
+            "{distribution:?}: a session signed with another secret is refused: {status} {body}"
+        );
+    }
 }

@@ -5,13 +5,16 @@
 //! htpasswd basic auth, token auth, TLS, a pull-through cache of an upstream (a mirror), or storage
 //! shared with other processes (replicas).
 //!
-//! `ORAS_TEST_REGISTRY_BIN=/path/to/registry` runs another build of distribution instead, such as
-//! distribution v3's `registry` (`cmd/registry` of github.com/distribution/distribution, built by
-//! hand: the harness never builds it). Both take the same command line, `serve CONFIG`
+//! A registry runs Debian's 2.8 unless its builder asks for [`Distribution::V3`]: distribution v3's
+//! `registry` (`cmd/registry` of github.com/distribution/distribution/v3, built from its Go module
+//! by `scripts/peers.sh`, which `make test` runs first), the registry of record of the mirror and
+//! replica tests. `ORAS_TEST_REGISTRY_BIN=/path/to/registry` runs that one binary for every
+//! registry instead. Both take the same command line, `serve CONFIG`
 //! (v3: registry/registry.go `ServeCmd`, "serve <config>"), and every configuration key written
 //! here exists in both (v3: configuration/configuration.go, docs/content/about/configuration.md).
 //! Where the two behave differently as mirrors, [`Upstream::environment`] and
-//! [`proxy_binds_token_realms`] say how. [`registry_version`] names the build that runs. [`RegistryOptions`] is the one builder for all of them
+//! [`Distribution::proxy_binds_token_realms`] say how. [`Distribution::version`] names the build
+//! that runs. [`RegistryOptions`] is the one builder for all of them
 //! ([`Registry::builder`]); [`RegistryOptions::start`] returns once `GET /v2/` answers, and
 //! dropping the [`Registry`] stops the process and removes what it wrote. Shell and Python get
 //! the same registries from the `oras-test-registry` command (`src/bin/oras-test-registry.rs`).
@@ -48,44 +51,111 @@ pub mod http;
 pub mod oras_cli;
 pub mod token;
 
-/// The binary the harness runs; override with `ORAS_TEST_REGISTRY_BIN`.
+/// The binary the harness runs for [`Distribution::Debian`]; override with
+/// `ORAS_TEST_REGISTRY_BIN`.
 pub const DEFAULT_REGISTRY_BIN: &str = "docker-registry";
 
-/// The environment variable naming another registry binary than [`DEFAULT_REGISTRY_BIN`].
+/// The environment variable naming one registry binary that every registry the harness starts
+/// runs instead, whichever [`Distribution`] a test asks for.
 pub const REGISTRY_BIN_ENV: &str = "ORAS_TEST_REGISTRY_BIN";
 
-/// The registry binary the harness runs: `ORAS_TEST_REGISTRY_BIN` when it is set and not empty,
-/// else Debian's `docker-registry` (found on `PATH`).
-pub fn registry_bin() -> String {
-    std::env::var(REGISTRY_BIN_ENV)
-        .ok()
-        .filter(|bin| !bin.is_empty())
-        .unwrap_or_else(|| DEFAULT_REGISTRY_BIN.into())
+/// Which build of CNCF distribution a registry runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Distribution {
+    /// Debian's `docker-registry` (distribution 2.8, found on `PATH`): every registry a test
+    /// starts without saying otherwise.
+    #[default]
+    Debian,
+    /// distribution v3's `registry`, built from its Go module by `scripts/peers.sh`
+    /// ([`peers::binary`]`("registry")`): what a mirror OrasCache runs in a cluster, so the
+    /// registry of record of the mirror and replica tests and of `make bench`'s mirror stage.
+    V3,
 }
 
-/// What the registry binary prints for `--version`, one line: `docker-registry
-/// github.com/docker/distribution 2.8.2+ds1` for Debian's, `registry
-/// github.com/distribution/distribution/v3 v3.1.1` for distribution v3 (registry/root.go, the
-/// `--version` flag; version/get.go `PrintVersion`).
-pub fn registry_version() -> std::io::Result<String> {
-    let bin = registry_bin();
-    let output = Command::new(&bin)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            std::io::Error::other(format!(
-                "{bin} --version ({REGISTRY_BIN_ENV}, or scripts/bootstrap.sh's docker-registry): {e}"
-            ))
-        })?;
-    if !output.status.success() {
-        return Err(std::io::Error::other(format!(
-            "{bin} --version exited with {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )));
+impl Distribution {
+    /// Both builds, for tests that cover each.
+    pub const ALL: [Distribution; 2] = [Distribution::V3, Distribution::Debian];
+
+    /// The binary started for this build: `ORAS_TEST_REGISTRY_BIN` when it is set and not
+    /// empty, else Debian's `docker-registry` or the v3 `registry` of `scripts/peers.sh` (which
+    /// panics with the fix when it is not built).
+    pub fn bin(self) -> String {
+        if let Some(bin) = std::env::var(REGISTRY_BIN_ENV)
+            .ok()
+            .filter(|bin| !bin.is_empty())
+        {
+            return bin;
+        }
+        match self {
+            Distribution::Debian => DEFAULT_REGISTRY_BIN.into(),
+            Distribution::V3 => peers::binary("registry").display().to_string(),
+        }
     }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+
+    /// What the binary prints for `--version`, one line: `docker-registry
+    /// github.com/docker/distribution 2.8.2+ds1` for Debian's, `<argv0>
+    /// github.com/distribution/distribution/v3 v3.1.2` for v3 (registry/root.go, the `--version`
+    /// flag; version/get.go `FprintVersion` prints `os.Args[0]`, the package and
+    /// `version.version`, which scripts/peers.sh stamps with `-ldflags -X`; unstamped it is
+    /// `v3.1.2+unknown` in v3.1.2's version/version.go, which [`parse_release`] reads alike).
+    pub fn version(self) -> std::io::Result<String> {
+        let bin = self.bin();
+        let output = Command::new(&bin)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                std::io::Error::other(format!(
+                    "{bin} --version ({REGISTRY_BIN_ENV}, scripts/bootstrap.sh's docker-registry or scripts/peers.sh's registry): {e}"
+                ))
+            })?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "{bin} --version exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
+    /// The release the binary reports ([`parse_release`] of [`Distribution::version`]).
+    pub fn release(self) -> Option<(u32, u32, u32)> {
+        self.version().ok().and_then(|v| parse_release(&v))
+    }
+
+    /// Whether this build, as a mirror, answers only the `Bearer` challenges whose realm has
+    /// the upstream's own host and port, or shares its registrable domain (neither being an IP
+    /// address or `localhost`): distribution v3.1.0 and later (commit f215e513d "proxy: bind
+    /// bearer realms to upstream trust boundary", registry/proxy/proxyauth.go `realmAllowed`,
+    /// applied to every challenge by proxyregistry.go `challengeManager`). ghcr.io (realm on
+    /// ghcr.io) and Docker Hub (registry-1.docker.io, realm on auth.docker.io) pass; a loopback
+    /// upstream whose token service listens on another port does not, so such a mirror pulls
+    /// anonymously and is refused. Debian's 2.8 and v3.0 trust any realm. `false` when the
+    /// version cannot be read.
+    pub fn proxy_binds_token_realms(self) -> bool {
+        self.release().is_some_and(|release| release >= (3, 1, 0))
+    }
+
+    /// Whether this build, as a mirror, reads a blob it lacks from the upstream once and
+    /// writes that read to the client and to its storage together: distribution v3 (commit
+    /// 17952924f "avoid redundant blob fetching", first in v3.0.0-alpha.1; `io.MultiWriter` in
+    /// registry/proxy/proxyblobstore.go `ServeBlob`). Debian's 2.8 reads it twice, once in the
+    /// `storeLocal` goroutine and once for the client (`copyContent`). `false` when the version
+    /// cannot be read.
+    pub fn proxy_fetches_blobs_once(self) -> bool {
+        self.release().is_some_and(|release| release >= (3, 0, 0))
+    }
+}
+
+/// The binary of the default registry ([`Distribution::Debian`]`.bin()`).
+pub fn registry_bin() -> String {
+    Distribution::Debian.bin()
+}
+
+/// The `--version` line of the default registry ([`Distribution::version`]).
+pub fn registry_version() -> std::io::Result<String> {
+    Distribution::Debian.version()
 }
 
 /// `(major, minor, patch)` of a `--version` line: its last word without a leading `v`, up to the
@@ -104,31 +174,19 @@ pub fn parse_release(version: &str) -> Option<(u32, u32, u32)> {
     ))
 }
 
-/// Whether the registry binary, as a mirror, answers only the `Bearer` challenges whose realm
-/// has the upstream's own host and port, or shares its registrable domain (neither being an IP
-/// address or `localhost`): distribution v3.1.0 and later (commit f215e513d "proxy: bind bearer
-/// realms to upstream trust boundary", registry/proxy/proxyauth.go `realmAllowed`, applied to
-/// every challenge by proxyregistry.go `challengeManager`). ghcr.io (realm on ghcr.io) and Docker
-/// Hub (registry-1.docker.io, realm on auth.docker.io) pass; a loopback upstream whose token
-/// service listens on another port does not, so such a mirror pulls anonymously and is refused.
-/// Debian's 2.8 and v3.0 trust any realm. `false` when the version cannot be read.
+/// [`Distribution::proxy_binds_token_realms`] of the default registry.
 pub fn proxy_binds_token_realms() -> bool {
-    registry_release().is_some_and(|release| release >= (3, 1, 0))
+    Distribution::Debian.proxy_binds_token_realms()
 }
 
-/// Whether the registry binary, as a mirror, reads a blob it lacks from the upstream once and
-/// writes that read to the client and to its storage together: distribution v3 (commit
-/// 17952924f "avoid redundant blob fetching", first in v3.0.0-alpha.1; `io.MultiWriter` in
-/// registry/proxy/proxyblobstore.go `ServeBlob`). Debian's 2.8 reads it twice, once in the
-/// `storeLocal` goroutine and once for the client (`copyContent`). `false` when the version
-/// cannot be read.
+/// [`Distribution::proxy_fetches_blobs_once`] of the default registry.
 pub fn proxy_fetches_blobs_once() -> bool {
-    registry_release().is_some_and(|release| release >= (3, 0, 0))
+    Distribution::Debian.proxy_fetches_blobs_once()
 }
 
-/// The release of the registry binary ([`parse_release`] of [`registry_version`]).
+/// [`Distribution::release`] of the default registry.
 pub fn registry_release() -> Option<(u32, u32, u32)> {
-    registry_version().ok().and_then(|v| parse_release(&v))
+    Distribution::Debian.release()
 }
 
 /// The `http.secret` of a registry started without [`RegistryOptions::http_secret`].
@@ -268,6 +326,8 @@ pub struct RegistryOptions {
     /// Extra environment of the registry process: `REGISTRY_*` variables override the
     /// configuration, except the listen address and the filesystem storage root.
     pub env: Vec<(String, String)>,
+    /// The build of distribution that runs (Debian's 2.8 unless set).
+    pub distribution: Distribution,
 }
 
 impl RegistryOptions {
@@ -337,6 +397,12 @@ impl RegistryOptions {
     /// Appends the registry's output to `file` (see [`RegistryOptions::log_file`]).
     pub fn log_file(mut self, file: impl Into<PathBuf>) -> Self {
         self.log_file = Some(file.into());
+        self
+    }
+
+    /// Runs this build of distribution (see [`Distribution`]).
+    pub fn distribution(mut self, distribution: Distribution) -> Self {
+        self.distribution = distribution;
         self
     }
 
@@ -677,7 +743,7 @@ impl Registry {
     }
 
     fn launch(&mut self) -> std::io::Result<()> {
-        let bin = registry_bin();
+        let bin = self.options.distribution.bin();
         // Appended to, so that a restarted registry's log keeps what came before.
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -935,6 +1001,17 @@ mod tests {
             Some((3, 1, 1))
         );
         assert_eq!(parse_release("registry x v3.0.0-rc.1"), Some((3, 0, 0)));
+        // scripts/peers.sh's build, run by its full path, and an unstamped one.
+        assert_eq!(
+            parse_release(
+                "/root/.cache/oras-cache/peers/registry-v3.1.2/registry github.com/distribution/distribution/v3 v3.1.2"
+            ),
+            Some((3, 1, 2))
+        );
+        assert_eq!(
+            parse_release("registry github.com/distribution/distribution/v3 v3.1.2+unknown"),
+            Some((3, 1, 2))
+        );
         assert_eq!(parse_release("registry x v3.1"), Some((3, 1, 0)));
         assert_eq!(parse_release("registry x unknown"), None);
         assert_eq!(parse_release(""), None);
@@ -944,6 +1021,29 @@ mod tests {
     fn the_registry_binary_prints_its_version() {
         let version = registry_version().unwrap();
         assert!(parse_release(&version).is_some(), "{version}");
+    }
+
+    #[test]
+    fn the_v3_build_reports_the_release_scripts_peers_pins() {
+        if std::env::var_os(REGISTRY_BIN_ENV).is_some_and(|bin| !bin.is_empty()) {
+            // Another build was asked for; its release is its own.
+            return;
+        }
+        let pinned = peers::version("registry").unwrap();
+        let version = Distribution::V3.version().unwrap();
+        assert_eq!(
+            parse_release(&version),
+            parse_release(pinned),
+            "{version} against scripts/peers/versions' {pinned}"
+        );
+        assert!(Distribution::V3.proxy_fetches_blobs_once());
+        assert!(Distribution::V3.proxy_binds_token_realms());
+        assert!(!Distribution::Debian.proxy_fetches_blobs_once());
+        let registry = Registry::builder()
+            .distribution(Distribution::V3)
+            .start()
+            .unwrap();
+        assert_eq!(probe_v2(registry.addr()), Some(200));
     }
 
     #[test]

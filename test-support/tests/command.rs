@@ -59,6 +59,21 @@ fn the_command_prints_where_the_registry_answers_and_stops_when_stdin_closes() {
 }
 
 #[test]
+fn distribution_v3_runs_when_asked_for() {
+    let distribution = oras_test_support::Distribution::V3;
+    let (mut child, info) = start(&["--distribution", "v3"]);
+    assert_eq!(probe_v2(address(&info)), Some(200), "{info}");
+    assert_eq!(info["registryBin"], distribution.bin());
+    assert_eq!(
+        info["registryVersion"],
+        distribution.version().unwrap(),
+        "the --version line of the registry that ran"
+    );
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
 fn the_command_stops_on_sigterm_and_removes_its_storage() {
     let (mut child, info) = start(&["--tls"]);
     assert!(

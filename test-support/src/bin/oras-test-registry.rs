@@ -4,9 +4,10 @@
 //! Prints one JSON line once `GET /v2/` answers:
 //! `{"address":"127.0.0.1:PORT","url":"http://…","pid":…,"registryPid":…,"dir":"…","storage":"…","caFile":null,"tokenRealm":null,"registryBin":"docker-registry","registryVersion":"docker-registry github.com/docker/distribution 2.8.2+ds1"}`
 //!
-//! The registry is Debian's `docker-registry`, or the binary `ORAS_TEST_REGISTRY_BIN` names
-//! (such as distribution v3's `registry` built by hand; see the library's documentation):
-//! `registryBin` and `registryVersion` (its `--version` line) say which ran.
+//! The registry is Debian's `docker-registry`, or with `--distribution v3` distribution v3's
+//! `registry` built by `scripts/peers.sh`, or whatever binary `ORAS_TEST_REGISTRY_BIN` names (see
+//! the library's documentation): `registryBin` and `registryVersion` (its `--version` line) say
+//! which ran.
 //! and runs until SIGTERM or SIGINT, or until its stdin is closed when stdin is a pipe (so a
 //! parent that dies takes the registry with it). Then it stops the registry gracefully (every
 //! request answered is in the log) and removes the directory it wrote (the storage too, unless
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use oras_test_support::token::TokenServer;
-use oras_test_support::{BasicAuth, Registry, RegistryOptions, Upstream};
+use oras_test_support::{BasicAuth, Distribution, Registry, RegistryOptions, Upstream};
 
 /// Starts a loopback docker-registry (or $ORAS_TEST_REGISTRY_BIN) for tests and prints where it
 /// listens, as one JSON line.
@@ -77,6 +78,18 @@ struct Flags {
     /// Extra environment of the registry process, KEY=VALUE (repeatable).
     #[arg(long = "env", value_parser = key_value)]
     env: Vec<(String, String)>,
+    /// The build of distribution to run: `debian` (docker-registry, 2.8) or `v3` (built by
+    /// scripts/peers.sh); ORAS_TEST_REGISTRY_BIN overrides both.
+    #[arg(long, value_parser = distribution, default_value = "debian")]
+    distribution: Distribution,
+}
+
+fn distribution(text: &str) -> Result<Distribution, String> {
+    match text {
+        "debian" | "2.8" => Ok(Distribution::Debian),
+        "v3" | "3" => Ok(Distribution::V3),
+        other => Err(format!("expected debian or v3, got {other:?}")),
+    }
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -91,7 +104,7 @@ const DEFAULT_TOKEN_SERVICE: &str = "oras-test-registry";
 impl Flags {
     /// The registry's options, and the token service they trust when this command runs one.
     fn options(self) -> std::io::Result<(RegistryOptions, Option<TokenServer>)> {
-        let mut options = Registry::builder();
+        let mut options = Registry::builder().distribution(self.distribution);
         if let (Some(user), Some(password)) = (&self.user, &self.password) {
             options = options.basic_auth(user, password);
         }
@@ -134,15 +147,17 @@ enum Stop {
 }
 
 fn main() {
+    let flags = Flags::parse();
+    let distribution = flags.distribution;
     // Read before anything starts: a process::exit below would leave the registry running.
-    let version = match oras_test_support::registry_version() {
+    let version = match distribution.version() {
         Ok(version) => version,
         Err(e) => {
             eprintln!("oras-test-registry: {e}");
             std::process::exit(1);
         }
     };
-    let started = Flags::parse()
+    let started = flags
         .options()
         .and_then(|(options, tokens)| Ok((options.start()?, tokens)));
     let (mut registry, tokens) = match started {
@@ -164,7 +179,7 @@ fn main() {
         "storage": registry.storage_dir(),
         "caFile": registry.ca_file(),
         "tokenRealm": tokens.as_ref().map(TokenServer::realm),
-        "registryBin": oras_test_support::registry_bin(),
+        "registryBin": distribution.bin(),
         "registryVersion": version,
     });
     println!("{info}");
@@ -184,7 +199,7 @@ fn main() {
         if let Some(status) = registry.exited() {
             eprintln!(
                 "oras-test-registry: {} exited with {status}: {}",
-                oras_test_support::registry_bin(),
+                distribution.bin(),
                 registry.log()
             );
             break 1;
