@@ -2,7 +2,9 @@
 //! `kubernetes.io/dockerconfigjson` Secret `<cache>-docker-config` and a ConfigMap
 //! `<cache>-client-config` with `daemon.json`, `buildkitd.toml` and `registries.conf`. A builder
 //! pod (docker, BuildKit, buildah/podman/skopeo) that mounts them reaches the cache with no
-//! other set-up. Pure builders; the reconciler applies them, `render` prints them.
+//! other set-up. For a mirror cache, `registries.conf` also declares the cache a mirror of its
+//! upstream, so that pods keep naming images and artifacts by their upstream names. Pure
+//! builders; the reconciler applies them, `render` prints them.
 
 use std::collections::BTreeMap;
 
@@ -85,14 +87,47 @@ pub fn buildkitd_toml(target: &ClientTarget) -> String {
     text
 }
 
+/// The upstream registry a mirror cache serves (`spec.mirror`), as clients that know mirrors
+/// declare it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorOf {
+    /// `host[:port]` of the upstream.
+    pub upstream: String,
+    /// The upstream speaks plain HTTP.
+    pub plain_http: bool,
+}
+
+impl MirrorOf {
+    /// The upstream `cache` mirrors, if it is a mirror.
+    pub fn of(cache: &OrasCache) -> Option<MirrorOf> {
+        cache.spec.mirror.as_ref().map(|mirror| MirrorOf {
+            upstream: mirror.address.clone(),
+            plain_http: mirror.plain_http,
+        })
+    }
+}
+
 /// `registries.conf` (version 2) of containers/image: a `[[registry]]` table whose `location`
-/// is the cache, `insecure = true` for plain HTTP (containers-registries.conf(5)).
-pub fn registries_conf(target: &ClientTarget) -> String {
-    format!(
-        "[[registry]]\nlocation = {}\ninsecure = {}\n",
-        toml_string(&target.address),
+/// is the cache, `insecure = true` for plain HTTP (containers-registries.conf(5)). For a mirror,
+/// a second table for the upstream whose `[[registry.mirror]]` is the cache: a pull of
+/// `<upstream>/<repository>` tries the cache first and the upstream last, by tag and by digest
+/// (containers-registries.conf(5), "Remapping and mirroring registries": mirrors are attempted
+/// in order, the primary location last; `pull-from-mirror` defaults to `all`).
+pub fn registries_conf(target: &ClientTarget, mirror_of: Option<&MirrorOf>) -> String {
+    let cache = toml_string(&target.address);
+    let mut text = format!(
+        "[[registry]]\nlocation = {cache}\ninsecure = {}\n",
         target.plain_http
-    )
+    );
+    if let Some(mirror) = mirror_of {
+        text.push_str(&format!(
+            "\n[[registry]]\nlocation = {}\ninsecure = {}\n\n[[registry.mirror]]\nlocation = {cache}\ninsecure = {}\n",
+            toml_string(&mirror.upstream),
+            mirror.plain_http,
+            target.plain_http
+        ));
+    }
+    text
 }
 
 /// A TOML basic string. Addresses are `host[:port]` by the contract's grammar, so only the
@@ -123,7 +158,10 @@ pub fn build_client_configs(
         data: Some(BTreeMap::from([
             (DAEMON_JSON.to_string(), daemon_json(target)),
             (BUILDKITD_TOML.to_string(), buildkitd_toml(target)),
-            (REGISTRIES_CONF.to_string(), registries_conf(target)),
+            (
+                REGISTRIES_CONF.to_string(),
+                registries_conf(target, MirrorOf::of(cache).as_ref()),
+            ),
         ])),
         ..ConfigMap::default()
     };
@@ -156,7 +194,7 @@ mod tests {
             "[registry.\"cache.ns.svc.cluster.local:5000\"]\n  http = true\n"
         );
         assert_eq!(
-            registries_conf(&target),
+            registries_conf(&target, None),
             "[[registry]]\nlocation = \"cache.ns.svc.cluster.local:5000\"\ninsecure = true\n"
         );
         let config: serde_json::Value = serde_json::from_str(&docker_config_json(&target)).unwrap();
@@ -181,7 +219,7 @@ mod tests {
         assert_eq!(config["auths"]["ghcr.io"]["auth"], "bWU6dG9r");
         assert_eq!(daemon_json(&target), "{}");
         assert!(!buildkitd_toml(&target).contains("http"));
-        assert!(registries_conf(&target).contains("insecure = false"));
+        assert!(registries_conf(&target, None).contains("insecure = false"));
     }
 
     #[test]
@@ -199,5 +237,25 @@ mod tests {
         );
         let keys: Vec<_> = map.data.unwrap().into_keys().collect();
         assert_eq!(keys, [BUILDKITD_TOML, DAEMON_JSON, REGISTRIES_CONF]);
+    }
+
+    #[test]
+    fn a_mirror_cache_is_declared_a_mirror_of_its_upstream_in_registries_conf() {
+        let c = cache("{mirror: {address: ghcr.io}}");
+        assert_eq!(
+            MirrorOf::of(&c),
+            Some(MirrorOf {
+                upstream: "ghcr.io".into(),
+                plain_http: false
+            })
+        );
+        let (_, map) = build_client_configs(&c, &deployed()).unwrap();
+        assert_eq!(
+            map.data.unwrap()[REGISTRIES_CONF],
+            "[[registry]]\nlocation = \"cache.ns.svc.cluster.local:5000\"\ninsecure = true\n\n\
+             [[registry]]\nlocation = \"ghcr.io\"\ninsecure = false\n\n\
+             [[registry.mirror]]\nlocation = \"cache.ns.svc.cluster.local:5000\"\ninsecure = true\n"
+        );
+        assert_eq!(MirrorOf::of(&cache("{}")), None);
     }
 }
