@@ -6,7 +6,8 @@ Each part runs the project's own binaries next to a floor and a peer on this mac
   policy  kwrun bench (the wasm module, a fresh instance per request) against policy-bench native
           (the same logic compiled natively), module size, cold compile time
   agent   oras-agent push/pull against openssl's sha256 + curl (one blob, monolithic PUT, GET),
-          tar czf/xzf for a directory, and oras-py, on Debian's docker-registry on loopback
+          tar czf/xzf for a directory, oras-py and the oras CLI (scripts/peers.sh), on Debian's
+          docker-registry on loopback
   pod     the same step as a plain pod and as an injected pod under podman (benches/pod.sh)
   volume  the oras-volumes init container's pull (the policy's argv) against curl of the same blob;
           a pod with an artifact volume against the same pod with the file in its image, from a
@@ -69,6 +70,22 @@ def tool(name, default):
     if not os.access(path, os.X_OK):
         sys.exit(f"bench: {name}={path} is not an executable; run `make bench`, which builds it")
     return path
+
+
+def oras_cli():
+    """The oras CLI scripts/peers.sh built (ORAS_BIN overrides): the peer users would pick."""
+    default = subprocess.run(["bash", os.path.join(ROOT, "scripts", "peers.sh"), "--path", "oras"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    return tool("ORAS_BIN", default)
+
+
+def oras_env(work):
+    """The oras CLI's environment: an empty docker config, so no credential of the machine and
+    no credential store takes part (oras-go's credentials.NewStoreFromDocker reads
+    $DOCKER_CONFIG/config.json)."""
+    config = os.path.join(work, "oras-docker-config")
+    os.makedirs(config, exist_ok=True)
+    return dict(os.environ, DOCKER_CONFIG=config)
 
 
 def say(message):
@@ -405,6 +422,7 @@ def stage_agent(out):
                  f'"$loc${{sep}}digest={digest}"'],
             ]
 
+        oras = oras_cli()
         # The tools under test: (key in `runs`, name in messages, push argv, pull argv, env).
         clients = [
             ("agent", "oras-agent",
@@ -413,6 +431,10 @@ def stage_agent(out):
             ("oraspy", "oras-py",
              lambda ref, path: [sys.executable, "-c", ORASPY, "push", ref, path],
              lambda ref, out: [sys.executable, "-c", ORASPY, "pull", ref, out], None),
+            # The oras CLI (issue 21): what a user would pick instead; it verifies digests too.
+            ("oras", "the oras CLI",
+             lambda ref, path: [oras, "push", "--plain-http", ref, path],
+             lambda ref, out: [oras, "pull", "--plain-http", ref, "-o", out], oras_env(work)),
         ]
 
         def push_and_pull(client, size, path, check, r):
@@ -427,7 +449,8 @@ def stage_agent(out):
         runs = {key: [] for key in (
             "big_push_curl", "big_pull_curl", "big_push_agent", "big_pull_agent",
             "big_push_oraspy", "big_pull_oraspy", "small_tar_curl", "small_push_agent",
-            "small_pull_agent", "small_push_oraspy", "small_pull_oraspy")}
+            "small_pull_agent", "small_push_oraspy", "small_pull_oraspy",
+            "big_push_oras", "big_pull_oras", "small_push_oras", "small_pull_oras")}
         for r in range(repeat):
             say(f"agent: round {r + 1}/{repeat}")
             # Floor, big file: the digest (the PUT needs it), then one monolithic PUT; one GET.
@@ -950,6 +973,9 @@ def results_of(policy, agent, pod, volume, mirror):
             "big_pull_ratio_vs_curl": mid("big_pull", 2),
             "small_files_ratio_vs_tar": mid("small", 2),
             "speedup_vs_oraspy": mid("oraspy", 2),
+            "big_push_ratio_vs_oras": mid("big_push_oras", 2),
+            "big_pull_ratio_vs_oras": mid("big_pull_oras", 2),
+            "small_files_ratio_vs_oras": mid("small_oras", 2),
             "peak_rss_mib": round(rss, 1),
         },
         "pod": {
@@ -1105,9 +1131,13 @@ def agent_pod_rounds(agent, pod):
         "big_push", "big_pull", "small_push", "small_pull")))]
     overhead = lambda key: [i[key] - p[key] for i, p in zip(  # noqa: E731
         pod["injected"]["all"], pod["plain"]["all"])]
+    small_oras = [p + q for p, q in zip(each["small_push_oras"], each["small_pull_oras"])]
     return {
         "big_push": ratio("big_push_agent", "big_push_curl"),
         "big_pull": ratio("big_pull_agent", "big_pull_curl"),
+        "big_push_oras": ratio("big_push_agent", "big_push_oras"),
+        "big_pull_oras": ratio("big_pull_agent", "big_pull_oras"),
+        "small_oras": [a / o for a, o in zip(small_agent, small_oras)],
         "small": [a / c for a, c in zip(small_agent, each["small_tar_curl"])],
         "oraspy": speedups,
         "pod_start": overhead("to_first_instruction_s"),
@@ -1157,6 +1187,9 @@ def render(results, policy, agent, pod, volume, mirror, when):
         f"| `agent.big_pull_ratio_vs_curl` | {a['big_pull_ratio_vs_curl']} (rounds: {span(ap['big_pull'], unit='')}) | ≤ 1.2 | {verdict(a['big_pull_ratio_vs_curl'] <= 1.2)} |",
         f"| `agent.small_files_ratio_vs_tar` | {a['small_files_ratio_vs_tar']} (rounds: {span(ap['small'], unit='')}) | ≤ 1.5 | {verdict(a['small_files_ratio_vs_tar'] <= 1.5)} |",
         f"| `agent.speedup_vs_oraspy` | {a['speedup_vs_oraspy']} (rounds: {span(ap['oraspy'], unit='')}) | > 1 | {verdict(a['speedup_vs_oraspy'] > 1)} |",
+        f"| `agent.big_push_ratio_vs_oras` | {a['big_push_ratio_vs_oras']} (rounds: {span(ap['big_push_oras'], unit='')}) | ≤ 1.0 | {verdict(a['big_push_ratio_vs_oras'] <= 1.0)} |",
+        f"| `agent.big_pull_ratio_vs_oras` | {a['big_pull_ratio_vs_oras']} (rounds: {span(ap['big_pull_oras'], unit='')}) | ≤ 1.0 | {verdict(a['big_pull_ratio_vs_oras'] <= 1.0)} |",
+        f"| `agent.small_files_ratio_vs_oras` | {a['small_files_ratio_vs_oras']} (rounds: {span(ap['small_oras'], unit='')}) | ≤ 1.0 | {verdict(a['small_files_ratio_vs_oras'] <= 1.0)} |",
         f"| `agent.peak_rss_mib` | {a['peak_rss_mib']} MiB | ≤ 64 MiB | {verdict(a['peak_rss_mib'] <= 64)} |",
         f"| `pod.start_overhead_s` | {d['start_overhead_s']} s (runs: {span(ap['pod_start'], digits=3)}) | ≤ 1 s | {verdict(d['start_overhead_s'] <= 1)} |",
         f"| `pod.end_overhead_s` | {d['end_overhead_s']} s (runs: {span(ap['pod_end'], digits=3)}) | ≤ 1 s | {verdict(d['end_overhead_s'] <= 1)} |",
@@ -1259,6 +1292,22 @@ def render(results, policy, agent, pod, volume, mirror, when):
         f"{s('small_push_oraspy') + s('small_pull_oraspy'):.2f} s | "
         f"{statistics.median(ap['small']):.2f} | "
         f"{(s('small_push_oraspy') + s('small_pull_oraspy')) / (s('small_push_agent') + s('small_pull_agent')):.2f} | |",
+        "",
+        "The oras CLI (`oras push --plain-http <ref> big.bin|small`, `oras pull --plain-http <ref> -o DIR`, "
+        "built by `scripts/peers.sh`), in the same rounds after oras-py:",
+        "",
+        "| operation | the oras CLI | range | agent / oras (median of the rounds' own ratios) | oras peak RSS |",
+        "|---|---|---|---|---|",
+        f"| {big} file, push | {s('big_push_oras'):.2f} s | {span(r('big_push_oras'))} | "
+        f"{statistics.median(ap['big_push_oras']):.2f} | {rss('big_push_oras'):.1f} MiB |",
+        f"| {big} file, pull | {s('big_pull_oras'):.2f} s | {span(r('big_pull_oras'))} | "
+        f"{statistics.median(ap['big_pull_oras']):.2f} | {rss('big_pull_oras'):.1f} MiB |",
+        f"| {small}, pack + push | {s('small_push_oras'):.2f} s | {span(r('small_push_oras'))} | | "
+        f"{rss('small_push_oras'):.1f} MiB |",
+        f"| {small}, pull + unpack | {s('small_pull_oras'):.2f} s | {span(r('small_pull_oras'))} | | "
+        f"{rss('small_pull_oras'):.1f} MiB |",
+        f"| {small}, round trip | {s('small_push_oras') + s('small_pull_oras'):.2f} s | | "
+        f"{statistics.median(ap['small_oras']):.2f} | |",
         "",
         f"The spread: the range of the {agent['repeat']} rounds (each round runs the floor, the agent and oras-py in turn;",
         "agent / floor is each round's own ratio).",
