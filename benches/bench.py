@@ -705,7 +705,9 @@ def stage_volume(out):
         target = os.path.join(work, "volume")
         curl_dir = os.path.join(work, "curl")
         argv = local_volume_argv(policy_argv, agent, target)
-        rounds = {"curl": [], "agent": []}
+        oras = oras_cli()
+        oras_dir = os.path.join(work, "oras")
+        rounds = {"curl": [], "agent": [], "oras": []}
         for r in range(repeat):
             say(f"volume: round {r + 1}/{repeat}")
             # The floor first, then the agent; both write a fresh directory.
@@ -721,6 +723,14 @@ def stage_volume(out):
             rounds["agent"].append(run_measured([argv], env=quiet))
             if sha256_file(os.path.join(target, "big.bin")) != big_sha:
                 sys.exit("bench: oras-volumes pulled a different file")
+            # The oras CLI's pull of the same artifact (what the ORAS CSI driver's users ran by
+            # hand), into a fresh directory too.
+            shutil.rmtree(oras_dir, ignore_errors=True)
+            rounds["oras"].append(run_measured([[oras, "pull", "--plain-http",
+                                                 f"{reg}/bench/volume:v1", "-o", oras_dir]],
+                                               env=oras_env(work)))
+            if sha256_file(os.path.join(oras_dir, "big.bin")) != big_sha:
+                sys.exit("bench: the oras CLI pulled a different file")
         result["pull"] = {side: median_of(values) | {"spread_s": spread([m.seconds for m in values])}
                           for side, values in rounds.items()}
         # The agent's extra work alone, for the table: the file's SHA-256.
@@ -1049,6 +1059,8 @@ def volume_keys(volume):
         "start_overhead_s": round(statistics.median(each["start"]), 3),
         "pull_ratio_vs_curl": round(statistics.median(each["pull"]), 2),
     }
+    if each["pull_oras"]:
+        keys["pull_ratio_vs_oras"] = round(statistics.median(each["pull_oras"]), 2)
     # The median of each run's own share (its init container's run over its overhead against
     # the baked pod run just before it).
     keys["transfer_share"] = round(statistics.median(each["share"]), 2)
@@ -1108,6 +1120,8 @@ def round_ratios(volume, mirror):
     shaped = volume.get("volume_shaped", {"all": []})["all"]
     return {
         "pull": [a / c for a, c in zip(pull["agent"]["all_seconds"], pull["curl"]["all_seconds"])],
+        "pull_oras": [a / o for a, o in zip(pull["agent"]["all_seconds"],
+                                            pull.get("oras", {"all_seconds": []})["all_seconds"])],
         "start": [m["to_first_instruction_s"] - b["to_first_instruction_s"]
                   for m, b in zip(volume["volume"]["all"], volume["volume_baked"]["all"])],
         "start_shaped": [m["to_first_instruction_s"] - b["to_first_instruction_s"]
@@ -1195,6 +1209,9 @@ def render(results, policy, agent, pod, volume, mirror, when):
         f"| `pod.end_overhead_s` | {d['end_overhead_s']} s (runs: {span(ap['pod_end'], digits=3)}) | ≤ 1 s | {verdict(d['end_overhead_s'] <= 1)} |",
         f"| `volume.start_overhead_s` | {v['start_overhead_s']} s (runs: {span(each['start'], digits=3)}; `oras-volumes` running: {share:.0%} of it) | dominated by the transfer (`oras-volumes` running ≥ half of it) | {verdict(share >= 0.5)} |",
         f"| `volume.pull_ratio_vs_curl` | {v['pull_ratio_vs_curl']} (rounds: {span(each['pull'], unit='')}) | ≤ 1.2 | {verdict(v['pull_ratio_vs_curl'] <= 1.2)} |",
+    ] + ([
+        f"| `volume.pull_ratio_vs_oras` | {v['pull_ratio_vs_oras']} (rounds: {span(each['pull_oras'], unit='')}) | ≤ 1.0 | {verdict(v['pull_ratio_vs_oras'] <= 1.0)} |",
+    ] if "pull_ratio_vs_oras" in v else []) + [
         f"| `volume.transfer_share` | {v['transfer_share']} (runs: {span(each['share'], unit='')}) | | |",
     ] + ([
         f"| `volume.shaped_start_overhead_s` | {v['shaped_start_overhead_s']} s (runs: {span(each['start_shaped'], digits=3)}) | | |",
@@ -1382,6 +1399,11 @@ def render_volume(volume, results):
         f"| `oras-agent volumes --spec=...` | {agent['seconds']:.3f} s | "
         f"{', '.join(f'{s:.3f}' for s in agent['all_seconds'])} | {span(agent['all_seconds'], digits=3)} | {agent['peak_rss_mib']:.1f} MiB |",
         f"| oras-volumes / curl | {results['volume']['pull_ratio_vs_curl']:.2f} | | | |",
+    ] + ([
+        f"| `oras pull --plain-http <ref> -o DIR` (the oras CLI) | {pull['oras']['seconds']:.3f} s | "
+        f"{', '.join(f'{s:.3f}' for s in pull['oras']['all_seconds'])} | {span(pull['oras']['all_seconds'], digits=3)} | {pull['oras']['peak_rss_mib']:.1f} MiB |",
+        f"| oras-volumes / oras CLI | {results['volume']['pull_ratio_vs_oras']:.2f} | | | |",
+    ] if "oras" in pull else []) + [
         "",
         f"The SHA-256 of the file alone (`openssl dgst -sha256`, median of {volume['repeat']}): {volume['digest']['seconds']:.3f} s.",
         "",
