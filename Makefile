@@ -37,7 +37,7 @@ lint: ## clippy on every crate and target, warnings are errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The end-to-end crate needs the built policy module: e2e-rust runs it.
-unit-tests: bootstrap ## cargo test of every crate but the end-to-end one
+unit-tests: bootstrap peers ## cargo test of every crate but the end-to-end one
 	$(CARGO) test --workspace --exclude oras-cache-e2e
 
 bootstrap-tests: bootstrap ## the set-up script on a system Python that refuses pip (Debian 12)
@@ -47,5 +47,5 @@ TEST_TARGETS += bootstrap-tests
 
 include $(sort $(wildcard mk/*.mk))
 
-test: bootstrap fmt lint unit-tests $(TEST_TARGETS) ## every test: formatting, lint, unit, e2e, demo (what CI runs)
+test: bootstrap peers fmt lint unit-tests $(TEST_TARGETS) ## every test: formatting, lint, unit, e2e, demo (what CI runs)
 	@echo "make test: all tests passed"

@@ -46,9 +46,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod hostile;
 pub mod http;
 pub mod oras_cli;
+pub mod peers;
 pub mod token;
 
 /// The binary the harness runs for [`Distribution::Debian`]; override with
