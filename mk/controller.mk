@@ -3,7 +3,7 @@ CONTROLLER_TARGET := x86_64-unknown-linux-musl
 CONTROLLER_BIN := $(CARGO_TARGET_DIR)/$(CONTROLLER_TARGET)/release/oras-cache-controller
 CONTROLLER_IMAGE ?= ghcr.io/oras-cache/oras-cache-controller:v0.1.0
 
-.PHONY: controller controller-manifests controller-image controller-check-manifests controller-cluster-test
+.PHONY: controller controller-manifests controller-image controller-check-manifests test-platform
 
 controller: ## the static musl controller (10-20 minutes on two cores)
 	$(CARGO) build -p oras-cache-controller --release --target $(CONTROLLER_TARGET)
@@ -30,6 +30,9 @@ controller-check-manifests: controller ## the static binary is static and prints
 # Not in TEST_TARGETS: the release musl build takes 10-20 minutes on two cores; the drift tests
 # in `cargo test` already compare the committed YAML with the code.
 
-# Uses the current kubeconfig context (kind, k3d); never part of make test.
-controller-cluster-test: ## against a real cluster: install the CRD, reconcile a cache until Ready
-	$(CARGO) test -p oras-cache-controller --test cluster -- --ignored
+# The real control plane (etcd, kube-apiserver, kube-controller-manager, kubectl and helm from
+# scripts/peers.sh): the install, the controller as its own ServiceAccount, ownership, the
+# steady state and the RBAC table (controller/tests/platform.rs), the reconciler in-process
+# (cluster.rs), helm (install.rs). `make test` runs them with the other tests.
+test-platform: peers ## the platform suite against a real API server (part of make test)
+	$(CARGO) test -p oras-cache-controller --test platform --test cluster --test install

@@ -56,6 +56,7 @@ pub struct OrasCacheSpec {
     /// `ghcr.io/oras-project/registry:latest`, which older versions of this CRD wrote as the
     /// default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[!-~]+$"), length(max = 512))]
     pub image: Option<String>,
 
     /// Deploy a registry StatefulSet. `false` means a remote registry (`registry`) or, without it,
@@ -74,9 +75,9 @@ pub struct OrasCacheSpec {
     /// Registry pods of the deployed cache; 1 when unset. Above 1 the replicas need shared
     /// storage (`storage.accessMode: ReadWriteMany`, or object storage set with `REGISTRY_STORAGE_*`
     /// in the `secrets.orasEnv` Secret) and share one `REGISTRY_HTTP_SECRET` (the controller
-    /// creates `<cache>-http-secret` when none is named).
+    /// creates `<cache>-http-secret` when none is named). At most 32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 32))]
     pub replicas: Option<i32>,
 
     /// Persistent storage for the deployed registry; an emptyDir when unset.
@@ -260,9 +261,42 @@ fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Sch
     schema
 }
 
+/// The rule on `metadata.name` the API server checks when an OrasCache is created: the name
+/// names the registry's Service and StatefulSet ([`crate::plan::check_cache_name`] says the same
+/// for caches made before the rule). CEL rules of a CRD may read `metadata.name`
+/// (kubernetes.io, "Validation rules": "only metadata.name and metadata.generateName are
+/// accessible"), and the API server evaluates them, so a bad name is refused at `kubectl apply`.
+pub const NAME_RULE: &str =
+    "self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
+
+/// The CRD object: the schema kube-derive generates from [`OrasCacheSpec`] and
+/// [`OrasCacheStatus`], with [`NAME_RULE`] on the root.
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    let mut crd = OrasCache::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            schema.x_kubernetes_validations = Some(vec![
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule {
+                    rule: NAME_RULE.to_string(),
+                    message: Some(
+                        "metadata.name must be at most 52 lower-case letters, digits and '-', starting with a letter and ending with a letter or digit: it names the cache's Service and StatefulSet".to_string(),
+                    ),
+                    ..Default::default()
+                },
+            ]);
+        }
+    }
+    crd
+}
+
 /// The CRD as YAML, as `oras-cache-controller crd` prints it and `deploy/crd.yaml` holds it.
 pub fn crd_yaml() -> String {
-    serde_yaml::to_string(&OrasCache::crd()).expect("the CRD serializes to YAML")
+    serde_yaml::to_string(&crd()).expect("the CRD serializes to YAML")
 }
 
 impl OrasCacheSpec {
@@ -272,5 +306,24 @@ impl OrasCacheSpec {
             .as_ref()
             .and_then(|s| s.port)
             .unwrap_or(i32::from(oras_cache_api::cache::DEFAULT_PORT))
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_bounds_what_the_plan_refuses() {
+        let crd = serde_json::to_value(crd()).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let spec = &schema["properties"]["spec"]["properties"];
+        assert_eq!(
+            spec["replicas"]["maximum"],
+            f64::from(crate::plan::MAX_REPLICAS)
+        );
+        assert_eq!(spec["image"]["maxLength"], crate::plan::MAX_IMAGE as u64);
+        assert_eq!(schema["x-kubernetes-validations"][0]["rule"], NAME_RULE);
+        assert!(NAME_RULE.contains(&format!("<= {}", crate::plan::MAX_CACHE_NAME)));
     }
 }

@@ -10,6 +10,7 @@
 //! the code.
 
 pub mod app;
+pub mod children;
 pub mod cli;
 pub mod client_config;
 pub mod crd;

@@ -15,10 +15,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::CustomResourceExt;
 use serde_json::{Value, json};
-
-use crate::crd::OrasCache;
 
 /// Namespace the controller is installed into by default.
 pub const DEFAULT_NAMESPACE: &str = "oras-cache-system";
@@ -135,28 +132,32 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// The rules the controller needs and nothing more: it watches OrasCaches and patches their
-/// status, owns StatefulSets and Services through server-side apply (create and patch) and
-/// deletes them when `deploy` turns false, reads credential Secrets, applies each cache's
-/// client configurations (a Secret and a ConfigMap), the shared claim, disruption budget and
-/// HTTP secret of replicas (create and patch), watches every kind of child it applies (list and
-/// watch, for `Controller::owns`), deletes the budget, the HTTP secret and the client
-/// configurations a changed spec no longer wants (get, to check the owner, and delete; claims
-/// are never deleted), and records events (`patch` for event series).
+/// The rules the controller needs and nothing more (the platform suite, controller/tests/platform.rs,
+/// measures each verb's use from the API server's audit log and fails on one no test needs): it
+/// watches OrasCaches and patches their status; reads every child it would make before applying
+/// (get: an object of that name that is not the cache's own is a conflict, never taken over);
+/// owns StatefulSets, Services, ConfigMaps and disruption budgets through server-side apply
+/// (create and patch) and watches them (list and watch, for `Controller::owns`); creates and
+/// patches the claim replicas share and watches it; deletes what a changed spec no longer wants
+/// (the cache's own only; claims never); reads the Secrets a spec names and applies the two it
+/// makes (the docker config, the replicas' HTTP secret) without listing or watching any: a watch
+/// of Secrets needs list and watch on every Secret of the cluster (RBAC cannot narrow a list by
+/// label), and the resync puts a changed or deleted Secret of the cache's back within
+/// `RESYNC_SECONDS`; and records events (`patch` for event series).
 pub fn controller_rules() -> Vec<PolicyRule> {
     let group = oras_cache_api::cache::GROUP;
     let owned = ["get", "list", "watch", "create", "patch", "delete"];
     vec![
-        rule(group, &["orascaches"], &["get", "list", "watch"]),
-        rule(group, &["orascaches/status"], &["get", "patch"]),
+        rule(group, &["orascaches"], &["list", "watch"]),
+        rule(group, &["orascaches/status"], &["patch"]),
         rule("apps", &["statefulsets"], &owned),
         rule("", &["services"], &owned),
-        rule("", &["secrets"], &owned),
+        rule("", &["secrets"], &["get", "create", "patch", "delete"]),
         rule("", &["configmaps"], &owned),
         rule(
             "",
             &["persistentvolumeclaims"],
-            &["list", "watch", "create", "patch"],
+            &["get", "list", "watch", "create", "patch"],
         ),
         rule("policy", &["poddisruptionbudgets"], &owned),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
@@ -389,7 +390,7 @@ pub fn objects(opts: &InstallOptions) -> Vec<Value> {
     );
     vec![
         to_value(namespace),
-        to_value(OrasCache::crd()),
+        to_value(crate::crd::crd()),
         to_value(ServiceAccount {
             metadata: meta(CONTROLLER_NAME, Some(&opts.namespace)),
             automount_service_account_token: Some(true),
@@ -442,15 +443,23 @@ mod tests {
                 .clone()
         };
         let owned = ["get", "list", "watch", "create", "patch", "delete"];
-        assert_eq!(verbs("secrets"), owned);
+        assert_eq!(
+            verbs("secrets"),
+            ["get", "create", "patch", "delete"],
+            "no list or watch of Secrets: that would be every Secret of the cluster"
+        );
         assert_eq!(verbs("configmaps"), owned);
         assert_eq!(
             verbs("persistentvolumeclaims"),
-            ["list", "watch", "create", "patch"],
-            "claims are watched and applied, never deleted"
+            ["get", "list", "watch", "create", "patch"],
+            "claims are read, watched and applied, never deleted"
         );
         assert_eq!(verbs("poddisruptionbudgets"), owned);
-        assert_eq!(verbs("orascaches"), ["get", "list", "watch"]);
+        assert_eq!(
+            verbs("orascaches"),
+            ["list", "watch"],
+            "the watch's cache serves every read"
+        );
         assert!(!verbs("orascaches/status").contains(&"update".to_string()));
         assert_eq!(verbs("events"), ["create", "patch"]);
         assert!(rules.iter().all(|r| !r.verbs.contains(&"*".to_string())));

@@ -44,9 +44,27 @@ pub enum SpecError {
     /// Storage settings without a size.
     #[error("spec.storage.accessMode is set without spec.storage.size: add a size such as `10Gi`")]
     AccessModeWithoutSize,
-    /// Fewer than one replica.
-    #[error("spec.replicas must be at least 1, got {0}")]
+    /// Fewer than one replica, or more than [`MAX_REPLICAS`].
+    #[error("spec.replicas must be between 1 and {MAX_REPLICAS}, got {0}")]
     BadReplicas(i32),
+    /// The cache's name cannot name its children.
+    #[error(
+        "metadata.name {name:?} cannot name the cache's registry: {reason}. Use a name of at most {MAX_CACHE_NAME} lower-case letters, digits and '-', starting with a letter (delete this OrasCache and create it under such a name)"
+    )]
+    BadName {
+        /// The name, control characters escaped.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The image reference cannot be a container image.
+    #[error(
+        "spec.image {image:?} is not an image reference: it must be printable ASCII without spaces (such as `ghcr.io/distribution/distribution:3.1.1`), at most {MAX_IMAGE} characters"
+    )]
+    BadImage {
+        /// The value, control characters escaped.
+        image: String,
+    },
     /// Several replicas on storage they cannot share.
     #[error(
         "spec.replicas is {0} but the replicas would not share their storage: set spec.storage.accessMode: ReadWriteMany (with a size and a storage class that supports it), or configure object storage with REGISTRY_STORAGE_* keys in the spec.secrets.orasEnv Secret"
@@ -67,6 +85,54 @@ pub enum SpecError {
         "spec.mirror.address must be host[:port] without scheme or path (for example `ghcr.io`), got {0:?}"
     )]
     BadMirrorAddress(String),
+}
+
+/// The longest cache name: the name is the registry's StatefulSet's, whose pods carry the label
+/// `controller-revision-hash: <name>-<hash>`, the hash up to 10 digits of a 32-bit FNV sum
+/// (kubernetes `pkg/controller/history/controller_history.go`, `ControllerRevisionName` and
+/// `HashControllerRevision`; `pkg/controller/statefulset/stateful_set_utils.go`,
+/// `setPodRevision`), and a label value is at most 63 characters: 63 - 1 - 10.
+pub const MAX_CACHE_NAME: usize = 52;
+/// The most registry pods one cache runs: more is a typo, not a namespace's cache.
+pub const MAX_REPLICAS: i32 = 32;
+/// The longest `spec.image`.
+pub const MAX_IMAGE: usize = 512;
+
+/// Whether `name` can name every child of a cache: a DNS-1035 label (the Service's rule: lower
+/// case, digits and '-', starting with a letter, ending with a letter or digit, no dots) of at
+/// most [`MAX_CACHE_NAME`] characters.
+pub fn check_cache_name(name: &str) -> Result<(), SpecError> {
+    let bad = |reason| {
+        Err(SpecError::BadName {
+            name: name.escape_default().to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > MAX_CACHE_NAME {
+        return bad("it is longer than its StatefulSet's pods can be labelled with");
+    }
+    if name.contains('.') {
+        return bad("it has a dot, which a Service name cannot have");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return bad("it has characters other than lower-case letters, digits and '-'");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) || name.ends_with('-') {
+        return bad("it must start with a letter and end with a letter or digit");
+    }
+    Ok(())
+}
+
+/// [`plan`] of the cache named `name`, whose name is checked first.
+pub fn plan_cache(name: &str, spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
+    check_cache_name(name)?;
+    plan(spec)
 }
 
 /// What the controller does for one `OrasCache`.
@@ -278,7 +344,7 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
         });
     }
     let replicas = spec.replicas.unwrap_or(1);
-    if replicas < 1 {
+    if !(1..=MAX_REPLICAS).contains(&replicas) {
         return Err(SpecError::BadReplicas(replicas));
     }
     let shared_claim = storage
@@ -329,6 +395,13 @@ pub fn plan(spec: &OrasCacheSpec) -> Result<Plan, SpecError> {
             DEFAULT_IMAGE.to_string()
         }
     });
+    // A newline or a space would be taken by the API server and fail only at image pull, or be
+    // refused at each apply: said once here instead, in the same words the schema's pattern uses.
+    if image.len() > MAX_IMAGE || !image.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(SpecError::BadImage {
+            image: image.escape_default().to_string(),
+        });
+    }
     let generate_http_secret = replicas > 1 && http_secret_name.is_none();
     Ok(Plan::Deployed(Box::new(DeployedRegistry {
         image,
@@ -357,6 +430,59 @@ fn valid_address(address: &str) -> bool {
 mod tests {
     use super::*;
     use crate::crd::{CacheSecrets, RemoteRegistry, ServiceSpec};
+
+    #[test]
+    fn a_cache_name_must_name_a_service_and_a_statefulset() {
+        for good in [
+            "sample",
+            "orascache-sample",
+            "a",
+            &"a".repeat(MAX_CACHE_NAME),
+            "a1-b2",
+        ] {
+            assert_eq!(check_cache_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "a.b",
+            "Sample",
+            "1cache",
+            "cache-",
+            "cache_x",
+            &"a".repeat(MAX_CACHE_NAME + 1),
+        ] {
+            let error = check_cache_name(bad).unwrap_err().to_string();
+            assert!(error.starts_with("metadata.name"), "{bad}: {error}");
+        }
+        assert!(matches!(
+            plan_cache("a.b", &spec("{}")),
+            Err(SpecError::BadName { .. })
+        ));
+    }
+
+    #[test]
+    fn an_image_with_control_characters_or_spaces_is_refused_naming_the_field() {
+        for image in ["reg.example/a:1\nb", "reg.example/a:1 b", "reg\u{7}/a"] {
+            let mut s = spec("{}");
+            s.image = Some(image.to_string());
+            let error = plan(&s).unwrap_err();
+            assert!(
+                matches!(error, SpecError::BadImage { .. }),
+                "{image}: {error}"
+            );
+            assert!(error.to_string().starts_with("spec.image"), "{error}");
+            assert!(!error.to_string().contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn replicas_have_a_maximum() {
+        let s = spec(&format!(
+            "replicas: {}\nstorage: {{size: 1Gi, accessMode: ReadWriteMany}}",
+            MAX_REPLICAS + 1
+        ));
+        assert_eq!(plan(&s), Err(SpecError::BadReplicas(MAX_REPLICAS + 1)));
+    }
 
     fn spec(yaml: &str) -> OrasCacheSpec {
         serde_yaml::from_str(yaml).unwrap()

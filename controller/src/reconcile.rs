@@ -20,6 +20,7 @@ use oras_cache_api::credentials::{Operation, UserPassword, select};
 use thiserror::Error;
 use tracing::{info, warn};
 
+use crate::children::{self, Child, ChildKind};
 use crate::client_config::{
     ClientTarget, build_client_configs, client_config_name, docker_config_name,
 };
@@ -28,7 +29,7 @@ use crate::crd::{OrasCache, OrasCacheStatus};
 use crate::metrics::Metrics;
 use crate::plan::{
     CredentialKeys, DeployedRegistry, Plan, RemoteTarget, Sharing, credential_keys,
-    is_object_storage_key, plan,
+    is_object_storage_key, plan_cache,
 };
 use crate::registry_check::{
     CheckReport, Credentials, RegistryChecker, Verdict, credentials_from_secret,
@@ -70,6 +71,18 @@ pub enum ReconcileError {
         /// API error.
         source: kube::Error,
     },
+    /// A child could not be read to learn who owns it.
+    #[error("reading {kind} {namespace}/{name}: {source}")]
+    ReadChild {
+        /// Child kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Child name.
+        name: String,
+        /// API error.
+        source: kube::Error,
+    },
     /// The credentials Secret could not be read (other than not existing).
     #[error("reading Secret {namespace}/{name}: {source}")]
     ReadSecret {
@@ -102,6 +115,7 @@ impl ReconcileError {
             ReconcileError::Build(_) => "build",
             ReconcileError::Apply { .. } => "apply",
             ReconcileError::Delete { .. } => "delete",
+            ReconcileError::ReadChild { .. } => "read_child",
             ReconcileError::ReadSecret { .. } => "read_secret",
             ReconcileError::PatchStatus { .. } => "patch_status",
             ReconcileError::Random(_) => "random",
@@ -229,8 +243,15 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
         return Ok(Action::await_change());
     }
     let name = cache.name_any();
-    let planned = plan(&cache.spec);
+    let planned = plan_cache(&name, &cache.spec);
+    // Nothing is applied while an object of someone else's holds a child's name: applying would
+    // take it over (server-side apply with force), and deleting the cache would then collect it.
+    let (existing, conflict) = match &planned {
+        Ok(plan) => read_children(cache, &children::wanted(&name, plan), &namespace, ctx).await?,
+        Err(_) => (Existing::default(), None),
+    };
     let storage_problem = match &planned {
+        Ok(Plan::Deployed(_)) if conflict.is_some() => None,
         Ok(Plan::Deployed(registry)) => object_storage_problem(registry, &namespace, ctx).await?,
         _ => None,
     };
@@ -239,6 +260,11 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
             Observation::InvalidSpec(error.to_string()),
             Action::await_change(),
         ),
+        // The other object may be renamed or deleted without a change to the cache.
+        Ok(_) if conflict.is_some() => (
+            Observation::ChildConflict(conflict.unwrap_or_default()),
+            Action::requeue(ctx.config.resync_interval),
+        ),
         Ok(Plan::Deployed(_)) if storage_problem.is_some() => (
             Observation::InvalidSpec(storage_problem.unwrap_or_default()),
             // The Secret may be fixed without a change to the cache.
@@ -246,7 +272,7 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
         ),
         Ok(Plan::Deployed(mut registry)) => {
             if registry.generate_http_secret {
-                keep_http_secret(cache, &namespace, ctx).await?;
+                keep_http_secret(cache, &existing, &namespace, ctx).await?;
             }
             // A mirror's container reads the keys its Secret has, so the Secret is read before
             // the StatefulSet is built.
@@ -265,10 +291,12 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
                 }
                 None => None,
             };
-            let ready_replicas = apply_registry(cache, &registry, &namespace, ctx).await?;
-            if spec_changed_since_status(cache) {
+            let ready_replicas =
+                apply_registry(cache, &registry, &existing, &namespace, ctx).await?;
+            if spec_changed(cache) {
                 let plan = Plan::Deployed(registry.clone());
-                remove_leftovers(cache, &Leftovers::of(&name, &plan), &namespace, ctx).await?;
+                remove_leftovers(cache, &children::leftovers(&name, &plan), &namespace, ctx)
+                    .await?;
             }
             let address =
                 service_address(&name, &namespace, &ctx.config.cluster_domain, registry.port);
@@ -279,7 +307,7 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
                     plain_http: true,
                     login: None,
                 };
-                apply_client_configs(cache, &target, &namespace, ctx).await?;
+                apply_client_configs(cache, &target, &existing, &namespace, ctx).await?;
             }
             let mirror = match (&registry.mirror, mirror_credentials) {
                 (Some(mirror), Some(read)) => {
@@ -319,11 +347,9 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
         }
         Ok(Plan::Remote(target)) => {
             if spec_changed(cache) {
-                remove_registry(&name, &namespace, ctx).await?;
-            }
-            if spec_changed_since_status(cache) {
                 let plan = Plan::Remote(target.clone());
-                remove_leftovers(cache, &Leftovers::of(&name, &plan), &namespace, ctx).await?;
+                remove_leftovers(cache, &children::leftovers(&name, &plan), &namespace, ctx)
+                    .await?;
             }
             let (report, login) = check_remote(&target, &namespace, ctx).await?;
             let client = ClientTarget {
@@ -331,7 +357,7 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
                 plain_http: target.plain_http,
                 login,
             };
-            apply_client_configs(cache, &client, &namespace, ctx).await?;
+            apply_client_configs(cache, &client, &existing, &namespace, ctx).await?;
             (
                 Observation::Remote {
                     address: target.address.clone(),
@@ -343,10 +369,7 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
         }
         Ok(Plan::Unconfigured) => {
             if spec_changed(cache) {
-                remove_registry(&name, &namespace, ctx).await?;
-            }
-            if spec_changed_since_status(cache) {
-                let leftovers = Leftovers::of(&name, &Plan::Unconfigured);
+                let leftovers = children::leftovers(&name, &Plan::Unconfigured);
                 remove_leftovers(cache, &leftovers, &namespace, ctx).await?;
             }
             (Observation::Unconfigured, Action::await_change())
@@ -392,21 +415,34 @@ async fn reconcile_cache(cache: &OrasCache, ctx: &Context) -> Result<Action, Rec
 async fn apply_registry(
     cache: &OrasCache,
     registry: &DeployedRegistry,
+    existing: &Existing,
     namespace: &str,
     ctx: &Context,
 ) -> Result<Option<i32>, ReconcileError> {
-    apply(ctx, namespace, "Service", &build_service(cache, registry)?).await?;
+    apply(
+        ctx,
+        namespace,
+        "Service",
+        &build_service(cache, registry)?,
+        existing,
+    )
+    .await?;
 
     if let Some(claim) = build_shared_claim(cache, registry)? {
-        apply(ctx, namespace, "PersistentVolumeClaim", &claim).await?;
+        apply(ctx, namespace, "PersistentVolumeClaim", &claim, existing).await?;
     }
     if let Some(pdb) = build_pdb(cache, registry)? {
-        apply(ctx, namespace, "PodDisruptionBudget", &pdb).await?;
+        apply(ctx, namespace, "PodDisruptionBudget", &pdb, existing).await?;
     }
 
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let statefulset = build_statefulset(cache, registry)?;
     let name = cache.name_any();
+    if let Some(current) = existing.unchanged::<StatefulSet>("StatefulSet", &statefulset) {
+        return Ok(Some(
+            current.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        ));
+    }
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
     match statefulsets
         .patch(&name, &params, &Patch::Apply(&statefulset))
@@ -456,6 +492,7 @@ async fn apply<K>(
     namespace: &str,
     kind: &'static str,
     object: &K,
+    existing: &Existing,
 ) -> Result<K, ReconcileError>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
@@ -465,6 +502,9 @@ where
         + std::fmt::Debug,
     K::DynamicType: Default,
 {
+    if let Some(current) = existing.unchanged(kind, object) {
+        return Ok(current);
+    }
     let name = object.name_any();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     api.patch(
@@ -532,11 +572,12 @@ async fn object_storage_problem(
 /// existing one is never rewritten.
 async fn keep_http_secret(
     cache: &OrasCache,
+    existing: &Existing,
     namespace: &str,
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
     let name = http_secret_name(&cache.name_any());
-    let current = read_secret(ctx, namespace, &name).await?;
+    let current: Option<Secret> = existing.current("Secret", &name);
     let usable = current.is_some_and(|s| {
         s.data
             .unwrap_or_default()
@@ -545,7 +586,7 @@ async fn keep_http_secret(
     });
     if !usable {
         let secret = build_http_secret(cache, &random_secret().map_err(ReconcileError::Random)?)?;
-        apply(ctx, namespace, "Secret", &secret).await?;
+        apply(ctx, namespace, "Secret", &secret, existing).await?;
     }
     Ok(())
 }
@@ -568,94 +609,205 @@ fn spec_changed(cache: &OrasCache) -> bool {
         .is_none_or(|s| s.observed_generation != cache.metadata.generation)
 }
 
-/// Whether the cache has a status of an older generation: a spec change after the controller
-/// made children for an earlier spec, which may have left some the current spec does not want.
-/// A cache without a status has had no children made yet, and an unchanged one has had its
-/// leftovers removed already (the status is written after the removal).
-fn spec_changed_since_status(cache: &OrasCache) -> bool {
-    cache
-        .status
-        .as_ref()
-        .is_some_and(|s| s.observed_generation != cache.metadata.generation)
-}
-
-/// Children an earlier spec of a cache made that the current plan does not want.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leftovers {
-    /// `(kind, name)` of each, in the order they are removed.
-    pub children: Vec<(&'static str, String)>,
-}
-
-impl Leftovers {
-    /// What `plan` of the cache `name` does not keep: the PodDisruptionBudget below two replicas
-    /// (or without a deployed registry), the kept `<cache>-http-secret` once the replicas no
-    /// longer need it, and the client configurations of a cache with no registry at all. A Secret
-    /// the plan reads (`secrets.orasEnv`, `secrets.registryHttp`, credentials) is never one.
-    /// Claims are not: the data in them outlives a spec change, as the StatefulSet's claims do
-    /// (`persistentVolumeClaimRetentionPolicy` defaults to `Retain`), and goes with the cache.
-    pub fn of(name: &str, plan: &Plan) -> Leftovers {
-        let (budget, http_secret, client_configs, referenced) = match plan {
-            Plan::Deployed(registry) => (
-                registry.replicas <= 1,
-                !registry.generate_http_secret,
-                false,
-                [
-                    registry.env_from_secret.clone(),
-                    registry.http_secret.as_ref().map(|s| s.name.clone()),
-                    registry
-                        .mirror
-                        .as_ref()
-                        .and_then(|m| m.upstream.credentials_secret.clone()),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>(),
-            ),
-            Plan::Remote(target) => (
-                true,
-                true,
-                false,
-                target.credentials_secret.clone().into_iter().collect(),
-            ),
-            Plan::Unconfigured => (true, true, true, Vec::new()),
-        };
-        let mut children = Vec::new();
-        if budget {
-            children.push(("PodDisruptionBudget", name.to_string()));
-        }
-        let http = http_secret_name(name);
-        if http_secret && !referenced.contains(&http) {
-            children.push(("Secret", http));
-        }
-        if client_configs {
-            children.push(("Secret", docker_config_name(name)));
-            children.push(("ConfigMap", client_config_name(name)));
-        }
-        Leftovers { children }
-    }
-}
-
 /// Deletes each leftover child that the cache owns (its controller owner reference); one that
 /// another owner or a user made under the same name is left alone.
 async fn remove_leftovers(
     cache: &OrasCache,
-    leftovers: &Leftovers,
+    leftovers: &[Child],
     namespace: &str,
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
-    for (kind, name) in &leftovers.children {
-        let removed = match *kind {
-            "PodDisruptionBudget" => {
+    for child in leftovers {
+        let (kind, name) = (child.kind.as_str(), child.name.as_str());
+        let removed = match child.kind {
+            ChildKind::StatefulSet => {
+                delete_owned::<StatefulSet>(cache, kind, name, namespace, ctx).await?
+            }
+            ChildKind::Service => {
+                delete_owned::<Service>(cache, kind, name, namespace, ctx).await?
+            }
+            ChildKind::PersistentVolumeClaim => {
+                delete_owned::<PersistentVolumeClaim>(cache, kind, name, namespace, ctx).await?
+            }
+            ChildKind::PodDisruptionBudget => {
                 delete_owned::<PodDisruptionBudget>(cache, kind, name, namespace, ctx).await?
             }
-            "ConfigMap" => delete_owned::<ConfigMap>(cache, kind, name, namespace, ctx).await?,
-            _ => delete_owned::<Secret>(cache, kind, name, namespace, ctx).await?,
+            ChildKind::ConfigMap => {
+                delete_owned::<ConfigMap>(cache, kind, name, namespace, ctx).await?
+            }
+            ChildKind::Secret => delete_owned::<Secret>(cache, kind, name, namespace, ctx).await?,
         };
         if removed {
             info!(cache = %cache.name_any(), %namespace, kind, child = %name, "removed a child the spec no longer wants");
         }
     }
     Ok(())
+}
+
+/// Reads each of `wanted`: what exists of them (the cache's own), and the first one that
+/// exists and is not controlled by the cache, as the message of a `ChildConflict` condition.
+async fn read_children(
+    cache: &OrasCache,
+    wanted: &[Child],
+    namespace: &str,
+    ctx: &Context,
+) -> Result<(Existing, Option<String>), ReconcileError> {
+    let mut existing = Existing::default();
+    for child in wanted {
+        let (kind, name) = (child.kind.as_str(), child.name.as_str());
+        let holder = match child.kind {
+            ChildKind::StatefulSet => {
+                holder::<StatefulSet>(cache, kind, name, namespace, ctx).await?
+            }
+            ChildKind::Service => holder::<Service>(cache, kind, name, namespace, ctx).await?,
+            ChildKind::PersistentVolumeClaim => {
+                holder::<PersistentVolumeClaim>(cache, kind, name, namespace, ctx).await?
+            }
+            ChildKind::PodDisruptionBudget => {
+                holder::<PodDisruptionBudget>(cache, kind, name, namespace, ctx).await?
+            }
+            ChildKind::ConfigMap => holder::<ConfigMap>(cache, kind, name, namespace, ctx).await?,
+            ChildKind::Secret => holder::<Secret>(cache, kind, name, namespace, ctx).await?,
+        };
+        match holder {
+            Holder::Absent => {}
+            Holder::Cache(current) => existing.insert(kind, name, current),
+            Holder::Other(owner) => {
+                let message = format!(
+                    "{child} already exists in namespace {namespace} and is not this OrasCache's own ({owner}); the cache would take its name. Nothing was changed: rename or delete that {kind}, or give the OrasCache another name"
+                );
+                return Ok((existing, Some(message)));
+            }
+        }
+    }
+    Ok((existing, None))
+}
+
+/// The children of a cache as they were read at the start of a reconcile, the cache's own only.
+#[derive(Debug, Default)]
+struct Existing(std::collections::HashMap<(&'static str, String), serde_json::Value>);
+
+impl Existing {
+    fn insert(&mut self, kind: &'static str, name: &str, current: serde_json::Value) {
+        self.0.insert((kind, name.to_string()), current);
+    }
+
+    /// The child `kind name` as read, if it exists.
+    fn current<K: serde::de::DeserializeOwned>(&self, kind: &'static str, name: &str) -> Option<K> {
+        let value = self.0.get(&(kind, name.to_string()))?;
+        serde_json::from_value(value.clone()).ok()
+    }
+
+    /// The child as read when it already holds everything `desired` sets (so that applying it
+    /// would change nothing): a steady cache then costs reads only, never a write. Whatever
+    /// another writer changed of what the controller sets makes it differ, and it is applied.
+    fn unchanged<K>(&self, kind: &'static str, desired: &K) -> Option<K>
+    where
+        K: Resource + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let name = desired.meta().name.clone()?;
+        let current = self.0.get(&(kind, name))?;
+        let desired = serde_json::to_value(desired).ok()?;
+        if !holds(current, &desired) {
+            return None;
+        }
+        serde_json::from_value(current.clone()).ok()
+    }
+}
+
+/// Whether `current` holds every field `desired` sets, with the same value: what server-side
+/// apply of `desired` would leave unchanged. Lists are compared item by item, in order.
+fn holds(current: &serde_json::Value, desired: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (current, desired) {
+        // The API server drops empty values it is sent: a missing one holds an empty one.
+        (Value::Object(current), Value::Object(desired)) => desired.iter().all(|(key, want)| {
+            current.get(key).map_or_else(
+                || match want {
+                    Value::Null => true,
+                    Value::Object(map) => map.is_empty(),
+                    Value::Array(items) => items.is_empty(),
+                    _ => false,
+                },
+                |have| holds(have, want),
+            )
+        }),
+        (Value::Array(current), Value::Array(desired)) => {
+            current.len() == desired.len()
+                && current
+                    .iter()
+                    .zip(desired)
+                    .all(|(have, want)| holds(have, want))
+        }
+        (current, desired) => current == desired,
+    }
+}
+
+/// Who controls an object named like a child.
+enum Holder {
+    /// Nothing of that name.
+    Absent,
+    /// The cache (its controller owner reference, by uid), as read.
+    Cache(serde_json::Value),
+    /// Someone else, described for the message.
+    Other(String),
+}
+
+async fn holder<K>(
+    cache: &OrasCache,
+    kind: &'static str,
+    name: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Holder, ReconcileError>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let found = api
+        .get_opt(name)
+        .await
+        .map_err(|source| ReconcileError::ReadChild {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source,
+        })?;
+    let Some(found) = found else {
+        return Ok(Holder::Absent);
+    };
+    if controlled_by(found.meta(), cache) {
+        let current = serde_json::to_value(&found).map_err(|e| ReconcileError::ReadChild {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source: kube::Error::SerdeError(e),
+        })?;
+        return Ok(Holder::Cache(current));
+    }
+    let controller = found
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|owner| owner.controller == Some(true));
+    Ok(Holder::Other(match controller {
+        Some(owner) => format!("controlled by {} {}", owner.kind, owner.name),
+        None => "it has no controller owner".to_string(),
+    }))
+}
+
+/// Whether the cache is the object's controller owner (matched by uid, so a cache deleted and
+/// made again under the same name does not own what the first one made).
+fn controlled_by(meta: &kube::api::ObjectMeta, cache: &OrasCache) -> bool {
+    meta.owner_references.iter().flatten().any(|owner| {
+        owner.controller == Some(true) && Some(&owner.uid) == cache.metadata.uid.as_ref()
+    })
 }
 
 /// Reads the child `name` and deletes it when the cache is its controller owner, with the uid it
@@ -685,10 +837,7 @@ where
     let Some(found) = api.get_opt(name).await.map_err(failed)? else {
         return Ok(false);
     };
-    let owned = found.meta().owner_references.iter().flatten().any(|owner| {
-        owner.controller == Some(true) && Some(&owner.uid) == cache.metadata.uid.as_ref()
-    });
-    if !owned {
+    if !controlled_by(found.meta(), cache) {
         return Ok(false);
     }
     let params = DeleteParams {
@@ -703,14 +852,6 @@ where
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
         Err(source) => Err(failed(source)),
     }
-}
-
-/// Deletes the registry of a cache that no longer deploys one.
-async fn remove_registry(name: &str, namespace: &str, ctx: &Context) -> Result<(), ReconcileError> {
-    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
-    delete(&statefulsets, "StatefulSet", name, namespace).await?;
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    delete(&services, "Service", name, namespace).await
 }
 
 async fn delete<K>(
@@ -830,12 +971,13 @@ fn has_client_configs(observation: &Observation) -> bool {
 async fn apply_client_configs(
     cache: &OrasCache,
     target: &ClientTarget,
+    existing: &Existing,
     namespace: &str,
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
     let (secret, map) = build_client_configs(cache, target)?;
-    apply(ctx, namespace, "Secret", &secret).await?;
-    apply(ctx, namespace, "ConfigMap", &map).await?;
+    apply(ctx, namespace, "Secret", &secret, existing).await?;
+    apply(ctx, namespace, "ConfigMap", &map, existing).await?;
     Ok(())
 }
 
@@ -897,11 +1039,13 @@ pub async fn run(
     // will also trigger the reconciler for the managing object by traversing owner references").
     // Only objects with the controller's label are watched. The claims of the StatefulSet's
     // claim templates are owned by no cache and trigger nothing; the shared claim does.
+    // Secrets are not watched: that needs list and watch on every Secret of the cluster (RBAC
+    // cannot narrow a list by label), and the resync puts back a Secret of the cache's that
+    // someone changed or deleted (manifests::controller_rules).
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     Controller::new(caches, watcher::Config::default().any_semantic())
         .owns(scoped::<StatefulSet>(&client, &namespace), owned.clone())
         .owns(scoped::<Service>(&client, &namespace), owned.clone())
-        .owns(scoped::<Secret>(&client, &namespace), owned.clone())
         .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
         .owns(
             scoped::<PersistentVolumeClaim>(&client, &namespace),
@@ -929,5 +1073,26 @@ where
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds;
+    use serde_json::json;
+
+    #[test]
+    fn what_the_server_added_holds_and_what_someone_changed_does_not() {
+        let desired = json!({"metadata": {"name": "c", "labels": {"a": "1"}},
+            "spec": {"ports": [{"port": 5000}], "selector": {}}});
+        let applied = json!({"metadata": {"name": "c", "uid": "u", "labels": {"a": "1"}},
+            "spec": {"ports": [{"port": 5000, "protocol": "TCP"}], "clusterIP": "10.0.0.9"}});
+        assert!(holds(&applied, &desired));
+        let relabelled = json!({"metadata": {"name": "c", "labels": {"a": "2"}},
+            "spec": {"ports": [{"port": 5000}]}});
+        assert!(!holds(&relabelled, &desired));
+        let another_port = json!({"metadata": {"name": "c", "labels": {"a": "1"}},
+            "spec": {"ports": [{"port": 5000}, {"port": 80}]}});
+        assert!(!holds(&another_port, &desired));
     }
 }

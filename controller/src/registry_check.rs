@@ -148,6 +148,9 @@ impl RegistryChecker {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // Credentials stay with their origin: reqwest drops `Authorization` on a redirect
+            // to another scheme, host or port (reqwest 0.13 `redirect.rs`,
+            // `remove_sensitive_headers`), as the agent's client does (oras_agent::origin).
             .redirect(reqwest::redirect::Policy::limited(5))
             .user_agent(concat!("oras-cache-controller/", env!("CARGO_PKG_VERSION")))
             .build()?;

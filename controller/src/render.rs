@@ -23,7 +23,7 @@ use crate::client_config::{
 };
 use crate::crd::DEFAULT_REGISTRY_HTTP_KEY;
 use crate::crd::OrasCache;
-use crate::plan::{Plan, Sharing, credential_keys, is_object_storage_key, plan};
+use crate::plan::{Plan, Sharing, credential_keys, is_object_storage_key, plan_cache};
 use crate::resources::{
     BuildError, build_http_secret, build_pdb, build_service, build_shared_claim, build_statefulset,
     service_address,
@@ -142,7 +142,7 @@ fn render_cache(
     let namespace = cache
         .namespace()
         .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-    let observation = match plan(&cache.spec) {
+    let observation = match plan_cache(&name, &cache.spec) {
         Err(error) => Observation::InvalidSpec(error.to_string()),
         Ok(Plan::Deployed(mut registry)) => {
             if let Some(mirror) = registry.mirror.as_mut()

@@ -42,6 +42,9 @@ pub enum Observation {
     },
     /// `deploy: false` and no remote registry.
     Unconfigured,
+    /// An object named like a child the cache would make exists and is not the cache's own:
+    /// nothing was applied, and the message names the object and the fix.
+    ChildConflict(String),
 }
 
 /// What the controller knows of a mirror's upstream.
@@ -67,6 +70,9 @@ fn desired_conditions(observation: &Observation) -> Vec<Desired> {
     };
     match observation {
         Observation::InvalidSpec(message) => vec![ready(Verdict::fail("InvalidSpec", message))],
+        Observation::ChildConflict(message) => {
+            vec![ready(Verdict::fail("ChildConflict", message))]
+        }
         Observation::Deployed {
             ready_replicas,
             replicas,
@@ -126,7 +132,9 @@ pub fn build_status(
             plain_http,
             ..
         } => (Some(address.clone()), Some(*plain_http)),
-        Observation::InvalidSpec(_) | Observation::Unconfigured => (None, None),
+        Observation::InvalidSpec(_) | Observation::Unconfigured | Observation::ChildConflict(_) => {
+            (None, None)
+        }
     };
     let conditions = desired_conditions(observation)
         .into_iter()

@@ -33,6 +33,22 @@ const HTTP_SECRET: &str = "cache-http-secret";
 const HTTP_SECRET_PATH: &str = "/api/v1/namespaces/ns/secrets/cache-http-secret";
 const DOCKER_CONFIG: &str = "/api/v1/namespaces/ns/secrets/cache-docker-config";
 const CLIENT_CONFIG: &str = "/api/v1/namespaces/ns/configmaps/cache-client-config";
+/// The children a deployed cache of one replica wants, read before anything is applied.
+const DEPLOYED: [&str; 4] = [SERVICE, STATEFULSET, DOCKER_CONFIG, CLIENT_CONFIG];
+/// The children a remote cache wants.
+const REMOTE: [&str; 2] = [DOCKER_CONFIG, CLIENT_CONFIG];
+/// The children of replicas on a shared claim with a kept HTTP secret.
+const REPLICAS: [&str; 7] = [
+    HTTP_SECRET_PATH,
+    SERVICE,
+    CLAIM,
+    BUDGET,
+    STATEFULSET,
+    DOCKER_CONFIG,
+    CLIENT_CONFIG,
+];
+/// The leftovers a deployed cache of one replica looks for on its first reconcile: none.
+const FIRST: [(&str, Found); 2] = [(BUDGET, Found::Nothing), (HTTP_SECRET_PATH, Found::Nothing)];
 
 /// Who owns a child the reconciler reads before it removes it.
 #[derive(Clone, Copy)]
@@ -105,6 +121,23 @@ impl ApiServer {
         statefulset
     }
 
+    /// The reads of the children a plan wants, before anything is applied: none exists yet.
+    async fn expect_reads(&mut self, paths: &[&str]) {
+        for path in paths {
+            let (_, send) = self.expect(Method::GET, path).await;
+            not_found(send);
+        }
+    }
+
+    /// The read of a wanted child that exists and is the cache's own, answered with `object`
+    /// (given the cache as controller owner).
+    async fn expect_owned_read(&mut self, path: &str, mut object: Value) {
+        let (_, send) = self.expect(Method::GET, path).await;
+        object["metadata"]["ownerReferences"] = json!([{"apiVersion": "cache.converged-computing.github.io/v1alpha1",
+            "kind": "OrasCache", "name": "cache", "uid": "uid-1", "controller": true}]);
+        respond(send, 200, &object);
+    }
+
     /// The read of the Secret `name`, answered with `secret`, or 404 when it is None.
     async fn expect_secret_read(&mut self, name: &str, secret: Option<Value>) {
         let (_, send) = self
@@ -153,11 +186,19 @@ impl ApiServer {
         event
     }
 
-    /// A remote cache deletes the StatefulSet and Service of a deployed one; there are none.
+    /// A remote cache removes the StatefulSet and Service of a deployed one it owns; there are
+    /// none.
     async fn expect_no_registry_to_delete(&mut self) {
         for path in [STATEFULSET, SERVICE] {
-            let (_, send) = self.expect(Method::DELETE, path).await;
-            not_found(send);
+            self.expect_leftover(path, Found::Nothing).await;
+        }
+    }
+
+    /// The leftovers a remote cache looks for on its first reconcile: none.
+    async fn expect_first_remote_leftovers(&mut self) {
+        self.expect_no_registry_to_delete().await;
+        for path in [BUDGET, HTTP_SECRET_PATH] {
+            self.expect_leftover(path, Found::Nothing).await;
         }
     }
 
@@ -187,11 +228,19 @@ impl ApiServer {
         (secret, map)
     }
 
-    /// The two applies of a deployed cache and its client configurations; the StatefulSet
-    /// reports `ready` of one replica. Returns the Service and the StatefulSet.
-    async fn expect_registry_applies(&mut self, ready: i32) -> (Value, Value) {
+    /// The two applies of a deployed cache, the `leftovers` it looks for, and its client
+    /// configurations; the StatefulSet reports `ready` of one replica. Returns the Service and
+    /// the StatefulSet.
+    async fn expect_registry_applies(
+        &mut self,
+        ready: i32,
+        leftovers: &[(&str, Found)],
+    ) -> (Value, Value) {
         let service = self.expect_apply(SERVICE).await;
         let statefulset = self.expect_statefulset_apply(1, ready).await;
+        for (path, found) in leftovers {
+            self.expect_leftover(path, *found).await;
+        }
         self.expect_client_configs().await;
         (service, statefulset)
     }
@@ -207,6 +256,10 @@ impl ApiServer {
         };
         let (api_version, kind) = if path.contains("/poddisruptionbudgets/") {
             ("policy/v1", "PodDisruptionBudget")
+        } else if path.contains("/statefulsets/") {
+            ("apps/v1", "StatefulSet")
+        } else if path.contains("/services/") {
+            ("v1", "Service")
         } else if path.contains("/configmaps/") {
             ("v1", "ConfigMap")
         } else {
@@ -357,7 +410,8 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
 #[tokio::test]
 async fn a_new_cache_gets_its_registry_applied_and_its_status_patched() {
     let (result, metrics) = try_run(cache("{}"), async |server| {
-        let (service, statefulset) = server.expect_registry_applies(0).await;
+        server.expect_reads(&DEPLOYED).await;
+        let (service, statefulset) = server.expect_registry_applies(0, &FIRST).await;
         assert_eq!(service["kind"], "Service");
         assert_eq!(service["metadata"]["ownerReferences"][0]["uid"], "uid-1");
         assert_eq!(service["spec"]["ports"][0]["port"], 5000);
@@ -402,7 +456,8 @@ async fn a_new_cache_gets_its_registry_applied_and_its_status_patched() {
 async fn an_unchanged_cache_gets_no_status_patch() {
     let object = with_status(cache("{}"), &deployed(1));
     run(object, async |server| {
-        server.expect_registry_applies(1).await;
+        server.expect_reads(&DEPLOYED).await;
+        server.expect_registry_applies(1, &[]).await;
     })
     .await;
 }
@@ -411,7 +466,8 @@ async fn an_unchanged_cache_gets_no_status_patch() {
 async fn pods_becoming_ready_flip_the_condition_and_emit_a_normal_event() {
     let object = with_status(cache("{}"), &deployed(0));
     run(object, async |server| {
-        server.expect_registry_applies(1).await;
+        server.expect_reads(&DEPLOYED).await;
+        server.expect_registry_applies(1, &[]).await;
         let patch = server.expect_status_patch().await;
         let ready = condition(&patch["status"], "Ready");
         assert_eq!(ready["status"], "True");
@@ -430,16 +486,12 @@ async fn deploy_false_deletes_the_registry_and_reports_no_address() {
     let mut object = with_status(cache("{deploy: false}"), &deployed(1));
     object.metadata.generation = Some(2);
     let action = run(object, async |server| {
-        let (body, send) = server.expect(Method::DELETE, STATEFULSET).await;
-        assert_eq!(body["propagationPolicy"], "Background");
-        respond(
-            send,
-            200,
-            &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
-        );
-        // Already gone: a 404 is success.
-        let (_, send) = server.expect(Method::DELETE, SERVICE).await;
-        not_found(send);
+        // The registry the cache owns goes (with the uid it was read with as a precondition);
+        // a child already gone is no error.
+        server
+            .expect_leftover(STATEFULSET, Found::OwnedByTheCache)
+            .await;
+        server.expect_leftover(SERVICE, Found::Nothing).await;
         // What the cache made for its registry goes too, and a cache without a registry has
         // no client configurations.
         server.expect_leftover(BUDGET, Found::Nothing).await;
@@ -489,6 +541,7 @@ async fn an_invalid_spec_is_reported_without_touching_children() {
 #[tokio::test]
 async fn a_refused_apply_fails_with_an_event_and_a_metric() {
     let (result, metrics) = try_run(cache("{}"), async |server| {
+        server.expect_reads(&DEPLOYED).await;
         let (_, send) = server.expect(Method::PATCH, SERVICE).await;
         fail(send, 403, "Forbidden", "services \"cache\" is forbidden");
         let event = server.expect_event_of("Warning", "ReconcileFailed").await;
@@ -523,7 +576,8 @@ async fn a_remote_registry_is_checked_with_the_credentials_of_its_secret() {
         "{{deploy: false, registry: {{address: '{host}', plainHttp: true, credentialsSecret: creds}}}}"
     );
     let action = run(cache(&spec), async |server| {
-        server.expect_no_registry_to_delete().await;
+        server.expect_reads(&REMOTE).await;
+        server.expect_first_remote_leftovers().await;
         // base64 of "alice" and "s3cret".
         let creds = secret(
             "creds",
@@ -570,7 +624,8 @@ async fn a_missing_credentials_secret_makes_auth_ready_false() {
         registry.host()
     );
     run(cache(&spec), async |server| {
-        server.expect_no_registry_to_delete().await;
+        server.expect_reads(&REMOTE).await;
+        server.expect_first_remote_leftovers().await;
         server.expect_secret_read("nope", None).await;
         server.expect_client_configs().await;
         server
@@ -583,6 +638,7 @@ async fn a_missing_credentials_secret_makes_auth_ready_false() {
 #[tokio::test]
 async fn a_storage_change_recreates_the_statefulset() {
     let action = run(cache("{storage: {size: 5Gi}}"), async |server| {
+        server.expect_reads(&DEPLOYED).await;
         server.expect_apply(SERVICE).await;
         let (statefulset, send) = server.expect(Method::PATCH, STATEFULSET).await;
         assert_eq!(
@@ -603,6 +659,9 @@ async fn a_storage_change_recreates_the_statefulset() {
         let (_, send) = server.expect(Method::DELETE, STATEFULSET).await;
         respond(send, 200, &current);
         assert_eq!(server.expect_event().await["reason"], "StorageChanged");
+        for (path, found) in FIRST {
+            server.expect_leftover(path, found).await;
+        }
     })
     .await;
     assert_eq!(action, Action::requeue(Duration::from_secs(5)));
@@ -650,7 +709,8 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
     let first = cache(&spec);
     // The first pass deletes any registry left by an earlier spec and writes the status.
     let action = run(first.clone(), async |server| {
-        server.expect_no_registry_to_delete().await;
+        server.expect_reads(&REMOTE).await;
+        server.expect_first_remote_leftovers().await;
         server.expect_client_configs().await;
         let patch = server.expect_status_patch().await;
         assert_eq!(patch["status"]["address"], address.as_str());
@@ -683,6 +743,7 @@ async fn an_unchanged_remote_cache_is_rechecked_without_deletions() {
         },
     );
     let action = run(again, async |server| {
+        server.expect_reads(&REMOTE).await;
         server.expect_client_configs().await;
     })
     .await;
@@ -704,6 +765,7 @@ async fn a_mirror_reads_its_secret_applies_a_pull_through_registry_and_checks_th
         "{{mirror: {{address: '{host}', plainHttp: true, credentialsSecret: upstream-creds, repository: org/app}}}}"
     );
     let action = run(cache(&spec), async |server| {
+        server.expect_reads(&DEPLOYED).await;
         // A basic-auth Secret: base64 of "alice" and "s3cret".
         let mut creds = secret(
             "upstream-creds",
@@ -713,7 +775,7 @@ async fn a_mirror_reads_its_secret_applies_a_pull_through_registry_and_checks_th
         server
             .expect_secret_read("upstream-creds", Some(creds))
             .await;
-        let (_, statefulset) = server.expect_registry_applies(0).await;
+        let (_, statefulset) = server.expect_registry_applies(0, &FIRST).await;
         let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_array()
             .unwrap()
@@ -769,7 +831,8 @@ async fn a_mirror_of_a_repository_the_upstream_lacks_is_not_auth_ready() {
         upstream.host()
     );
     run(cache(&spec), async |server| {
-        server.expect_registry_applies(1).await;
+        server.expect_reads(&DEPLOYED).await;
+        server.expect_registry_applies(1, &FIRST).await;
         let patch = server
             .expect_not_auth_ready("RepositoryNotFound", "org/missing")
             .await;
@@ -785,7 +848,7 @@ async fn a_mirror_of_a_repository_the_upstream_lacks_is_not_auth_ready() {
 async fn replicas_get_a_kept_http_secret_a_shared_claim_and_a_budget() {
     let spec = "{replicas: 3, storage: {size: 10Gi, accessMode: ReadWriteMany}}";
     run(cache(spec), async |server| {
-        server.expect_secret_read(HTTP_SECRET, None).await;
+        server.expect_reads(&REPLICAS).await;
         let secret = server
             .expect_apply(&format!("/api/v1/namespaces/ns/secrets/{HTTP_SECRET}"))
             .await;
@@ -815,7 +878,8 @@ async fn an_existing_http_secret_is_kept() {
     let spec = "{replicas: 2, storage: {size: 10Gi, accessMode: ReadWriteMany}}";
     run(cache(spec), async |server| {
         let kept = secret(HTTP_SECRET, json!({"REGISTRY_HTTP_SECRET": "c2VjcmV0"}));
-        server.expect_secret_read(HTTP_SECRET, Some(kept)).await;
+        server.expect_owned_read(HTTP_SECRET_PATH, kept).await;
+        server.expect_reads(&REPLICAS[1..]).await;
         // Straight to the registry: no write of the Secret.
         for path in [SERVICE, CLAIM, BUDGET, STATEFULSET] {
             server.expect_apply(path).await;
@@ -833,6 +897,9 @@ async fn an_existing_http_secret_is_kept() {
 async fn replicas_without_object_storage_keys_are_an_invalid_spec() {
     let spec = "{replicas: 3, secrets: {orasEnv: registry-env, registryHttp: shared}}";
     let action = run(cache(spec), async |server| {
+        server
+            .expect_reads(&[SERVICE, BUDGET, STATEFULSET, DOCKER_CONFIG, CLIENT_CONFIG])
+            .await;
         let env = secret("registry-env", json!({"REGISTRY_LOG_LEVEL": "aW5mbw=="}));
         server.expect_secret_read("registry-env", Some(env)).await;
         let patch = server.expect_status_patch().await;
@@ -855,8 +922,9 @@ async fn replicas_without_object_storage_keys_are_an_invalid_spec() {
 async fn a_mirror_without_its_secret_is_applied_and_not_auth_ready() {
     let spec = "{mirror: {address: '127.0.0.1:9', plainHttp: true, credentialsSecret: later}}";
     run(cache(spec), async |server| {
+        server.expect_reads(&DEPLOYED).await;
         server.expect_secret_read("later", None).await;
-        let (_, statefulset) = server.expect_registry_applies(0).await;
+        let (_, statefulset) = server.expect_registry_applies(0, &FIRST).await;
         let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
         assert!(
             env.contains("\"key\":\"ORAS_USER\"") && env.contains("\"key\":\"ORAS_PULL_PASS\""),
@@ -892,6 +960,7 @@ fn replicas(ready_replicas: i32, replicas: i32) -> Observation {
 async fn replicas_back_to_one_remove_the_budget_and_the_kept_http_secret() {
     let object = changed(cache("{storage: {size: 10Gi}}"), &replicas(3, 3));
     run(object, async |server| {
+        server.expect_reads(&DEPLOYED).await;
         server.expect_apply(SERVICE).await;
         let statefulset = server.expect_statefulset_apply(1, 1).await;
         assert_eq!(statefulset["spec"]["replicas"], 1);
@@ -912,6 +981,7 @@ async fn replicas_back_to_one_remove_the_budget_and_the_kept_http_secret() {
 async fn leftovers_the_cache_does_not_own_or_still_reads_are_kept() {
     let object = changed(cache("{}"), &replicas(2, 2));
     run(object, async |server| {
+        server.expect_reads(&DEPLOYED).await;
         server.expect_apply(SERVICE).await;
         server.expect_statefulset_apply(1, 1).await;
         server.expect_leftover(BUDGET, Found::OwnedByAnother).await;
@@ -926,6 +996,7 @@ async fn leftovers_the_cache_does_not_own_or_still_reads_are_kept() {
     let spec = "{secrets: {registryHttp: cache-http-secret}}";
     let object = changed(cache(spec), &replicas(2, 2));
     run(object, async |server| {
+        server.expect_reads(&DEPLOYED).await;
         server.expect_apply(SERVICE).await;
         server.expect_statefulset_apply(1, 1).await;
         server.expect_leftover(BUDGET, Found::Nothing).await;
@@ -956,6 +1027,7 @@ async fn a_removed_mirror_leaves_no_proxy_and_no_upstream_in_the_status() {
         Some("ghcr.io")
     );
     run(object, async |server| {
+        server.expect_reads(&DEPLOYED).await;
         server.expect_apply(SERVICE).await;
         let statefulset = server.expect_statefulset_apply(1, 1).await;
         let container = &statefulset["spec"]["template"]["spec"]["containers"][0];
@@ -986,6 +1058,7 @@ async fn a_cache_turned_remote_removes_what_its_registry_had() {
     );
     let object = changed(cache(&spec), &replicas(2, 2));
     run(object, async |server| {
+        server.expect_reads(&REMOTE).await;
         server.expect_no_registry_to_delete().await;
         server.expect_leftover(BUDGET, Found::OwnedByTheCache).await;
         server
