@@ -691,3 +691,345 @@ fn invalid_settings_are_refused_by_validate_settings() {
     assert!(!verdict.valid);
     assert!(verdict.message.unwrap().contains("agentImagePullPolicy"));
 }
+
+// ---- the real API server ----------------------------------------------------------------------
+//
+// What the policy answers is checked above against our reading of Kubernetes; here the API server
+// itself (oras_test_support::cluster: kube-apiserver v1.37.2 from scripts/peers.sh) judges it.
+
+const INJECTED: [&str; 3] = ["oras-init", "oras", "oras-volumes"];
+
+/// The examples users copy, with the recorded lookups each needs (the same sessions as the
+/// fixtures of their shape): the demo's Jobs are the two workflow steps.
+const EXAMPLES: [(&str, &str); 6] = [
+    ("examples/workflow/step1-produce.yaml", "cache-ready.yml"),
+    ("examples/workflow/step2-consume.yaml", "cache-ready.yml"),
+    ("examples/workflow/step3-mount.yaml", "no-mirrors.yml"),
+    ("examples/volumes/java-pod.yaml", "no-mirrors.yml"),
+    ("examples/volumes/options-pod.yaml", "cache-ready.yml"),
+    ("examples/volumes/singularity-pod.yaml", "no-mirrors.yml"),
+];
+
+/// One control plane for this test binary, with a namespace that enforces the restricted Pod
+/// Security Standard and one that matches the test's ValidatingAdmissionPolicy.
+fn api_server() -> &'static oras_test_support::cluster::ControlPlane {
+    static PLANE: OnceLock<oras_test_support::cluster::ControlPlane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        let plane = oras_test_support::cluster::ControlPlane::start()
+            .expect("a control plane (make peers builds its parts)");
+        for (namespace, label) in [
+            (
+                "restricted",
+                "pod-security.kubernetes.io/enforce=restricted",
+            ),
+            ("matching", "oras-match-test=yes"),
+        ] {
+            plane
+                .kubectl_ok(&["create", "namespace", namespace])
+                .unwrap();
+            plane
+                .kubectl_ok(&["label", "namespace", namespace, label])
+                .unwrap();
+        }
+        plane
+    })
+}
+
+/// `kubectl create --dry-run=server` of `object`: the API server validates and admits it (Pod
+/// Security included) and stores nothing. The server's refusal on failure.
+fn dry_run(object: &Value) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = api_server()
+        .kubectl()
+        .args(["create", "--dry-run=server", "-o", "name", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(object.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
+    }
+}
+
+/// `object` as a client would send it to `namespace`: without what the server fills in.
+fn as_sent(object: &Value, namespace: &str) -> Value {
+    let mut object = object.clone();
+    let metadata = object["metadata"].as_object_mut().unwrap();
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+        "generation",
+        "selfLink",
+    ] {
+        metadata.remove(field);
+    }
+    metadata.insert("namespace".into(), json!(namespace));
+    object.as_object_mut().unwrap().remove("status");
+    object
+}
+
+fn pod_spec_mut(object: &mut Value) -> &mut Value {
+    if object["kind"] == "Job" {
+        &mut object["spec"]["template"]["spec"]
+    } else {
+        &mut object["spec"]
+    }
+}
+
+/// The user's own containers made restricted (what the user would do for a restricted
+/// namespace), leaving every container and field the policy injected as the policy wrote it: the
+/// Pod Security check then judges what the injection adds.
+fn harden_the_users_containers(object: &mut Value) {
+    let spec = pod_spec_mut(object);
+    for list in ["initContainers", "containers"] {
+        for container in spec[list].as_array_mut().into_iter().flatten() {
+            if INJECTED.contains(&container["name"].as_str().unwrap_or_default()) {
+                continue;
+            }
+            let context = container
+                .as_object_mut()
+                .unwrap()
+                .entry("securityContext")
+                .or_insert_with(|| json!({}));
+            for (key, value) in [
+                ("allowPrivilegeEscalation", json!(false)),
+                ("runAsNonRoot", json!(true)),
+                ("runAsUser", json!(1000)),
+                ("capabilities", json!({"drop": ["ALL"]})),
+                ("seccompProfile", json!({"type": "RuntimeDefault"})),
+            ] {
+                context.as_object_mut().unwrap().entry(key).or_insert(value);
+            }
+        }
+    }
+}
+
+/// A Job's pod template as the Pod the Job controller would create (Pod Security is enforced
+/// on Pods only; on workloads it only warns).
+fn template_pod(job: &Value) -> Value {
+    let mut metadata = job["spec"]["template"]["metadata"].clone();
+    if metadata.is_null() {
+        metadata = json!({});
+    }
+    metadata["name"] = json!(format!(
+        "{}-pod",
+        job["metadata"]["name"].as_str().unwrap_or("job")
+    ));
+    metadata["namespace"] = job["metadata"]["namespace"].clone();
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+        "spec": job["spec"]["template"]["spec"]})
+}
+
+/// The object of a manifest as an AdmissionRequest of its creation.
+fn creation_request(object: &Value) -> AdmissionRequest {
+    let (group, version, resource) = match object["kind"].as_str() {
+        Some("Job") => ("batch", "v1", "jobs"),
+        _ => ("", "v1", "pods"),
+    };
+    let kind = json!({"group": group, "version": version, "kind": object["kind"]});
+    let resource = json!({"group": group, "version": version, "resource": resource});
+    AdmissionRequest::from_value(json!({
+        "uid": "00000000-0000-4000-8000-00000000e2e0",
+        "kind": kind, "requestKind": kind, "resource": resource, "requestResource": resource,
+        "name": object["metadata"]["name"],
+        "namespace": object["metadata"]["namespace"].as_str().unwrap_or("default"),
+        "operation": "CREATE",
+        "userInfo": {"username": "e2e", "groups": ["system:authenticated"]},
+        "object": object,
+    }))
+    .unwrap()
+}
+
+/// Every object the compiled policy mutates (every mutating fixture, every example of
+/// `examples/workflow/` and `examples/volumes/`) is one the real API server accepts, in a
+/// namespace that enforces the restricted Pod Security Standard: its own Pod and Job validation
+/// (unique names across init containers and sidecars, mount paths, native sidecar rules,
+/// quantities) and Pod Security of everything the policy injected.
+#[test]
+fn every_mutated_object_is_one_the_api_server_accepts() {
+    let mut mutated: Vec<(String, Value)> = Vec::new();
+    for case in cases().iter().filter(|c| c.patched) {
+        mutated.push((case.request.to_string(), evaluate(case).patched));
+    }
+    let root = oras_cache_e2e::workspace_root();
+    for (file, session) in EXAMPLES {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        // The Pod or Job of the file (some also hold the OrasCache or a Secret it names).
+        let object: Value = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+            .find(|o| o["kind"] == "Pod" || o["kind"] == "Job")
+            .unwrap_or_else(|| panic!("{file} has a Pod or a Job"));
+        let request = creation_request(&object);
+        let host = Arc::new(
+            HostCapabilities::default()
+                .with_logs(false)
+                .with_context_aware_resources(
+                    policy().metadata().unwrap().context_aware_resources.clone(),
+                )
+                .with_replay(
+                    Replay::from_file(&fixtures().join("sessions").join(session)).unwrap(),
+                ),
+        );
+        let settings = load_settings(None, None).unwrap();
+        let response = policy().validate(&host, &request, &settings);
+        assert!(response.allowed, "{file}: {response:?}");
+        assert!(response.patch.is_some(), "{file} is mutated");
+        mutated.push((file.to_string(), response.patched_object(&object).unwrap()));
+    }
+    // The namespace does enforce: the first fixture as written (its own container has no
+    // securityContext) is refused by Pod Security.
+    let unhardened = dry_run(&as_sent(&mutated[0].1, "restricted"));
+    assert!(
+        unhardened
+            .as_ref()
+            .is_err_and(|e| e.contains("violates PodSecurity \"restricted")),
+        "{} without the user's hardening: {unhardened:?}",
+        mutated[0].0
+    );
+    let mut refused = Vec::new();
+    for (name, object) in &mutated {
+        let mut sent = as_sent(object, "restricted");
+        harden_the_users_containers(&mut sent);
+        let mut checks = vec![sent.clone()];
+        if sent["kind"] == "Job" {
+            checks.push(template_pod(&sent));
+        }
+        for check in checks {
+            if let Err(error) = dry_run(&check) {
+                refused.push(format!("{name} ({}): {error}", check["kind"]));
+            }
+        }
+    }
+    println!(
+        "{} mutated objects ({} fixtures, {} examples): {} accepted by the API server",
+        mutated.len(),
+        mutated.len() - EXAMPLES.len(),
+        EXAMPLES.len(),
+        mutated.len() - refused.len()
+    );
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+}
+
+/// The ClusterAdmissionPolicy's `matchConditions` (from `deploy/oras-cache.yaml`) compile on the
+/// API server (a MutatingWebhookConfiguration carrying them is accepted), and the server's own
+/// evaluation of them, through a ValidatingAdmissionPolicy that denies whatever they match, agrees
+/// with the policy on every creation fixture: each object the policy acts on (mutates or refuses)
+/// is matched, so no request the policy must see is filtered out.
+#[test]
+fn the_match_conditions_evaluated_by_the_api_server_agree_with_the_policy() {
+    let install =
+        std::fs::read_to_string(oras_cache_e2e::workspace_root().join("deploy/oras-cache.yaml"))
+            .unwrap();
+    let policy_object: Value = serde_yaml::Deserializer::from_str(&install)
+        .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+        .find(|o| o["kind"] == "ClusterAdmissionPolicy")
+        .expect("the install has the ClusterAdmissionPolicy");
+    let conditions = policy_object["spec"]["matchConditions"].clone();
+    assert!(conditions.as_array().is_some_and(|c| !c.is_empty()));
+    let rules = json!([
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
+        {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["jobs"]}
+    ]);
+    let plane = api_server();
+    let apply = |object: Value| {
+        use std::io::Write;
+        let mut child = plane
+            .kubectl()
+            .args(["apply", "--server-side", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(object.to_string().as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    // Never called: it matches no namespace, and the server only has to compile its conditions.
+    apply(
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "oras-cache-conditions"},
+        "webhooks": [{"name": "oras-cache.conditions.test", "admissionReviewVersions": ["v1"],
+            "sideEffects": "None", "failurePolicy": "Ignore",
+            "clientConfig": {"url": "https://127.0.0.1:1/validate"},
+            "namespaceSelector": {"matchLabels": {"oras-webhook-test": "never"}},
+            "rules": rules, "matchConditions": conditions}]}),
+    );
+    apply(
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "oras-cache-conditions"},
+        "spec": {"failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": rules},
+            "matchConditions": conditions,
+            "validations": [{"expression": "false", "message": "ORAS-MATCHED"}]}}),
+    );
+    apply(
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "oras-cache-conditions"},
+        "spec": {"policyName": "oras-cache-conditions", "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"oras-match-test": "yes"}}}}}),
+    );
+
+    let mut compared = 0;
+    let mut disagreements = Vec::new();
+    for case in cases() {
+        let request = request(case.request);
+        if request.as_value()["operation"] != "CREATE" {
+            continue;
+        }
+        let object = as_sent(request.object().unwrap(), "matching");
+        let acts = case.patched || !case.allowed;
+        // The binding is read by the server's informers a moment after it is made.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let matched = loop {
+            let outcome = dry_run(&object);
+            let matched = outcome
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.contains("ORAS-MATCHED"));
+            if let Err(error) = &outcome {
+                assert!(
+                    matched,
+                    "{}: refused for another reason: {error}",
+                    case.request
+                );
+            }
+            if matched || !acts || std::time::Instant::now() > deadline {
+                break matched;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        };
+        compared += 1;
+        if acts && !matched {
+            disagreements.push(format!(
+                "{}: the policy acts, the server's matchConditions filter it out",
+                case.request
+            ));
+        }
+    }
+    println!(
+        "matchConditions: {compared} creation cases (fixture and settings) compared with the server's evaluation"
+    );
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
