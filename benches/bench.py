@@ -14,8 +14,11 @@ Each part runs the project's own binaries next to a floor and a peer on this mac
           loopback registry and from one behind a link shaped to BENCH_SHAPED_RATE (1gbit)
   mirror  20 agent pulls through a mirror of an htpasswd upstream: upstream GETs per blob (its
           access log), the twentieth pull against a direct pull from the upstream
+  controller  100 and 500 OrasCaches created at once against a real control plane
+          (controller/benches/scale.rs): time until every status.address is set, the controller's
+          peak RSS, API requests per cache, write requests in the 60 s after
 
-  python3 benches/bench.py [all|policy|agent|pod|volume|mirror|report] [--out DIR]
+  python3 benches/bench.py [all|policy|agent|pod|volume|mirror|controller|report] [--out DIR]
 
 Every stage writes DIR/<stage>.json (DIR: $BENCH_OUT, else $CARGO_TARGET_DIR/bench); `report`
 (part of `all`) turns them into benches/results.json and the generated part of BENCHMARKS.md.
@@ -937,6 +940,48 @@ def stage_mirror(out):
 # ---------------------------------------------------------------------------------------- report
 
 
+def stage_controller(out):
+    """The controller at scale: controller/benches/scale.rs does the work (a real control plane
+    from scripts/peers.sh, the release controller as its ServiceAccount) and writes its JSON."""
+    path = os.path.join(out, "controller.json")
+    env = dict(os.environ, BENCH_CONTROLLER_OUT=path)
+    say("controller: 100 and 500 OrasCaches against a real control plane (cargo bench --bench scale)")
+    subprocess.run(["cargo", "bench", "-q", "-p", "oras-cache-controller", "--bench", "scale"],
+                   cwd=ROOT, env=env, check=True)
+
+
+def controller_keys(controller):
+    """results.json's controller keys, per batch size."""
+    keys = {}
+    for count, batch in sorted(controller["batches"].items(), key=lambda kv: int(kv[0])):
+        keys[f"caches_{count}_all_addressed_s"] = batch["all_addressed_s"]
+        keys[f"caches_{count}_peak_rss_mib"] = batch["peak_rss_mib"]
+        keys[f"caches_{count}_requests_per_cache"] = batch["requests_per_cache"]
+        keys[f"caches_{count}_writes_in_60s_after"] = batch["writes_in_quiet_window"]
+    return keys
+
+
+def render_controller(controller):
+    lines = [
+        "### The controller at scale",
+        "",
+        "`controller/benches/scale.rs` (`python3 benches/bench.py controller`): a control plane of",
+        f"Kubernetes {controller['kubernetes']} (etcd, kube-apiserver), the install applied, the release",
+        "controller run as its ServiceAccount with the shipped RBAC and default intervals; each batch of",
+        "OrasCaches is applied at once (one `kubectl apply --server-side`) in a namespace of its own. No",
+        "kubelet runs, so no registry pod starts: `status.address` is what the policy needs of a cache.",
+        "Requests and writes come from the API server's audit log (the controller's user).",
+        "",
+        "| caches | apply | every `status.address` set | controller peak RSS | requests per cache | writes in the next 60 s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for count, b in sorted(controller["batches"].items(), key=lambda kv: int(kv[0])):
+        lines.append(f"| {count} | {b['create_s']:.2f} s | {b['all_addressed_s']:.2f} s | "
+                     f"{b['peak_rss_mib']:.1f} MiB | {b['requests_per_cache']:.2f} | "
+                     f"{b['writes_in_quiet_window']} |")
+    return lines + [""]
+
+
 def write_json(path, value):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
@@ -1163,7 +1208,7 @@ def span(values, unit="s", digits=2):
     return f"{min(values):.{digits}f}-{max(values):.{digits}f}{' ' + unit if unit else ''}"
 
 
-def render(results, policy, agent, pod, volume, mirror, when):
+def render(results, policy, agent, pod, volume, mirror, when, controller=None):
     p, a, d = results["policy"], results["agent"], results["pod"]
     v, m = results["volume"], results["mirror"]
     share = transfer_share(volume, results)
@@ -1370,7 +1415,10 @@ def render(results, policy, agent, pod, volume, mirror, when):
         f"{span(ap['pod_start'], digits=3)} | {d['end_overhead_s']:.3f} s | {span(ap['pod_end'], digits=3)} |",
         "",
     ]
-    lines += render_volume(volume, results) + render_mirror(mirror, results) + [END]
+    lines += render_volume(volume, results) + render_mirror(mirror, results)
+    if controller is not None:
+        lines += render_controller(controller)
+    lines += [END]
     return "\n".join(lines)
 
 
@@ -1497,10 +1545,12 @@ def render_mirror(mirror, results):
 def stage_report(out):
     policy, agent, pod = load(out, "policy"), load(out, "agent"), load(out, "pod")
     volume, mirror = load(out, "volume"), load(out, "mirror")
+    controller = load(out, "controller")
     results = results_of(policy, agent, pod, volume, mirror)
+    results["controller"] = controller_keys(controller)
     write_json(RESULTS, results)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    block = render(results, policy, agent, pod, volume, mirror, when)
+    block = render(results, policy, agent, pod, volume, mirror, when, controller)
     with open(BENCHMARKS_MD) as f:
         text = f.read()
     if BEGIN in text and END in text:
@@ -1516,7 +1566,7 @@ def stage_report(out):
 
 
 STAGES = {"policy": stage_policy, "agent": stage_agent, "pod": stage_pod, "volume": stage_volume,
-          "mirror": stage_mirror, "report": stage_report}
+          "mirror": stage_mirror, "controller": stage_controller, "report": stage_report}
 
 
 def main():
@@ -1526,7 +1576,7 @@ def main():
                         or os.path.join(TARGET_DIR, "bench"))
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    stages = ["policy", "agent", "pod", "volume", "mirror", "report"] if args.stage == "all" else [args.stage]
+    stages = ["policy", "agent", "pod", "volume", "mirror", "controller", "report"] if args.stage == "all" else [args.stage]
     for stage in stages:
         STAGES[stage](args.out)
 

@@ -16,7 +16,7 @@ BENCH_ENV = KWRUN=$(BENCH_KWRUN) POLICY_BENCH=$(BENCH_POLICY_TOOL) AGENT_BIN=$(A
 	POLICY=$(CURDIR)/annotated-policy.wasm BENCH_OUT=$(BENCH_OUT) \
 	$(foreach v,$(BENCH_VARS),$(if $($(v)),$(v)=$($(v))))
 
-.PHONY: bench bench-tools bench-policy bench-agent bench-pod bench-volume bench-mirror bench-report
+.PHONY: bench bench-tools bench-policy bench-agent bench-pod bench-volume bench-mirror bench-controller bench-report
 
 # Release builds: latency is measured on what a policy server would run, not a debug build.
 bench-tools: | bootstrap peers ## release kwrun and policy-bench, the policy module and the static agent
@@ -27,5 +27,5 @@ bench: bench-tools ## every benchmark; rewrites benches/results.json and BENCHMA
 	$(BENCH_ENV) python3 benches/bench.py all
 
 # The report needs every stage's results in $(BENCH_OUT).
-bench-policy bench-agent bench-pod bench-volume bench-mirror bench-report: bench-%: bench-tools ## one stage of make bench
+bench-policy bench-agent bench-pod bench-volume bench-mirror bench-controller bench-report: bench-%: bench-tools ## one stage of make bench
 	$(BENCH_ENV) python3 benches/bench.py $*

@@ -486,6 +486,26 @@ async fn apply_registry(
     }
 }
 
+/// What the reconciler reads, applies and deletes: a namespaced object of the API that it can
+/// serialize and read back (every child kind of [`ChildKind`]).
+trait ChildObject:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> ChildObject for K where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 /// Server-side apply of one namespaced child.
 async fn apply<K>(
     ctx: &Context,
@@ -495,12 +515,7 @@ async fn apply<K>(
     existing: &Existing,
 ) -> Result<K, ReconcileError>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: ChildObject,
 {
     if let Some(current) = existing.unchanged(kind, object) {
         return Ok(current);
@@ -761,12 +776,7 @@ async fn holder<K>(
     ctx: &Context,
 ) -> Result<Holder, ReconcileError>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: ChildObject,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let found = api
@@ -821,11 +831,7 @@ async fn delete_owned<K>(
     ctx: &Context,
 ) -> Result<bool, ReconcileError>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: ChildObject,
 {
     let failed = |source| ReconcileError::Delete {
         kind,

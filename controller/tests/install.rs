@@ -33,13 +33,7 @@ fn readme_install_commands() -> Vec<String> {
 /// A control plane with Kubewarden's CRD, as a cluster with Kubewarden has it.
 fn plane_with_kubewarden() -> ControlPlane {
     let plane = ControlPlane::start().expect("a control plane (make peers builds its parts)");
-    let crd = peers::binary("kubewarden-crd");
-    plane
-        .kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()])
-        .unwrap();
-    plane
-        .kubectl_ok(&["wait", "--for=condition=Established", "crd", "--all"])
-        .unwrap();
+    plane.install_kubewarden_crd().unwrap();
     plane
 }
 

@@ -23,7 +23,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use oras_test_support::cluster::{ControlPlane, ControlPlaneOptions, spawn_kept};
-use oras_test_support::{Registry, peers};
+use oras_test_support::Registry;
 use serde_json::{Value, json};
 
 type Outcome = Result<(), String>;
@@ -63,34 +63,18 @@ impl Suite {
 
     /// `kubectl apply --server-side` of `manifest` (YAML or JSON).
     fn apply(&self, manifest: &str) -> Result<String, String> {
-        let mut child = self
-            .plane
-            .kubectl()
-            .args([
-                "apply",
-                "--server-side",
-                "--field-manager=platform-test",
-                "-f",
-                "-",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(manifest.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let output = child.wait_with_output().map_err(|e| e.to_string())?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
-        }
+        self.plane
+            .kubectl_with_input(
+                &[
+                    "apply",
+                    "--server-side",
+                    "--field-manager=platform-test",
+                    "-f",
+                    "-",
+                ],
+                manifest,
+            )
+            .map_err(|e| e.to_string())
     }
 
     /// The object, or `None` when there is none.
@@ -169,6 +153,42 @@ impl Suite {
                 let ready = ready_condition(&cache);
                 let matches = ready.is_some_and(|c| reason.is_none_or(|r| c["reason"] == r));
                 Ok((current && matches).then_some(cache))
+            },
+        )
+        .await
+    }
+
+    /// Merge-patches the cache `sample` of `namespace` with `patch`, waits until it settled
+    /// (with `reason` when given), then until none of `removed` (kind, name) is left.
+    async fn change_and_expect_removed(
+        &self,
+        namespace: &str,
+        patch: Value,
+        reason: Option<&str>,
+        removed: &[(&str, &str)],
+    ) -> Outcome {
+        let patch = patch.to_string();
+        self.kubectl(&[
+            "patch",
+            "orascache",
+            "sample",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            &patch,
+        ])?;
+        self.settled_cache(namespace, "sample", reason).await?;
+        self.wait(
+            &format!("{removed:?} removed after {patch}"),
+            Duration::from_secs(30),
+            || {
+                for (kind, name) in removed {
+                    if self.get(kind, namespace, name)?.is_some() {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(()))
             },
         )
         .await
@@ -274,25 +294,13 @@ fn cache_manifest(namespace: &str, name: &str, spec: Value) -> String {
 /// Kubewarden's CRD (from its controller's Go module, scripts/peers.sh), the project's CRD and
 /// install, all applied server-side as the README says.
 fn install(plane: &ControlPlane) -> Result<(), String> {
-    let root = repo_root();
-    let kubewarden_crd = peers::binary("kubewarden-crd");
-    for file in [
-        kubewarden_crd.as_path(),
-        &root.join("deploy/crd.yaml"),
-        &root.join("deploy/oras-cache.yaml"),
-    ] {
-        let path = file.display().to_string();
+    plane
+        .install_kubewarden_crd()
+        .map_err(|e| format!("install Kubewarden's CRD: {e}"))?;
+    for file in ["deploy/crd.yaml", "deploy/oras-cache.yaml"] {
         plane
-            .kubectl_ok(&["apply", "--server-side", "-f", &path])
-            .map_err(|e| format!("install {path}: {e}"))?;
-        // The CRDs must be served before the objects of their kinds are applied.
-        let _ = plane.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ]);
+            .apply_file(&repo_root().join(file))
+            .map_err(|e| format!("install {file}: {e}"))?;
     }
     Ok(())
 }
@@ -332,6 +340,14 @@ fn the_install_is_accepted(s: &Suite) -> Pin<Box<dyn Future<Output = Outcome> + 
             ),
             (
                 "list",
+                "orascaches.cache.converged-computing.github.io",
+                true,
+            ),
+            // Its list lookups (list_resources_by_namespace) are served from a reflector, a
+            // watch: kubewarden adm-controller crates/policy-evaluator/src/callback_handler/
+            // kubernetes/reflector.rs (`watcher(api, filter)`, commit 3460bb71).
+            (
+                "watch",
                 "orascaches.cache.converged-computing.github.io",
                 true,
             ),
@@ -465,25 +481,14 @@ fn children_are_owned_and_collected(s: &Suite) -> Pin<Box<dyn Future<Output = Ou
             );
         }
         // Back to one: the budget and the HTTP secret are leftovers, removed; the claim stays.
-        s.kubectl(&[
-            "patch",
-            "orascache",
-            "sample",
-            "-n",
+        s.change_and_expect_removed(
             &ns,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"replicas":1}}"#,
-        ])?;
-        s.settled_cache(&ns, "sample", None).await?;
-        s.wait(
-            "the budget and the HTTP secret removed",
-            Duration::from_secs(30),
-            || {
-                Ok((s.get("poddisruptionbudget", &ns, "sample")?.is_none()
-                    && s.get("secret", &ns, "sample-http-secret")?.is_none())
-                .then_some(()))
-            },
+            json!({"spec": {"replicas": 1}}),
+            None,
+            &[
+                ("poddisruptionbudget", "sample"),
+                ("secret", "sample-http-secret"),
+            ],
         )
         .await?;
         ensure!(
@@ -491,51 +496,25 @@ fn children_are_owned_and_collected(s: &Suite) -> Pin<Box<dyn Future<Output = Ou
                 .is_some(),
             "the claim is kept"
         );
-
         // Turned remote: the registry is a leftover.
-        s.kubectl(&[
-            "patch",
-            "orascache",
-            "sample",
-            "-n",
+        let remote = json!({"spec": {"deploy": false, "storage": null,
+            "registry": {"address": s.remote.host(), "plainHttp": true}}});
+        s.change_and_expect_removed(
             &ns,
-            "--type=merge",
-            "-p",
-            &json!({"spec": {"deploy": false, "storage": null,
-                "registry": {"address": s.remote.host(), "plainHttp": true}}})
-            .to_string(),
-        ])?;
-        s.settled_cache(&ns, "sample", None).await?;
-        s.wait(
-            "the registry of a cache turned remote removed",
-            Duration::from_secs(30),
-            || {
-                Ok((s.get("statefulset", &ns, "sample")?.is_none()
-                    && s.get("service", &ns, "sample")?.is_none())
-                .then_some(()))
-            },
+            remote,
+            None,
+            &[("statefulset", "sample"), ("service", "sample")],
         )
         .await?;
         // Unconfigured: the client configurations go too.
-        s.kubectl(&[
-            "patch",
-            "orascache",
-            "sample",
-            "-n",
+        s.change_and_expect_removed(
             &ns,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"registry":null}}"#,
-        ])?;
-        s.settled_cache(&ns, "sample", Some("NoRegistry")).await?;
-        s.wait(
-            "the client configurations of an unconfigured cache removed",
-            Duration::from_secs(30),
-            || {
-                Ok((s.get("configmap", &ns, "sample-client-config")?.is_none()
-                    && s.get("secret", &ns, "sample-docker-config")?.is_none())
-                .then_some(()))
-            },
+            json!({"spec": {"registry": null}}),
+            Some("NoRegistry"),
+            &[
+                ("configmap", "sample-client-config"),
+                ("secret", "sample-docker-config"),
+            ],
         )
         .await?;
 

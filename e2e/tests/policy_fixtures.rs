@@ -738,27 +738,13 @@ fn api_server() -> &'static oras_test_support::cluster::ControlPlane {
 /// `kubectl create --dry-run=server` of `object`: the API server validates and admits it (Pod
 /// Security included) and stores nothing. The server's refusal on failure.
 fn dry_run(object: &Value) -> Result<(), String> {
-    use std::io::Write;
-    let mut child = api_server()
-        .kubectl()
-        .args(["create", "--dry-run=server", "-o", "name", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(object.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
-    }
+    api_server()
+        .kubectl_with_input(
+            &["create", "--dry-run=server", "-o", "name", "-f", "-"],
+            &object.to_string(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// `object` as a client would send it to `namespace`: without what the server fills in.
@@ -944,27 +930,9 @@ fn the_match_conditions_evaluated_by_the_api_server_agree_with_the_policy() {
     ]);
     let plane = api_server();
     let apply = |object: Value| {
-        use std::io::Write;
-        let mut child = plane
-            .kubectl()
-            .args(["apply", "--server-side", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(object.to_string().as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        plane
+            .kubectl_with_input(&["apply", "--server-side", "-f", "-"], &object.to_string())
+            .unwrap_or_else(|e| panic!("the API server refused {object}: {e}"));
     };
     // Never called: it matches no namespace, and the server only has to compile its conditions.
     apply(

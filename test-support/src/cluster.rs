@@ -125,6 +125,52 @@ impl ControlPlane {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// Runs `kubectl` as the admin with `args`, `input` on its standard input (a manifest for
+    /// `-f -`); its stdout, or an error with its stderr.
+    pub fn kubectl_with_input(&self, args: &[&str], input: &str) -> io::Result<String> {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("kubectl has no stdin"))?
+            .write_all(input.as_bytes())?;
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            return Err(io::Error::other(
+                String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `kubectl apply --server-side -f <path>` as the admin, then waits until every CRD is
+    /// established, so that objects of a kind the file defines can follow at once.
+    pub fn apply_file(&self, path: &Path) -> io::Result<()> {
+        let shown = path.display().to_string();
+        self.kubectl_ok(&["apply", "--server-side", "-f", &shown])?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])
+        .map(|_| ())
+    }
+
+    /// Kubewarden's ClusterAdmissionPolicy CRD (from its controller's Go module, built into the
+    /// peers cache by scripts/peers.sh), as a cluster with Kubewarden has it.
+    pub fn install_kubewarden_crd(&self) -> io::Result<()> {
+        self.apply_file(&peers::binary("kubewarden-crd"))
+    }
+
     /// A kubeconfig file that authenticates with `token` (a ServiceAccount's, say).
     pub fn token_kubeconfig(&self, name: &str, token: &str) -> io::Result<PathBuf> {
         let path = self.dir.path().join(format!("{name}.kubeconfig"));
@@ -233,7 +279,8 @@ impl ControlPlane {
             // The `kubernetes` Service's endpoints would be this loopback address, which the
             // endpoint reconciler refuses; nothing here reaches the API server through it.
             .arg("--endpoint-reconciler-type=none")
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
+            // Room for a Service per cache of the controller bench (500 caches: a /24 is full).
+            .arg("--service-cluster-ip-range=10.0.0.0/16")
             .arg("--allow-privileged=true")
             .arg("--authorization-mode=RBAC")
             .arg("--disable-admission-plugins=ServiceAccount")
