@@ -22,8 +22,8 @@ use std::pin::Pin;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use oras_test_support::cluster::{ControlPlane, ControlPlaneOptions, spawn_kept};
 use oras_test_support::Registry;
+use oras_test_support::cluster::{ControlPlane, ControlPlaneOptions, spawn_kept};
 use serde_json::{Value, json};
 
 type Outcome = Result<(), String>;
