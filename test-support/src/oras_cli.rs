@@ -60,9 +60,12 @@ fn empty_config_dir() -> &'static Path {
     .path()
 }
 
-/// Runs `command`, which must succeed; panics with its output otherwise.
+/// Runs `command`, which must succeed; panics with its output otherwise (the agent's tests use
+/// it for the agent too).
 pub fn run_ok(command: &mut Command) -> Output {
-    let output = command.output().expect("spawn the oras CLI");
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
     assert!(
         output.status.success(),
         "{command:?} failed with {}:\nstdout: {}\nstderr: {}",

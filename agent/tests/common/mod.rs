@@ -43,17 +43,9 @@ pub fn run_failing(command: &mut Command) -> String {
 }
 
 /// Runs and asserts success.
-pub fn run_ok(command: &mut Command) -> Output {
-    let output = run(command);
-    assert!(
-        output.status.success(),
-        "{command:?} failed with {}:\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
+// Not every test binary that shares this module runs a command to success.
+#[allow(unused_imports)]
+pub use oras_test_support::oras_cli::run_ok;
 
 /// Runs the command and returns its exit status and its own peak RSS in KiB, read from the
 /// kernel with wait4(2) (per child, so other tests' children do not count).
